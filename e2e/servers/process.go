@@ -22,12 +22,20 @@ import (
 // on these machines hold the usual ports, so every server gets one of these.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	return port
+}
+
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("servers: finding a free port: %v", err)
+		return 0, fmt.Errorf("finding a free port: %w", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // FreePortRun returns the first of n consecutive free ports, for servers that derive ports from a
@@ -63,18 +71,26 @@ func FreePortRun(t testing.TB, n int) int {
 // RepoRoot returns the root of this repository (the directory holding the bridge's go.mod).
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := repoRoot()
 	if err != nil {
 		t.Fatalf("servers: %v", err)
+	}
+	return dir
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
 	}
 	for {
 		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
 			bytes.HasPrefix(b, []byte("module github.com/mcp-bridge/mcp-bridge\n")) {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatalf("servers: no mcp-bridge go.mod above the working directory")
+			return "", fmt.Errorf("no mcp-bridge go.mod above the working directory")
 		}
 		dir = parent
 	}
@@ -85,17 +101,28 @@ func RepoRoot(t testing.TB) string {
 // lock, so test binaries of several packages running at once build each tool only once.
 func Tool(t testing.TB, name string) string {
 	t.Helper()
-	script := filepath.Join(RepoRoot(t), "e2e", "tools", "build.sh")
+	dir, err := tool(name)
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	return dir
+}
+
+func tool(name string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, name)
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "e2e", "tools", "build.sh"), name)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("servers: building %s: %v\n%s", name, err, stderr.String())
+		return "", fmt.Errorf("building %s: %w\n%s", name, err, stderr.String())
 	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(string(out)), nil
 }
 
 // Process is a server started for a test.
