@@ -1,0 +1,397 @@
+package merge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mcp-bridge/mcp-bridge/registry"
+)
+
+func TestPointerStability(t *testing.T) {
+	h := newHarness(t, Options{}, "a", "b")
+	h.sink("a").Replace([]*registry.Service{svc("orders", "10.0.0.1"), svc("users", "10.0.1.1")})
+	h.sink("b").Replace([]*registry.Service{svc("billing", "10.0.2.1"), svc("orders", "10.0.3.1")})
+	first := h.mustFlush()
+	if first.Changed != 3 || first.Generation != 1 {
+		t.Errorf("first snapshot: changed %d generation %d; want 3, 1", first.Changed, first.Generation)
+	}
+	ptr := func(s *Snapshot) map[string]*registry.Service {
+		out := map[string]*registry.Service{}
+		for _, x := range s.Services {
+			out[x.Name] = x
+		}
+		return out
+	}
+	before := ptr(first)
+
+	// A resync with identical content changes nothing: no snapshot at all.
+	h.sink("a").Replace([]*registry.Service{svc("orders", "10.0.0.1"), svc("users", "10.0.1.1")})
+	h.noSnapshot()
+
+	// One service changes: only its pointer is new.
+	h.sink("a").Upsert([]*registry.Service{svc("users", "10.0.1.1", "10.0.1.2")})
+	second := h.mustFlush()
+	after := ptr(second)
+	if second.Changed != 1 || second.Generation != 2 {
+		t.Errorf("second snapshot: changed %d generation %d; want 1, 2", second.Changed, second.Generation)
+	}
+	if after["users"] == before["users"] {
+		t.Error("changed service kept its pointer")
+	}
+	if after["orders"] != before["orders"] || after["billing"] != before["billing"] {
+		t.Error("unchanged services got new pointers")
+	}
+	// The earlier snapshot is untouched.
+	if len(before["users"].Instances) != 1 || len(first.Services) != 3 {
+		t.Error("an emitted snapshot was modified")
+	}
+
+	// A change to one member of a merged service gives the merged service a new pointer.
+	h.sink("b").Upsert([]*registry.Service{svc("orders", "10.0.3.1", "10.0.3.2")})
+	third := ptr(h.mustFlush())
+	if third["orders"] == after["orders"] || third["users"] != after["users"] {
+		t.Error("merged service pointer: want new for orders, same for users")
+	}
+
+	// Sorted by identity.
+	var names []string
+	for _, s := range h.last.Services {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "billing,orders,users" {
+		t.Errorf("order %v", names)
+	}
+}
+
+func TestDebounce(t *testing.T) {
+	const quiet, max = 100 * time.Millisecond, time.Second
+	h := newHarness(t, Options{Debounce: Debounce{Quiet: quiet, Max: max}}, "r")
+	s := h.sink("r")
+	s.Replace([]*registry.Service{svc("orders", "10.0.0.1")})
+	h.mustFlush()
+
+	t0 := h.clock.Now()
+	s.Upsert([]*registry.Service{svc("orders", "10.0.0.1", "10.0.0.2")})
+	h.clock.Advance(50 * time.Millisecond)
+	if snap, next := h.poll(); snap != nil || !next.Equal(t0.Add(quiet)) {
+		t.Fatalf("50ms after one event: snapshot %v, next %v; want none, %v", snap, next, t0.Add(quiet))
+	}
+	h.clock.Advance(50 * time.Millisecond)
+	snap, _ := h.poll()
+	if snap == nil || !snap.OldestEvent.Equal(t0) || snap.Changed != 1 {
+		t.Fatalf("after the quiet period: %+v", snap)
+	}
+
+	// A registry that keeps changing every 90ms (under the quiet period) still gets out at Max.
+	t1 := h.clock.Now()
+	for i := 0; ; i++ {
+		s.Upsert([]*registry.Service{svc("orders", addrs(1, i+1)...)})
+		h.clock.Advance(90 * time.Millisecond)
+		snap, next := h.poll()
+		if snap != nil {
+			if elapsed := h.clock.Now().Sub(t1); elapsed < max || elapsed > max+90*time.Millisecond {
+				t.Errorf("emitted after %v of continuous events; want at %v", elapsed, max)
+			}
+			if !snap.OldestEvent.Equal(t1) || len(snap.Services[0].Instances) != i+1 {
+				t.Errorf("snapshot oldest %v instances %d; want %v, %d", snap.OldestEvent, len(snap.Services[0].Instances), t1, i+1)
+			}
+			break
+		}
+		if want := earliest(h.clock.Now().Add(quiet-90*time.Millisecond), t1.Add(max)); !next.Equal(want) {
+			t.Fatalf("event %d: next wake-up %v, want %v", i, next, want)
+		}
+		if i > 20 {
+			t.Fatal("never emitted")
+		}
+	}
+	if v := testutil.ToFloat64(h.m.met.snapshots); v != 3 {
+		t.Errorf("snapshots_total %v, want 3", v)
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	t.Run("waits for every registry to sync or fail", func(t *testing.T) {
+		h := newHarness(t, Options{}, "a", "b", "c")
+		h.sink("a").Replace([]*registry.Service{svc("orders", "10.0.0.1")})
+		if h.m.Ready() {
+			t.Fatal("ready with b and c silent")
+		}
+		h.clock.Advance(time.Second)
+		if snap, next := h.poll(); snap != nil || !next.Equal(h.m.started.Add(DefaultInitialSyncTimeout)) {
+			t.Fatalf("snapshot %v, next %v before readiness", snap, next)
+		}
+		h.sink("b").Replace(nil) // synced, empty
+		h.sink("c").Fail(errors.New("unreachable"))
+		if !h.m.Ready() {
+			t.Fatal("not ready after every registry synced or failed")
+		}
+		if got := describe(h.mustFlush()); got != "orders=1" {
+			t.Errorf("first snapshot %q", got)
+		}
+	})
+	t.Run("registries declared in options", func(t *testing.T) {
+		clock := newFakeClock()
+		m, err := New(Options{Key: byName, Clock: clock, Registries: []string{"zk", "nacos"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Sink("zk").Replace(nil)
+		if m.Ready() {
+			t.Fatal("ready although nacos, declared but never given a sink, has not synced")
+		}
+		m.Sink("nacos").Replace(nil)
+		m.Sink("nacos").Fail(errors.New("later failure")) // a second Sink call reaches the same registry
+		st := m.Status()
+		if !m.Ready() || len(st) != 2 || st[1].Name != "nacos" || st[1].Connected || !st[1].Protected {
+			t.Errorf("ready %v, status %+v", m.Ready(), st)
+		}
+	})
+	t.Run("initial sync timeout", func(t *testing.T) {
+		h := newHarness(t, Options{Protection: Protection{InitialSyncTimeout: 10 * time.Second}}, "a", "b")
+		h.sink("a").Replace([]*registry.Service{svc("orders", "10.0.0.1")})
+		h.clock.Advance(9 * time.Second)
+		if snap, _ := h.poll(); snap != nil {
+			t.Fatal("emitted before the timeout")
+		}
+		h.clock.Advance(time.Second)
+		snap, _ := h.poll()
+		if snap == nil || describe(snap) != "orders=1" {
+			t.Fatalf("at the timeout: %v", snap)
+		}
+		if !h.m.Ready() {
+			t.Error("not ready after the first snapshot")
+		}
+		if st := h.status("b"); !st.MissedInitialSync || st.Synced {
+			t.Errorf("b status %+v; want missed initial sync", st)
+		}
+		h.sink("b").Replace([]*registry.Service{svc("users", "10.0.1.1")})
+		if got := describe(h.mustFlush()); got != "orders=1 users=1" {
+			t.Errorf("after b synced %q", got)
+		}
+		if st := h.status("b"); st.MissedInitialSync {
+			t.Error("still flagged after syncing")
+		}
+	})
+	t.Run("empty registries still get a first snapshot", func(t *testing.T) {
+		h := newHarness(t, Options{}, "a")
+		h.sink("a").Replace(nil)
+		snap, _ := h.poll()
+		if snap == nil || len(snap.Services) != 0 || !snap.OldestEvent.IsZero() {
+			t.Fatalf("got %+v; want an empty first snapshot at once", snap)
+		}
+		h.noSnapshot() // and nothing more until something changes
+	})
+}
+
+func TestRestore(t *testing.T) {
+	t.Run("served when the registry fails at start", func(t *testing.T) {
+		h := newHarness(t, Options{}, "zk")
+		h.m.Restore("zk", []*registry.Service{svc("orders", addrs(1, 3)...)})
+		if h.m.Ready() {
+			t.Fatal("ready on restored state alone")
+		}
+		h.sink("zk").Fail(errors.New("connection refused"))
+		if got := describe(h.mustFlush()); got != "orders=3" {
+			t.Errorf("first snapshot %q; want the restored state", got)
+		}
+		st := h.status("zk")
+		if !st.Stale || st.Protection == nil || st.Synced {
+			t.Errorf("status %+v; want stale and protected", st)
+		}
+		h.sink("zk").Replace([]*registry.Service{svc("orders", addrs(1, 3)...), svc("users", "10.0.2.1")})
+		if got := describe(h.mustFlush()); got != "orders=3 users=1" {
+			t.Errorf("after sync %q", got)
+		}
+		if st := h.status("zk"); st.Stale {
+			t.Error("still stale after the first Replace")
+		}
+		// Restore after the sync is ignored.
+		h.m.Restore("zk", nil)
+		h.noSnapshot()
+	})
+	t.Run("an empty first Replace is held against the restored state", func(t *testing.T) {
+		h := newHarness(t, Options{}, "zk")
+		h.m.Restore("zk", []*registry.Service{svc("orders", addrs(1, 3)...)})
+		h.m.Restore("gone", []*registry.Service{svc("x", "10.0.9.1")}) // no such registry: ignored
+		h.sink("zk").Replace(nil)
+		if got := describe(h.mustFlush()); got != "orders=3" {
+			t.Errorf("got %q", got)
+		}
+		if p := h.status("zk").Protection; p == nil || p.Reason != "mass-drop" {
+			t.Errorf("protection %+v", p)
+		}
+	})
+}
+
+func TestRejectAccept(t *testing.T) {
+	h := newHarness(t, Options{}, "zk")
+	s := h.sink("zk")
+	s.Reject("/dubbo/a/providers/x", "bad-url", errors.New("no host"))
+	s.Reject("/dubbo/b/providers/y", "bad-url", errors.New("no port"))
+	s.Reject("/services/c/1", "bad-payload", errors.New("not JSON"))
+	s.Reject("/services/c/1", "bad-payload", errors.New("still not JSON")) // same entry again
+	gauge := func(reason string) float64 { return testutil.ToFloat64(h.m.met.rejected.WithLabelValues("zk", reason)) }
+	if gauge("bad-url") != 2 || gauge("bad-payload") != 1 {
+		t.Errorf("rejected gauges %v %v; want 2 1", gauge("bad-url"), gauge("bad-payload"))
+	}
+	st := h.status("zk")
+	if st.RejectedTotal != 3 || len(st.Rejected) != 3 || st.Rejected[2].Error != "still not JSON" {
+		t.Errorf("rejected %+v total %d", st.Rejected, st.RejectedTotal)
+	}
+	s.Accept("/dubbo/a/providers/x")
+	s.Accept("/never/rejected")
+	if gauge("bad-url") != 1 || h.status("zk").RejectedTotal != 2 {
+		t.Errorf("after Accept: gauge %v total %d", gauge("bad-url"), h.status("zk").RejectedTotal)
+	}
+	// Reclassified entry moves between reasons.
+	s.Reject("/services/c/1", "unknown-protocol", errors.New("proto foo"))
+	if gauge("bad-payload") != 0 || gauge("unknown-protocol") != 1 {
+		t.Errorf("after reclassifying: %v %v", gauge("bad-payload"), gauge("unknown-protocol"))
+	}
+
+	// Bounded detail, exact counts.
+	for i := 0; i < 150; i++ {
+		s.Reject(fmt.Sprintf("/bulk/%03d", i), "bad-url", errors.New("bad"))
+	}
+	st = h.status("zk")
+	if st.RejectedTotal != 152 || len(st.Rejected) != maxRejectedDetails {
+		t.Errorf("total %d, detailed %d; want 152, %d", st.RejectedTotal, len(st.Rejected), maxRejectedDetails)
+	}
+	if gauge("bad-url") != 151 {
+		t.Errorf("bad-url gauge %v, want 151", gauge("bad-url"))
+	}
+	for i := 0; i < 150; i++ {
+		s.Accept(fmt.Sprintf("/bulk/%03d", i))
+	}
+	if gauge("bad-url") != 1 || h.status("zk").RejectedTotal != 2 {
+		t.Errorf("after accepting the bulk: gauge %v total %d", gauge("bad-url"), h.status("zk").RejectedTotal)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"defaults", Options{}, ""},
+		{"max below quiet", Options{Debounce: Debounce{Quiet: 2 * time.Second, Max: time.Second}}, "debounce.max: 1s is shorter than quiet 2s"},
+		{"long quiet alone: max follows it", Options{Debounce: Debounce{Quiet: 2 * time.Second}}, ""},
+		{"ratio above 1", Options{Protection: Protection{MaxDropRatio: 1.5}}, "protection.maxDropRatio"},
+		{"negative ratio", Options{Protection: Protection{MaxDropRatio: -0.1}}, "protection.maxDropRatio"},
+		{"negative failure hold", Options{Protection: Protection{FailureHold: -time.Second}}, "protection.failureHold"},
+		{"unknown mode", Options{Duplicates: Duplicates{Mode: "overwrite"}}, "duplicates.mode"},
+		{"prefer list in merge mode", Options{Duplicates: Duplicates{Prefer: []string{"a"}}}, "duplicates.prefer"},
+		{"prefer listed twice", Options{Duplicates: Duplicates{Mode: DuplicatePrefer, Prefer: []string{"a", "a"}}}, "listed twice"},
+		{"prefer names an unknown registry", Options{Registries: []string{"zk"}, Duplicates: Duplicates{Mode: DuplicatePrefer, Prefer: []string{"nacos"}}}, `duplicates.prefer: "nacos" is not a configured registry`},
+		{"registry declared twice", Options{Registries: []string{"zk", "zk"}}, "registries"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.opts.WithDefaults().Validate()
+			if c.want == "" {
+				if err != nil {
+					t.Errorf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v; want one naming %s", err, c.want)
+			}
+		})
+	}
+	// The blocks validate alone too, as the configuration file's loader calls them, naming
+	// fields relative to the block.
+	if err := (Protection{MaxDropRatio: 2, DropHold: -1}).Validate(); err == nil ||
+		!strings.HasPrefix(err.Error(), "maxDropRatio: ") || !strings.Contains(err.Error(), "\ndropHold: ") {
+		t.Errorf("Protection.Validate: %v", err)
+	}
+	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "Key") {
+		t.Errorf("New without Key: %v", err)
+	}
+}
+
+// TestRunEmitsSerially drives Run on its goroutine with the fake clock, and adapters calling
+// sinks concurrently (run with -race).
+func TestRunEmitsSerially(t *testing.T) {
+	clock := newFakeClock()
+	m, err := New(Options{Key: byName, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers = 4
+	sinks := make([]registry.Sink, writers)
+	for i := range sinks {
+		sinks[i] = m.Sink(fmt.Sprintf("r%d", i))
+	}
+	snaps := make(chan *Snapshot, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		m.Run(ctx, func(s *Snapshot) { snaps <- s })
+		close(done)
+	}()
+
+	var wg sync.WaitGroup
+	for i, s := range sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Replace(nil)
+			for j := 0; j < 50; j++ {
+				s.Upsert([]*registry.Service{svc(fmt.Sprintf("svc-%d", i), addrs(i, j+1)...)})
+			}
+		}()
+	}
+	wg.Wait()
+	// Time moves only when the test says so; keep nudging it until the final state is out.
+	deadline := time.After(5 * time.Second)
+	for {
+		clock.Advance(DefaultMaxDelay)
+		select {
+		case s := <-snaps:
+			if describe(s) == "svc-0=50 svc-1=50 svc-2=50 svc-3=50" {
+				cancel()
+				<-done
+				return
+			}
+		case <-time.After(time.Millisecond):
+		case <-deadline:
+			t.Fatal("final state never emitted")
+		}
+	}
+}
+
+func TestIdentityChangeMovesService(t *testing.T) {
+	// An update can change a service's identity (here a label picks the host); it must leave its
+	// old identity, not linger there.
+	key := func(s *registry.Service) string {
+		if h := s.Labels["host"]; h != "" {
+			return h
+		}
+		return byName(s)
+	}
+	h := newHarness(t, Options{Key: key}, "a", "b")
+	h.sink("a").Replace([]*registry.Service{svc("orders", "10.0.0.1")})
+	h.sink("b").Replace([]*registry.Service{svc("orders", "10.0.0.2")})
+	if snap := h.mustFlush(); len(snap.Services) != 1 || len(snap.Services[0].Instances) != 2 {
+		t.Fatalf("got %s; want one merged service", describe(snap))
+	}
+	moved := svc("orders", "10.0.0.2")
+	moved.Labels = map[string]string{"host": "orders-v2"}
+	h.sink("b").Upsert([]*registry.Service{moved})
+	snap := h.mustFlush()
+	if len(snap.Services) != 2 || snap.Changed != 2 {
+		t.Fatalf("got %s (changed %d); want two services, both changed", describe(snap), snap.Changed)
+	}
+	if d := h.status("a").Duplicates; len(d) != 0 {
+		t.Errorf("duplicate still reported: %+v", d)
+	}
+}

@@ -1,0 +1,255 @@
+package merge
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mcp-bridge/mcp-bridge/registry"
+)
+
+// RegistryStatus is one registry as /debug/registries shows it. It never holds credentials:
+// errors are the adapters' own messages, which must not contain any.
+type RegistryStatus struct {
+	Name string `json:"name"`
+	// Synced: a full state (Replace) arrived at least once.
+	Synced bool `json:"synced"`
+	// Connected: synced and not failed since.
+	Connected bool `json:"connected"`
+	// Stale: the served state was restored from a previous run and not yet confirmed.
+	Stale bool `json:"stale,omitempty"`
+	// MissedInitialSync: the first snapshot went out without this registry (Protection.InitialSyncTimeout).
+	MissedInitialSync bool      `json:"missedInitialSync,omitempty"`
+	LastSync          time.Time `json:"lastSync,omitzero"`
+	LastError         string    `json:"lastError,omitempty"`
+	LastErrorTime     time.Time `json:"lastErrorTime,omitzero"`
+	Failures          uint64    `json:"failures"`
+	// Protected: empty protection holds the registry's last-known state; Protection says why.
+	Protected  bool              `json:"protected"`
+	Protection *ProtectionStatus `json:"protection,omitempty"`
+	// Withdrawn: the registry failed for longer than FailureHold and its services were withdrawn.
+	Withdrawn bool `json:"withdrawn,omitempty"`
+	// Services and Instances are what is served; Reported* what the registry last reported.
+	// They differ while protection holds.
+	Services          int `json:"services"`
+	Instances         int `json:"instances"`
+	ReportedServices  int `json:"reportedServices"`
+	ReportedInstances int `json:"reportedInstances"`
+	// Rejected lists entries the adapter could not use (the first maxRejectedDetails); RejectedTotal
+	// counts all of them.
+	Rejected      []Rejection `json:"rejected,omitempty"`
+	RejectedTotal int         `json:"rejectedTotal,omitempty"`
+	// Duplicates are the services this registry shares with others, and the rule applied.
+	Duplicates []DuplicateStatus `json:"duplicates,omitempty"`
+}
+
+// ProtectionStatus says why a registry's last-known state is held, since when and until when.
+type ProtectionStatus struct {
+	// Reason is "failure" or "mass-drop".
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	// Until is when the hold ends by itself; zero: only when the registry recovers.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// Rejection is an entry an adapter could not use.
+type Rejection struct {
+	Where  string    `json:"where"`
+	Reason string    `json:"reason"`
+	Error  string    `json:"error"`
+	Since  time.Time `json:"since"`
+}
+
+// DuplicateStatus is one identity served by several registries (or by several services of one).
+type DuplicateStatus struct {
+	Identity string        `json:"identity"`
+	Rule     DuplicateMode `json:"rule"`
+	// Members in priority order: the first gives the merged service's attributes (merge) or is
+	// the one served (prefer).
+	Members []DuplicateMember `json:"members"`
+	// SharedEndpoints counts instances (address and ports) registered in several members and
+	// served once (merge).
+	SharedEndpoints int            `json:"sharedEndpoints,omitempty"`
+	PortConflicts   []PortConflict `json:"portConflicts,omitempty"`
+}
+
+// DuplicateMember is one registry's service in a duplicate.
+type DuplicateMember struct {
+	Registry  string `json:"registry"`
+	Service   string `json:"service"`
+	Instances int    `json:"instances"`
+	Shadowed  bool   `json:"shadowed,omitempty"`
+}
+
+// PortConflict is a port name two registries give different protocols (merge keeps the first).
+type PortConflict struct {
+	Port        string            `json:"port"`
+	Kept        registry.Protocol `json:"kept"`
+	KeptFrom    string            `json:"keptFrom"`
+	Ignored     registry.Protocol `json:"ignored"`
+	IgnoredFrom string            `json:"ignoredFrom"`
+}
+
+// maxRejectedDetails bounds the rejected entries kept in full per registry; beyond it only
+// where and reason are kept, so counts stay right.
+const maxRejectedDetails = 100
+
+type rejection struct {
+	reason   string
+	err      string
+	since    time.Time
+	detailed bool
+}
+
+type rejections struct {
+	entries  map[string]*rejection
+	detailed int
+	byReason map[string]int
+}
+
+func newRejections() rejections {
+	return rejections{entries: map[string]*rejection{}, byReason: map[string]int{}}
+}
+
+func (m *Merger) reject(r *regState, where, reason string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if reason == "" {
+		reason = "unspecified"
+	}
+	rs := &r.rejected
+	e := rs.entries[where]
+	if e == nil {
+		e = &rejection{since: m.clock.Now()}
+		if rs.detailed < maxRejectedDetails {
+			e.detailed = true
+			rs.detailed++
+		}
+		rs.entries[where] = e
+		m.log.Warn("registry entry rejected", "registry", r.name, "where", where, "reason", reason, "error", msg)
+	} else if e.reason != reason {
+		rs.byReason[e.reason]--
+		r.met.rejected(e.reason).Set(float64(rs.byReason[e.reason]))
+	}
+	if e.reason != reason {
+		e.reason = reason
+		rs.byReason[reason]++
+		r.met.rejected(reason).Set(float64(rs.byReason[reason]))
+	}
+	if e.detailed {
+		e.err = msg
+	}
+}
+
+func (m *Merger) accept(r *regState, where string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rs := &r.rejected
+	e := rs.entries[where]
+	if e == nil {
+		return
+	}
+	delete(rs.entries, where)
+	if e.detailed {
+		rs.detailed--
+	}
+	rs.byReason[e.reason]--
+	r.met.rejected(e.reason).Set(float64(rs.byReason[e.reason]))
+	m.log.Info("registry entry no longer rejected", "registry", r.name, "where", where)
+}
+
+// updateDuplicates records the duplicate reports of recomputed identities and logs their
+// appearance, change and disappearance. Under m.mu.
+func (m *Merger) updateDuplicates(work []groupWork, results []combined) {
+	for i, w := range work {
+		old, dup := m.dups[w.ident], results[i].dup
+		switch {
+		case dup == nil && old == nil:
+			continue
+		case dup == nil:
+			delete(m.dups, w.ident)
+			m.log.Info("service is no longer reported by several registries", "identity", w.ident)
+		case old == nil:
+			m.dups[w.ident] = dup
+			m.log.Warn("service is reported by several registries; applying the duplicates rule",
+				"identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
+		default:
+			m.dups[w.ident] = dup
+			if memberList(old) != memberList(dup) {
+				m.log.Info("registries reporting a duplicate service changed", "identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
+			}
+		}
+		if dup != nil {
+			for _, c := range dup.PortConflicts {
+				if old == nil || !slices.Contains(old.PortConflicts, c) {
+					m.log.Warn("registries give a merged service's port different protocols; the first registry's is kept",
+						"identity", w.ident, "port", c.Port, "kept", c.Kept, "keptFrom", c.KeptFrom, "ignored", c.Ignored, "ignoredFrom", c.IgnoredFrom)
+				}
+			}
+		}
+	}
+	m.met.duplicates.Set(float64(len(m.dups)))
+}
+
+func memberList(d *DuplicateStatus) string {
+	parts := make([]string, len(d.Members))
+	for i, mb := range d.Members {
+		parts[i] = mb.Registry + ":" + mb.Service
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Status reports every declared registry, in configuration order.
+func (m *Merger) Status() []RegistryStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	idents := make([]string, 0, len(m.dups))
+	for id := range m.dups {
+		idents = append(idents, id)
+	}
+	sort.Strings(idents)
+	out := make([]RegistryStatus, 0, len(m.regs))
+	for _, r := range m.regs {
+		s := RegistryStatus{
+			Name: r.name, Synced: r.synced, Connected: r.synced && !r.failed, Stale: r.stale,
+			MissedInitialSync: r.missedInitialSync && !r.synced, LastSync: r.lastSync,
+			LastError: r.lastErr, LastErrorTime: r.lastErrAt, Failures: r.failures, Withdrawn: r.withdrawn,
+			Services: len(r.served), Instances: r.servedInstances,
+			ReportedServices: len(r.reported), ReportedInstances: r.reportedInstances,
+			RejectedTotal: len(r.rejected.entries),
+		}
+		switch {
+		case r.failed && !r.withdrawn:
+			p := &ProtectionStatus{Reason: "failure", Since: r.failSince}
+			if h := m.opts.Protection.FailureHold; h > 0 {
+				p.Until = r.failSince.Add(h)
+			}
+			s.Protection = p
+		case !r.failed && !r.dropSince.IsZero():
+			s.Protection = &ProtectionStatus{Reason: "mass-drop", Since: r.dropSince, Until: r.dropSince.Add(m.opts.Protection.DropHold)}
+		}
+		for where, e := range r.rejected.entries {
+			if e.detailed {
+				s.Rejected = append(s.Rejected, Rejection{Where: where, Reason: e.reason, Error: e.err, Since: e.since})
+			}
+		}
+		sort.Slice(s.Rejected, func(i, j int) bool { return s.Rejected[i].Where < s.Rejected[j].Where })
+		for _, id := range idents {
+			d := m.dups[id]
+			for _, mb := range d.Members {
+				if mb.Registry == r.name {
+					s.Duplicates = append(s.Duplicates, *d)
+					break
+				}
+			}
+		}
+		s.Protected = s.Protection != nil
+		out = append(out, s)
+	}
+	return out
+}
