@@ -1,0 +1,196 @@
+package translate
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mcp-bridge/mcp-bridge/registry"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+// goldenOptions configures the registries of testdata/services.yaml. The WorkloadEntry cap is tiny
+// so that the golden file shows the fallback to inline endpoints.
+func goldenOptions(mode string) Options {
+	return Options{
+		EndpointMode:                   mode,
+		MaxWorkloadEntriesPerNamespace: 4,
+		Registries: []RegistryOptions{
+			{Name: "zk", Type: RegistryZookeeper},
+			{Name: "nacos-prod", Type: RegistryNacos},
+			{Name: "eureka", Type: RegistryEureka},
+			{Name: "consul", Type: RegistryConsul},
+			{Name: "file", Type: RegistryFile, Namespace: "file-services"},
+		},
+	}
+}
+
+func loadServices(t testing.TB, path string) []*registry.Service {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ss []*registry.Service
+	if err := yaml.UnmarshalStrict(b, &ss); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return ss
+}
+
+func TestGolden(t *testing.T) {
+	for _, mode := range []string{EndpointModeInline, EndpointModeWorkloadEntry} {
+		t.Run(mode, func(t *testing.T) {
+			tr, err := New(goldenOptions(mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := tr.Translate(loadServices(t, "testdata/services.yaml"))
+			checkOutput(t, out)
+			got := renderGolden(t, out)
+			path := filepath.Join("testdata", "golden-"+mode+".yaml")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./translate -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("output differs from %s (run go test ./translate -update and review the diff):\n%s", path, lineDiff(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// checkOutput asserts the invariants every output must satisfy whatever the input: sorted
+// collections, unique names, bodies that are the deterministic marshal of the spec under the right
+// type URL, versions that are the hash of what is sent, and resources that pass validation.
+func checkOutput(t testing.TB, out *Output) {
+	t.Helper()
+	for _, coll := range []string{CollectionServiceEntry, CollectionWorkloadEntry} {
+		rs, ok := out.Resources[coll]
+		if !ok {
+			t.Errorf("collection %s missing from the output", coll)
+		}
+		for i, r := range rs {
+			if r.Collection != coll {
+				t.Errorf("%s/%s: collection %q in list %q", r.Namespace, r.Name, r.Collection, coll)
+			}
+			if i > 0 && compareResource(rs[i-1], r) >= 0 {
+				t.Errorf("%s: %s/%s not after %s/%s", coll, r.Namespace, r.Name, rs[i-1].Namespace, rs[i-1].Name)
+			}
+			body, err := proto.MarshalOptions{Deterministic: true}.Marshal(r.Spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(body, r.Body.GetValue()) {
+				t.Errorf("%s/%s: body is not the marshalled spec", r.Namespace, r.Name)
+			}
+			wantURL := map[string]string{CollectionServiceEntry: typeURLServiceEntry, CollectionWorkloadEntry: typeURLWorkloadEntry}[coll]
+			if r.Body.GetTypeUrl() != wantURL {
+				t.Errorf("%s/%s: type URL %q, want %q", r.Namespace, r.Name, r.Body.GetTypeUrl(), wantURL)
+			}
+			if v := version(body, r.Labels, r.Annotations); v != r.Version {
+				t.Errorf("%s/%s: version %q, want %q", r.Namespace, r.Name, r.Version, v)
+			}
+			if ps := validateResource(r, false); len(ps) > 0 {
+				t.Errorf("%s/%s emitted although invalid: %v", r.Namespace, r.Name, ps)
+			}
+		}
+	}
+}
+
+// renderGolden renders an output as YAML: specs as protojson (Istio's own YAML form), then
+// invalid and warnings.
+func renderGolden(t testing.TB, out *Output) []byte {
+	t.Helper()
+	type res struct {
+		Namespace   string            `json:"namespace"`
+		Name        string            `json:"name"`
+		Version     string            `json:"version"`
+		Source      string            `json:"source"`
+		Labels      map[string]string `json:"labels,omitempty"`
+		Annotations map[string]string `json:"annotations,omitempty"`
+		Spec        json.RawMessage   `json:"spec"`
+	}
+	type note struct {
+		Collection string `json:"collection"`
+		Namespace  string `json:"namespace,omitempty"`
+		Name       string `json:"name,omitempty"`
+		Source     string `json:"source"`
+		Reason     string `json:"reason"`
+		Detail     string `json:"detail"`
+	}
+	doc := struct {
+		ServiceEntries  []res  `json:"serviceEntries"`
+		WorkloadEntries []res  `json:"workloadEntries"`
+		Invalid         []note `json:"invalid"`
+		Warnings        []note `json:"warnings"`
+	}{ServiceEntries: []res{}, WorkloadEntries: []res{}, Invalid: []note{}, Warnings: []note{}}
+	for coll, dst := range map[string]*[]res{CollectionServiceEntry: &doc.ServiceEntries, CollectionWorkloadEntry: &doc.WorkloadEntries} {
+		for _, r := range out.Resources[coll] {
+			spec, err := protojson.Marshal(r.Spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			*dst = append(*dst, res{r.Namespace, r.Name, r.Version, r.Source, r.Labels, r.Annotations, spec})
+		}
+	}
+	for _, i := range out.Invalid {
+		doc.Invalid = append(doc.Invalid, note(i))
+	}
+	for _, w := range out.Warnings {
+		doc.Warnings = append(doc.Warnings, note(w))
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := yaml.JSONToYAML(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y
+}
+
+// lineDiff shows the first lines that differ, enough to see what changed.
+func lineDiff(want, got string) string {
+	wl, gl := bytes.Split([]byte(want), []byte("\n")), bytes.Split([]byte(got), []byte("\n"))
+	var b bytes.Buffer
+	shown := 0
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var w, g []byte
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if !bytes.Equal(w, g) {
+			b.WriteString("line ")
+			b.WriteString(strconv.Itoa(i + 1))
+			b.WriteString(":\n- ")
+			b.Write(w)
+			b.WriteString("\n+ ")
+			b.Write(g)
+			b.WriteString("\n")
+			if shown++; shown == 10 {
+				break
+			}
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,221 @@
+package translate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+)
+
+// Labels and annotations the bridge sets itself. Their prefix is ours: registry labels under it are
+// dropped, so a registry cannot forge them.
+const (
+	labelPrefix = "mcp-bridge.io"
+	// LabelRegistry names the registry a resource came from.
+	LabelRegistry = labelPrefix + "/registry"
+	// LabelKind is the registry.Kind of the service.
+	LabelKind = labelPrefix + "/kind"
+	// LabelService is put on WorkloadEntries and selected by their ServiceEntry's
+	// workloadSelector; its value is unique per service within the namespace.
+	LabelService = labelPrefix + "/service"
+	// AnnotationSource is "<registry>/<service key>" on ServiceEntries.
+	AnnotationSource = labelPrefix + "/source"
+	// LabelTLSMode is Istio's security.istio.io/tlsMode.
+	LabelTLSMode = "security.istio.io/tlsMode"
+)
+
+// labelPolicy decides which registry label keys are dropped outright (Options.DropLabels).
+type labelPolicy struct {
+	exact    map[string]bool
+	prefixes []string
+}
+
+func newLabelPolicy(keys []string) *labelPolicy {
+	p := &labelPolicy{exact: map[string]bool{}}
+	for _, k := range keys {
+		if pre, ok := strings.CutSuffix(k, "*"); ok {
+			p.prefixes = append(p.prefixes, pre)
+		} else {
+			p.exact[k] = true
+		}
+	}
+	return p
+}
+
+func (p *labelPolicy) drops(k string) bool {
+	if p.exact[k] {
+		return true
+	}
+	for _, pre := range p.prefixes {
+		if strings.HasPrefix(k, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// sanitizeLabels turns registry metadata into labels Istio accepts (see SanitizeLabelKey and
+// SanitizeLabelValue). Keys in the drop list go silently; keys that cannot be made valid, reserved
+// keys, and keys that collide once sanitised are dropped with a note. When two raw keys map to one
+// key, a key that was valid as given wins, else the first in byte order: the result never depends
+// on map order.
+func sanitizeLabels(in map[string]string, p *labelPolicy, n *notes) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	var odd []string // keys needing more than a look: handled in order, so notes are stable
+	for k, v := range in {
+		if p.drops(k) {
+			continue
+		}
+		if !validLabelKey(k) || reservedLabelKey(k) {
+			odd = append(odd, k)
+			continue
+		}
+		out[k] = SanitizeLabelValue(v)
+	}
+	slices.Sort(odd)
+	for _, k := range odd {
+		sk, ok := SanitizeLabelKey(k)
+		switch {
+		case !ok:
+			n.add(reasonLabelDropped, fmt.Sprintf("%q", k))
+		case reservedLabelKey(sk):
+			n.add(reasonLabelReserved, k)
+		default:
+			if _, dup := out[sk]; dup {
+				n.add(reasonLabelConflict, fmt.Sprintf("%q -> %q", k, sk))
+				continue
+			}
+			out[sk] = SanitizeLabelValue(in[k])
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// reservedLabelKey reports keys that would change Istio's behaviour (istio.io/rev filters
+// resources out, security.istio.io/tlsMode overrides ours, topology.istio.io/... moves endpoints)
+// or would forge our own labels. Registries do not get to set them.
+func reservedLabelKey(k string) bool {
+	prefix, _, ok := strings.Cut(k, "/")
+	if !ok {
+		return false
+	}
+	prefix = strings.ToLower(prefix)
+	return prefix == "istio.io" || strings.HasSuffix(prefix, ".istio.io") || prefix == labelPrefix
+}
+
+// SanitizeLabelValue returns v as a valid label value: unchanged when it already is one; else
+// non-ASCII text Punycode-encoded, other invalid characters replaced by '-', non-alphanumeric
+// characters trimmed at the ends, and the result cut to 63 characters with a hash of v as suffix.
+// A value with nothing usable left becomes "x-<hash>". The rules engine uses it to match values in
+// subsets.
+func SanitizeLabelValue(v string) string {
+	if validLabelValue(v) {
+		return v
+	}
+	s := sanitizeQualified(v)
+	if s == "" {
+		return "x-" + shortHash(v)
+	}
+	return s
+}
+
+// SanitizeLabelKey returns k as a valid label key ([prefix/]name; the prefix a lower-case DNS
+// subdomain of at most 253 characters, the name as a label value but not empty), or false when
+// nothing usable is left. Only the first '/' separates the prefix.
+func SanitizeLabelKey(k string) (string, bool) {
+	if validLabelKey(k) {
+		return k, true
+	}
+	prefix, name, hasPrefix := strings.Cut(k, "/")
+	if !hasPrefix {
+		name, prefix = k, ""
+	}
+	name = sanitizeQualified(name)
+	if name == "" {
+		return "", false
+	}
+	if prefix != "" {
+		labels := strings.Split(hostField(prefix, true, false), ".")
+		labels = slices.DeleteFunc(labels, func(l string) bool { return l == "" })
+		for i, l := range labels {
+			labels[i] = fitLen(l, 63, l)
+		}
+		prefix = fitLen(strings.Join(labels, "."), 253, prefix)
+		prefix = strings.TrimRight(prefix, ".-")
+	}
+	if prefix != "" {
+		name = prefix + "/" + name
+	}
+	return name, validLabelKey(name)
+}
+
+// sanitizeQualified does the work of SanitizeLabelValue; it returns "" when nothing is left.
+func sanitizeQualified(v string) string {
+	b := []byte(v)
+	ascii := true
+	for i, c := range b {
+		switch {
+		case c >= 0x80:
+			ascii = false
+		case !isAlnum(c) && c != '-' && c != '_' && c != '.':
+			b[i] = '-'
+		}
+	}
+	s := string(b)
+	if !ascii {
+		// Invalid UTF-8 would come out of Punycode as replacement characters, making distinct
+		// values equal: hash it instead.
+		if !utf8.ValidString(s) {
+			return "x-" + shortHash(v)
+		}
+		if p, err := idna.Punycode.ToASCII(s); err == nil {
+			s = p
+		} else {
+			s = "x-" + shortHash(v)
+		}
+		// Punycode keeps ASCII as it is, but a label of it may end in '-'; nothing else invalid.
+	}
+	s = strings.TrimFunc(s, func(r rune) bool { return r > 0x7f || !isAlnum(byte(r)) })
+	if s == "" {
+		return ""
+	}
+	return fitLen(s, 63, v)
+}
+
+// validLabelValue is Kubernetes' rule, which Istio applies too: empty, or at most 63 characters
+// of letters, digits, '-', '_' and '.', alphanumeric at both ends. (Istio does not check the
+// length; Kubernetes and its tools do, so neither do we emit longer ones.)
+func validLabelValue(v string) bool {
+	return v == "" || validQualifiedName(v)
+}
+
+func validQualifiedName(s string) bool {
+	if len(s) == 0 || len(s) > 63 || !isAlnum(s[0]) || !isAlnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '-' && c != '_' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// validLabelKey is Istio's validateTagKey: [prefix/]name, the prefix DNS-1123 labels joined by '.'
+// and at most 253 characters, the name a qualified name of at most 63. Like Kubernetes, and unlike
+// Istio, it wants the prefix in lower case.
+func validLabelKey(k string) bool {
+	prefix, name, ok := strings.Cut(k, "/")
+	if !ok {
+		return validQualifiedName(k)
+	}
+	return validQualifiedName(name) && isDNSSubdomain(prefix)
+}

@@ -1,0 +1,231 @@
+package translate
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/anypb"
+	networking "istio.io/api/networking/v1alpha3"
+)
+
+const (
+	typeURLServiceEntry  = "type.googleapis.com/istio.networking.v1alpha3.ServiceEntry"
+	typeURLWorkloadEntry = "type.googleapis.com/istio.networking.v1alpha3.WorkloadEntry"
+)
+
+// renderCtx is what a service's resources depend on besides the service itself: decisions that
+// take other services into account. A service is re-rendered when its *registry.Service or its
+// renderCtx changes, and only then.
+type renderCtx struct {
+	primary bool     // it owns its primary host
+	winner  string   // otherwise: the source that does
+	aliases []string // alias hosts it owns, sorted (keys)
+	vips    []string // VIP of the primary host, then of each alias with a ServiceEntry of its own ("" = none)
+	we      bool     // its instances are WorkloadEntries (workloadEntry mode, within the namespace cap)
+	capped  bool     // workloadEntry mode, but over the namespace cap: inline instead
+}
+
+func (c *renderCtx) equal(o *renderCtx) bool {
+	return c.primary == o.primary && c.winner == o.winner && c.we == o.we && c.capped == o.capped &&
+		slices.Equal(c.aliases, o.aliases) && slices.Equal(c.vips, o.vips)
+}
+
+// rendered is a service's share of the output.
+type rendered struct {
+	ses, wes []*Resource
+	invalid  []Invalid
+	warnings []Warning
+}
+
+// render builds a service's resources for a context. old is its previous output: a resource whose
+// version did not change is reused as is, so that unchanged resources keep their pointers.
+func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []string) rendered {
+	var out rendered
+	out.warnings = slices.Clone(p.warnings)
+	if p.fatal != nil {
+		out.invalid = []Invalid{*p.fatal}
+		return out
+	}
+	name := seName(p.hostKey)
+	if !c.primary {
+		out.invalid = []Invalid{{Collection: CollectionServiceEntry, Namespace: p.ns, Name: name, Source: p.src,
+			Reason: ReasonDuplicateHost, Detail: fmt.Sprintf("host %q is already used by %s", p.host, c.winner)}}
+		return out
+	}
+	warn := func(reason, detail string) {
+		out.warnings = append(out.warnings, Warning{Collection: CollectionServiceEntry, Namespace: p.ns, Name: name,
+			Source: p.src, Reason: reason, Detail: detail})
+	}
+	if len(c.aliases) < len(p.aliasKeys) {
+		var lost []string
+		for i, k := range p.aliasKeys {
+			if !slices.Contains(c.aliases, k) {
+				lost = append(lost, p.aliases[i])
+			}
+		}
+		warn(reasonAliasShadowed, fmt.Sprintf("alias hosts %s are served by other services (a real Dubbo interface service, or an earlier application)", strings.Join(lost, ", ")))
+	}
+	for _, h := range vipFull {
+		warn(reasonVIPExhausted, fmt.Sprintf("no free VIP in vipCIDR for host %q; Istio will match its TCP ports by port alone", h))
+	}
+	if c.capped {
+		warn(reasonWorkloadEntryCap, fmt.Sprintf("namespace %q would exceed maxWorkloadEntriesPerNamespace=%d; its instances (%d) go inline in its ServiceEntry instead",
+			p.ns, t.opts.MaxWorkloadEntriesPerNamespace, len(p.endpoints)))
+	}
+
+	reuse := map[string]*Resource{}
+	if old != nil {
+		for _, r := range old.ses {
+			reuse[r.Name] = r
+		}
+		for _, r := range old.wes {
+			reuse[r.Name] = r
+		}
+	}
+	// emit validates, encodes and versions a resource, or records why it is not emitted. The
+	// endpoints of a ServiceEntry were validated (and bad ones dropped) when the service was
+	// prepared, against the same ports and resolution, so only the rest is checked here.
+	emit := func(r *Resource, encode func() ([]byte, error)) bool {
+		if ps := validateResource(r, true); len(ps) > 0 {
+			details := make([]string, len(ps))
+			for i, pr := range ps {
+				details[i] = pr.detail
+			}
+			out.invalid = append(out.invalid, Invalid{Collection: r.Collection, Namespace: r.Namespace, Name: r.Name,
+				Source: r.Source, Reason: ps[0].reason, Detail: strings.Join(details, "; ")})
+			return false
+		}
+		body, err := encode()
+		if err != nil {
+			out.invalid = append(out.invalid, Invalid{Collection: r.Collection, Namespace: r.Namespace, Name: r.Name,
+				Source: r.Source, Reason: ReasonInvalidSpec, Detail: err.Error()})
+			return false
+		}
+		r = seal(r, body, reuse[r.Name])
+		if r.Collection == CollectionServiceEntry {
+			out.ses = append(out.ses, r)
+		} else {
+			out.wes = append(out.wes, r)
+		}
+		return true
+	}
+	var wires [][]byte
+	if !c.we {
+		wires = make([][]byte, len(p.endpoints))
+		for i, ep := range p.endpoints {
+			wires[i] = ep.wire
+		}
+	}
+	encodeSE := func(r *Resource) func() ([]byte, error) {
+		return func() ([]byte, error) { return encodeServiceEntry(r.Spec.(*networking.ServiceEntry), wires) }
+	}
+
+	// The ServiceEntry for the primary host and, where the ports allow several hosts, the aliases;
+	// where they do not (a TCP port: Istio rejects several hosts), one ServiceEntry per alias.
+	hosts := []string{p.host}
+	vips := c.vips
+	var aliasSEs []string
+	if p.tcp {
+		aliasSEs = c.aliases
+	} else {
+		for _, k := range c.aliases {
+			hosts = append(hosts, p.aliases[slices.Index(p.aliasKeys, k)])
+		}
+	}
+	main := t.serviceEntry(p, c, name, hosts, vips[0])
+	mainInvalid := len(out.invalid)
+	ok := emit(main, encodeSE(main))
+	for i, k := range aliasSEs {
+		r := t.serviceEntry(p, c, seName(k), []string{p.aliases[slices.Index(p.aliasKeys, k)]}, vips[i+1])
+		emit(r, encodeSE(r))
+	}
+	if !c.we {
+		return out
+	}
+	if !ok {
+		// Without its ServiceEntry a WorkloadEntry serves nothing; the ServiceEntry's entry in
+		// Invalid accounts for them.
+		out.invalid[mainInvalid].Detail += fmt.Sprintf(" (its %d WorkloadEntries are not emitted either)", len(p.endpoints))
+		return out
+	}
+	for _, ep := range p.endpoints {
+		wire := ep.wire
+		emit(&Resource{Collection: CollectionWorkloadEntry, Namespace: p.ns, Name: weName(name, ep.name),
+			Labels: p.weLabels, Spec: ep.spec, Source: p.src + "#" + ep.id}, func() ([]byte, error) { return wire, nil })
+	}
+	return out
+}
+
+func (t *Translator) serviceEntry(p *prepared, c *renderCtx, name string, hosts []string, vip string) *Resource {
+	se := &networking.ServiceEntry{
+		Hosts:      hosts,
+		Location:   networking.ServiceEntry_MESH_INTERNAL,
+		Resolution: p.resolution,
+	}
+	if vip != "" {
+		se.Addresses = []string{vip}
+	}
+	for _, sp := range p.ports {
+		se.Ports = append(se.Ports, &networking.ServicePort{Number: sp.number, Protocol: sp.proto, Name: sp.name})
+	}
+	if c.we {
+		se.WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{LabelService: p.selector}}
+	} else if len(p.endpoints) > 0 {
+		se.Endpoints = make([]*networking.WorkloadEntry, len(p.endpoints))
+		for i, ep := range p.endpoints {
+			se.Endpoints[i] = ep.spec
+		}
+	}
+	return &Resource{Collection: CollectionServiceEntry, Namespace: p.ns, Name: name, Labels: p.labels,
+		Annotations: p.annotations, Spec: se, Source: p.src}
+}
+
+// weName names a service's WorkloadEntry for one instance: "<ServiceEntry name>.<instance label>".
+// The instance part is one DNS label and the ServiceEntry name is unique in the namespace, so
+// names of different services cannot collide unless cut to fit 253 characters (then hashed).
+func weName(seName, instance string) string {
+	return fitSubdomain(seName+"."+instance, 253)
+}
+
+// seal sets the body and version. When prev (the resource of the same name in the service's
+// previous output) has the same version, prev is returned instead: equal content keeps one
+// identity, and consumers can compare pointers.
+func seal(r *Resource, body []byte, prev *Resource) *Resource {
+	v := version(body, r.Labels, r.Annotations)
+	if prev != nil && prev.Version == v && prev.Collection == r.Collection && prev.Source == r.Source {
+		return prev
+	}
+	url := typeURLServiceEntry
+	if r.Collection == CollectionWorkloadEntry {
+		url = typeURLWorkloadEntry
+	}
+	r.Body = &anypb.Any{TypeUrl: url, Value: body}
+	r.Version = v
+	return r
+}
+
+// version hashes body, labels and annotations (keys sorted, fields separated by bytes that
+// cannot occur in them) into 16 hex digits of SHA-256.
+func version(body []byte, labels, annotations map[string]string) string {
+	h := sha256.New()
+	h.Write(body)
+	for _, m := range []map[string]string{labels, annotations} {
+		h.Write([]byte{0xff})
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			h.Write([]byte(k))
+			h.Write([]byte{0})
+			h.Write([]byte(m[k]))
+			h.Write([]byte{0})
+		}
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:8])
+}
