@@ -1,0 +1,92 @@
+// Package admin serves the bridge's HTTP admin endpoints: health, readiness, Prometheus metrics and
+// the debug pages. It renders what other packages report; it holds no state of its own. It listens
+// on 127.0.0.1 by default because the debug pages show the whole service estate.
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Sources are the functions the handlers call for their content. Each must be safe for
+// concurrent use and must never return credentials.
+type Sources struct {
+	// Ready reports readiness and, when not ready, why.
+	Ready func() (bool, string)
+	// Registries, Clients and Invalid return JSON-encodable status.
+	Registries func() any
+	Clients    func() any
+	Invalid    func() any
+	// Resources writes the current resources as YAML (kind filters by Istio kind, "" = all).
+	Resources func(w io.Writer, kind string) error
+	Gatherer  prometheus.Gatherer
+	Logger    *slog.Logger
+}
+
+// Handler returns the admin mux.
+func Handler(s Sources) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := s.Ready()
+		if !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{ErrorLog: slogErrorLog{s.Logger}}))
+	mux.HandleFunc("GET /debug/registries", jsonHandler(s.Registries))
+	mux.HandleFunc("GET /debug/clients", jsonHandler(s.Clients))
+	mux.HandleFunc("GET /debug/invalid", jsonHandler(s.Invalid))
+	mux.HandleFunc("GET /debug/resources", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		if err := s.Resources(w, r.URL.Query().Get("kind")); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, strings.TrimLeft(index, "\n"))
+	})
+	return mux
+}
+
+const index = `
+mcp-bridge admin
+  /healthz             liveness
+  /readyz              readiness: every registry synced (or failed with protection engaged), MCP listener up, first push done
+  /metrics             Prometheus metrics
+  /debug/registries    per-registry sync state, protection, rejected entries, duplicates
+  /debug/clients       connected MCP clients (Istiods): per type, last version sent, ACK, NACK
+  /debug/resources     served resources as YAML (?kind=ServiceEntry)
+  /debug/invalid       resources not emitted because Istiod would reject them, with reasons
+`
+
+func jsonHandler(f func() any) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(f()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	}
+}
+
+type slogErrorLog struct{ l *slog.Logger }
+
+func (e slogErrorLog) Println(v ...any) {
+	if e.l != nil {
+		e.l.Error("metrics handler", "error", fmt.Sprint(v...))
+	}
+}

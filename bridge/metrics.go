@@ -1,0 +1,87 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcp-bridge/mcp-bridge/mcp"
+	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/translate"
+)
+
+type metrics struct {
+	pushes       prometheus.Counter
+	pushDuration *prometheus.HistogramVec
+	lag          prometheus.Histogram
+	resources    *prometheus.GaugeVec
+	invalid      *prometheus.GaugeVec
+	lastPush     prometheus.Gauge
+
+	// seenCollections remembers every collection pushed, so emptied ones are pushed empty and
+	// their gauges reset. Only the push goroutine touches it.
+	seenCollections map[string]bool
+	seenReasons     map[string]bool
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		pushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcp_bridge_pushes_total",
+			Help: "Snapshots translated and handed to the MCP server.",
+		}),
+		pushDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mcp_bridge_push_duration_seconds",
+			Help:    "Time to turn a merged snapshot into served resources, by stage (translate, total).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
+		}, []string{"stage"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mcp_bridge_registry_event_to_push_seconds",
+			Help:    "Time from the oldest registry event folded into a push to the push reaching the MCP server (debounce included).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		resources: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mcp_bridge_resources",
+			Help: "Resources currently served, by kind.",
+		}, []string{"kind"}),
+		invalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mcp_bridge_invalid_resources",
+			Help: "Resources not emitted because Istiod would reject them, by reason (see /debug/invalid).",
+		}, []string{"reason"}),
+		lastPush: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mcp_bridge_last_push_timestamp_seconds",
+			Help: "Unix time of the last push.",
+		}),
+		seenCollections: make(map[string]bool),
+		seenReasons:     make(map[string]bool),
+	}
+	reg.MustRegister(m.pushes, m.pushDuration, m.lag, m.resources, m.invalid, m.lastPush)
+	return m
+}
+
+func (m *metrics) observePush(snap *merge.Snapshot, out *translate.Output, state map[string][]*mcp.Resource, translated, total time.Duration) {
+	m.pushes.Inc()
+	m.pushDuration.WithLabelValues("translate").Observe(translated.Seconds())
+	m.pushDuration.WithLabelValues("total").Observe(total.Seconds())
+	if !snap.OldestEvent.IsZero() {
+		m.lag.Observe(time.Since(snap.OldestEvent).Seconds())
+	}
+	for coll, rs := range state {
+		m.seenCollections[coll] = true
+		m.resources.WithLabelValues(collectionKind(coll)).Set(float64(len(rs)))
+	}
+	byReason := make(map[string]int)
+	for _, inv := range out.Invalid {
+		byReason[inv.Reason]++
+	}
+	for reason := range m.seenReasons {
+		if byReason[reason] == 0 {
+			m.invalid.WithLabelValues(reason).Set(0)
+		}
+	}
+	for reason, n := range byReason {
+		m.seenReasons[reason] = true
+		m.invalid.WithLabelValues(reason).Set(float64(n))
+	}
+	m.lastPush.SetToCurrentTime()
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/mcp-bridge/mcp-bridge/bridge"
+	"github.com/mcp-bridge/mcp-bridge/merge"
+)
+
+// runRender reads every registry once, translates, prints the resources Istiod would receive,
+// and fails when any resource would be dropped as invalid or a registry could not be read, so it
+// can gate a change in CI ("would this registry content reach the mesh intact?").
+func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var common commonFlags
+	common.register(fs)
+	format := fs.String("format", "yaml", "output format: yaml or json")
+	kind := fs.String("kind", "", "print only this Istio kind (e.g. ServiceEntry)")
+	versions := fs.Bool("versions", false, "include each resource's content-hash version as metadata.resourceVersion")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for every registry's first sync")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *format != "yaml" && *format != "json" {
+		fmt.Fprintf(stderr, "mcp-bridge render: --format %q: use yaml or json\n", *format)
+		return errUsage
+	}
+	cfg, err := common.load()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	// Render needs one snapshot with every registry read: no debounce wait beyond a short quiet
+	// period, and no waiting on protection holds.
+	cfg.Debounce = merge.Debounce{Quiet: 50 * time.Millisecond, Max: 200 * time.Millisecond}
+	cfg.Protection.InitialSyncTimeout = *timeout
+	p, err := buildPipeline(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout+5*time.Second)
+	defer cancel()
+	adapters := p.runAdapters(ctx)
+	first := make(chan *merge.Snapshot, 1)
+	go p.merger.Run(ctx, func(s *merge.Snapshot) {
+		select {
+		case first <- s:
+		default:
+		}
+	})
+	var snap *merge.Snapshot
+	select {
+	case snap = <-first:
+	case <-ctx.Done():
+	}
+	cancel()
+	adapters.Wait()
+	if snap == nil {
+		return errors.New("no registry snapshot before the timeout")
+	}
+	p.bridge.Push(snap)
+	out := p.bridge.Output()
+	if err := bridge.Render(stdout, bridge.AllResources(out, p.bridge.Static()), bridge.RenderOptions{Format: *format, Kind: *kind, Versions: *versions}); err != nil {
+		return err
+	}
+
+	var problems []string
+	for _, s := range p.merger.Status() {
+		if !s.Synced {
+			problems = append(problems, fmt.Sprintf("registry %q was not read: %s", s.Name, s.LastError))
+		}
+	}
+	for _, inv := range out.Invalid {
+		problems = append(problems, fmt.Sprintf("%s %s/%s (from %s) would be dropped: %s: %s", inv.Collection, inv.Namespace, inv.Name, inv.Source, inv.Reason, inv.Detail))
+	}
+	for _, w := range out.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%d problem(s):\n  %s", len(problems), strings.Join(problems, "\n  "))
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+// Package config reads the bridge's YAML configuration: strictly (an unknown or duplicated field is
+// an error naming it and its line), with defaults filled in and every value validated before
+// anything starts. deploy/examples/config.yaml documents every option and its default.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/registry/file"
+	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
+	"github.com/mcp-bridge/mcp-bridge/translate"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// MCP is the MCP-over-xDS listener Istiod connects to.
+	MCP MCP `yaml:"mcp"`
+	// Admin is the HTTP listener for health, metrics and debug pages.
+	Admin Admin `yaml:"admin"`
+	// Log sets the structured log output.
+	Log Log `yaml:"log"`
+	// Registries are the service registries to watch. At least one.
+	Registries []Registry `yaml:"registries"`
+	// Debounce batches registry events before a push.
+	Debounce merge.Debounce `yaml:"debounce"`
+	// Protection keeps last-known instances when a registry fails or suddenly loses most of them.
+	Protection merge.Protection `yaml:"protection"`
+	// Duplicates says what happens to a service present in several registries.
+	Duplicates merge.Duplicates `yaml:"duplicates"`
+	// Translate sets how services become Istio resources.
+	Translate translate.Options `yaml:"translate"`
+	// StaticResources are files of Istio resources (Kubernetes-style YAML: VirtualService,
+	// DestinationRule, ...) served to Istiod as they are, beside the generated ones.
+	StaticResources []string `yaml:"staticResources"`
+}
+
+// MCP configures the MCP-over-xDS gRPC listener.
+type MCP struct {
+	// Address is host:port to listen on. Default ":18848" (all interfaces: Istiod dials it).
+	Address string `yaml:"address"`
+	// TLS, when CertFile and KeyFile are set, makes the listener TLS-only. Istio >= 1.26 can
+	// verify it (configSources[].tlsSettings, mode SIMPLE); older Istio speaks plaintext only.
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS is a server certificate. The files are re-read when they change, so a rotated certificate
+// (cert-manager, a mounted Secret) is picked up without a restart.
+type TLS struct {
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// Admin configures the HTTP admin listener.
+type Admin struct {
+	// Address is host:port to listen on. Default "127.0.0.1:18849": debug pages show the whole
+	// service estate, so they are not exposed beyond the host unless asked for.
+	Address string `yaml:"address"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is text (default) or json.
+	Format string `yaml:"format"`
+}
+
+// Registry is one registry to watch: a name, a type and the block for that type.
+type Registry struct {
+	// Name identifies the registry in logs, metrics, status pages and resource labels. Required;
+	// a DNS label (lower-case letters, digits, '-'), unique.
+	Name string `yaml:"name"`
+	// Type is file, zookeeper or nacos; the block of the same name configures it.
+	Type string `yaml:"type"`
+	// Namespace is the Istio namespace the registry's resources are placed in. Default: the
+	// registry's name.
+	Namespace string `yaml:"namespace"`
+	// Hosts overrides the host name templates per kind of service. Defaults depend on the type
+	// (DESIGN.md section 5): e.g. Nacos "<service>.<group>.<namespace>.nacos".
+	Hosts translate.HostTemplates `yaml:"hosts"`
+
+	File      *file.Config      `yaml:"file"`
+	ZooKeeper *zookeeper.Config `yaml:"zookeeper"`
+	Nacos     *nacos.Config     `yaml:"nacos"`
+}
+
+// Registry types.
+const (
+	TypeFile      = "file"
+	TypeZooKeeper = "zookeeper"
+	TypeNacos     = "nacos"
+)
+
+// Defaults for the listeners.
+const (
+	DefaultMCPAddress   = ":18848"
+	DefaultAdminAddress = "127.0.0.1:18849"
+)
+
+// Default is the configuration used when no file is given: the embedded example services of the
+// file registry, served on the default addresses.
+func Default() *Config {
+	c := &Config{Registries: []Registry{{Name: "example", Type: TypeFile, File: &file.Config{}}}}
+	c.applyDefaults()
+	return c
+}
+
+// Load reads, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes, defaults and validates a configuration document.
+func Parse(b []byte) (*Config, error) {
+	c, doc, err := decode(b)
+	if err != nil {
+		return nil, err
+	}
+	c.applyDefaults()
+	if errs := c.validate(); len(errs) > 0 {
+		return nil, errs.withLines(doc)
+	}
+	return c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.MCP.Address == "" {
+		c.MCP.Address = DefaultMCPAddress
+	}
+	if c.Admin.Address == "" {
+		c.Admin.Address = DefaultAdminAddress
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	c.Debounce = c.Debounce.WithDefaults()
+	c.Protection = c.Protection.WithDefaults()
+	c.Duplicates = c.Duplicates.WithDefaults()
+	for i := range c.Registries {
+		r := &c.Registries[i]
+		if r.Namespace == "" {
+			r.Namespace = r.Name
+		}
+		if r.Type == TypeFile && r.File == nil {
+			// A file registry with no block serves the embedded example services.
+			r.File = &file.Config{}
+		}
+		switch {
+		case r.File != nil:
+			d := r.File.WithDefaults()
+			r.File = &d
+		case r.ZooKeeper != nil:
+			d := r.ZooKeeper.WithDefaults()
+			r.ZooKeeper = &d
+		case r.Nacos != nil:
+			d := r.Nacos.WithDefaults()
+			r.Nacos = &d
+		}
+	}
+	c.Translate = c.Translate.WithDefaults()
+	c.Translate.Registries = c.TranslateRegistries()
+}
+
+// TranslateRegistries returns the per-registry naming options translate needs.
+func (c *Config) TranslateRegistries() []translate.RegistryOptions {
+	out := make([]translate.RegistryOptions, 0, len(c.Registries))
+	for _, r := range c.Registries {
+		out = append(out, translate.RegistryOptions{Name: r.Name, Type: r.Type, Namespace: r.Namespace, Hosts: r.Hosts})
+	}
+	return out
+}
+
+// RegistryNames returns the configured registry names in order.
+func (c *Config) RegistryNames() []string {
+	names := make([]string, len(c.Registries))
+	for i, r := range c.Registries {
+		names[i] = r.Name
+	}
+	return names
+}
+
+func (c *Config) validate() problems {
+	var ps problems
+	ps.check("mcp.address", validateAddress(c.MCP.Address))
+	ps.check("admin.address", validateAddress(c.Admin.Address))
+	if c.MCP.TLS.Enabled() {
+		if c.MCP.TLS.CertFile == "" || c.MCP.TLS.KeyFile == "" {
+			ps.add("mcp.tls", "certFile and keyFile must both be set")
+		} else if _, err := loadKeyPair(c.MCP.TLS.CertFile, c.MCP.TLS.KeyFile); err != nil {
+			ps.check("mcp.tls", err)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		ps.add("log.level", fmt.Sprintf("%q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		ps.add("log.format", fmt.Sprintf("%q is not one of text, json", c.Log.Format))
+	}
+	ps.check("debounce", c.Debounce.Validate())
+	ps.check("protection", c.Protection.Validate())
+	ps.check("duplicates", c.Duplicates.Validate(c.RegistryNames()))
+	if len(c.Registries) == 0 {
+		ps.add("registries", "at least one registry is required")
+	}
+	seen := make(map[string]int)
+	for i, r := range c.Registries {
+		path := "registries[" + strconv.Itoa(i) + "]"
+		if first, dup := seen[r.Name]; dup && r.Name != "" {
+			ps.add(path+".name", fmt.Sprintf("%q is already the name of registries[%d]", r.Name, first))
+		}
+		seen[r.Name] = i
+		ps.validateRegistry(path, r)
+	}
+	ps.check("translate", c.Translate.Validate())
+	for i, f := range c.StaticResources {
+		if _, err := os.Stat(f); err != nil {
+			ps.check("staticResources["+strconv.Itoa(i)+"]", err)
+		}
+	}
+	return ps
+}
+
+func (ps *problems) validateRegistry(path string, r Registry) {
+	if r.Name == "" {
+		ps.add(path+".name", "is required")
+	} else if !isDNSLabel(r.Name) {
+		ps.add(path+".name", fmt.Sprintf("%q must be a DNS label: lower-case letters, digits and '-', at most 63 characters", r.Name))
+	}
+	if r.Namespace != "" && !isDNSLabel(r.Namespace) {
+		ps.add(path+".namespace", fmt.Sprintf("%q is not a valid Kubernetes namespace name (DNS label)", r.Namespace))
+	}
+	blocks := []struct {
+		typ     string
+		present bool
+	}{{TypeFile, r.File != nil}, {TypeZooKeeper, r.ZooKeeper != nil}, {TypeNacos, r.Nacos != nil}}
+	hasOwnBlock := false
+	for _, b := range blocks {
+		switch {
+		case b.present && b.typ == r.Type:
+			hasOwnBlock = true
+		case b.present:
+			ps.add(path+"."+b.typ, fmt.Sprintf("block %q does not match type %q", b.typ, r.Type))
+		}
+	}
+	switch r.Type {
+	case "":
+		ps.add(path+".type", "is required: one of file, zookeeper, nacos")
+		return
+	case TypeFile, TypeZooKeeper, TypeNacos:
+	default:
+		ps.add(path+".type", fmt.Sprintf("%q is not a known registry type: one of file, zookeeper, nacos", r.Type))
+		return
+	}
+	if !hasOwnBlock {
+		ps.add(path+"."+r.Type, fmt.Sprintf("is required for type %q", r.Type))
+		return
+	}
+	p := path + "." + r.Type
+	switch r.Type {
+	case TypeFile:
+		ps.check(p, r.File.Validate())
+	case TypeZooKeeper:
+		ps.check(p, r.ZooKeeper.Validate())
+	case TypeNacos:
+		ps.check(p, r.Nacos.Validate())
+	}
+}
+
+func validateAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		if !isDNSName(host) {
+			return fmt.Errorf("%q: host %q is neither an IP address nor a host name", addr, host)
+		}
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
+}

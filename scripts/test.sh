@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine: installs what is missing, builds the real
+# servers the tests run against (cached by version under ~/.cache/mcp-bridge, so only the first
+# run pays ~15 minutes), runs gofmt, go vet and staticcheck, then every test.
+#
+#   ./scripts/test.sh            # everything
+#   ./scripts/test.sh ./mcp/...  # only these packages (checks still run on the whole tree)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=local
+cache=${MCP_BRIDGE_CACHE:-$HOME/.cache/mcp-bridge}
+mkdir -p "$cache"
+step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "system packages"
+# ZooKeeper 3.8 from Debian for the ZooKeeper registry tests; Java 17 and kubectl come with the image.
+if [ ! -f /usr/share/java/zookeeper.jar ]; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
+fi
+for tool in java kubectl; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required and missing" >&2; exit 1; }
+done
+
+step "staticcheck"
+staticcheck_version=v0.7.0
+staticcheck=$cache/staticcheck-$staticcheck_version/staticcheck
+if [ ! -x "$staticcheck" ]; then
+  GOBIN=$(dirname "$staticcheck") go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+fi
+
+step "real servers (built once per version)"
+for tool in etcd polaris kubernetes istio; do
+  bash e2e/tools/build.sh "$tool"
+done
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files --cached --others --exclude-standard '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2; echo "$unformatted" >&2; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+"$staticcheck" ./...
+
+step "go test"
+pkgs=("$@")
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
+go test -count=1 -timeout 40m "${pkgs[@]}"
+step "done"
