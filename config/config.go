@@ -157,7 +157,8 @@ func (c *Config) applyDefaults() {
 	c.Duplicates = c.Duplicates.WithDefaults()
 	for i := range c.Registries {
 		r := &c.Registries[i]
-		if r.Namespace == "" {
+		if r.Namespace == "" && isDNSLabel(r.Name) {
+			// An invalid name is reported once, as the name, not again as a namespace.
 			r.Namespace = r.Name
 		}
 		if r.Type == TypeFile && r.File == nil {
@@ -234,7 +235,10 @@ func (c *Config) validate() problems {
 		seen[r.Name] = i
 		ps.validateRegistry(path, r)
 	}
-	ps.check("translate", c.Translate.Validate())
+	// Registry naming is configured and checked per registry entry above; translate checks the rest.
+	tr := c.Translate
+	tr.Registries = nil
+	ps.check("translate", tr.Validate())
 	for i, f := range c.StaticResources {
 		if _, err := os.Stat(f); err != nil {
 			ps.check("staticResources["+strconv.Itoa(i)+"]", err)
@@ -252,6 +256,7 @@ func (ps *problems) validateRegistry(path string, r Registry) {
 	if r.Namespace != "" && !isDNSLabel(r.Namespace) {
 		ps.add(path+".namespace", fmt.Sprintf("%q is not a valid Kubernetes namespace name (DNS label)", r.Namespace))
 	}
+	ps.check(path+".hosts", r.Hosts.Validate())
 	blocks := []struct {
 		typ     string
 		present bool

@@ -25,6 +25,9 @@ func decode(b []byte) (*Config, *yaml.Node, error) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, nil, explainSyntax(b, err)
 	}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 && doc.Content[0].Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("line %d: the configuration must be a mapping of sections (mcp, registries, ...), not a %s", doc.Content[0].Line, kindName(doc.Content[0]))
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	var c Config
@@ -34,9 +37,6 @@ func decode(b []byte) (*Config, *yaml.Node, error) {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
 		return nil, nil, errors.New("the file holds more than one YAML document ('---'): put the whole configuration in one")
-	}
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 && doc.Content[0].Kind != yaml.MappingNode {
-		return nil, nil, fmt.Errorf("line %d: the configuration must be a mapping of sections (mcp, registries, ...), not a %s", doc.Content[0].Line, kindName(doc.Content[0]))
 	}
 	return &c, &doc, nil
 }
@@ -88,12 +88,11 @@ func explainDecode(doc *yaml.Node, err error) error {
 // indentation is the common case).
 func explainSyntax(b []byte, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if strings.Contains(msg, "line ") {
-		return fmt.Errorf("not valid YAML: %s", msg)
-	}
-	for i, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(strings.TrimLeft(l, " "), "\t") {
-			return fmt.Errorf("not valid YAML: line %d: a tab is used for indentation; YAML allows only spaces", i+1)
+	if strings.Contains(msg, "cannot start any token") {
+		for i, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(strings.TrimLeft(l, " "), "\t") {
+				return fmt.Errorf("not valid YAML: line %d: a tab is used for indentation; YAML allows only spaces", i+1)
+			}
 		}
 	}
 	return fmt.Errorf("not valid YAML: %s", msg)

@@ -282,17 +282,29 @@ func (o Options) validate() error {
 		if !isDNSLabel(r.Namespace) {
 			add("%s.namespace: %q is not a valid namespace name (lower-case DNS-1123 label: a-z, 0-9, '-', at most 63 characters); set namespace explicitly when the registry name is not one", at, r.Namespace)
 		}
-		for _, h := range []struct{ key, text string }{
-			{"application", r.Hosts.Application},
-			{"dubboInterface", r.Hosts.DubboInterface},
-			{"dubboApplication", r.Hosts.DubboApplication},
-		} {
-			if _, err := parseHostTemplate(h.text); err != nil {
-				add("%s.hosts.%s: %w", at, h.key, err)
-			}
+		if err := r.Hosts.Validate(); err != nil {
+			add("%s.hosts.%w", at, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Validate checks the templates that are set (an empty one means the registry type's default);
+// an error names the template's key first ("application: ...").
+func (h HostTemplates) Validate() error {
+	for _, t := range []struct{ key, text string }{
+		{"application", h.Application},
+		{"dubboInterface", h.DubboInterface},
+		{"dubboApplication", h.DubboApplication},
+	} {
+		if t.text == "" {
+			continue
+		}
+		if _, err := parseHostTemplate(t.text); err != nil {
+			return fmt.Errorf("%s: %w", t.key, err)
+		}
+	}
+	return nil
 }
 
 // parseHostTemplate parses a host template and runs it once over sample data, so that a template

@@ -1,0 +1,156 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A registry block that is valid on its own, to append to documents testing something else.
+const fileRegistry = "registries:\n- name: a\n  type: file\n"
+
+func TestParseRejectsMalformedConfig(t *testing.T) {
+	dir := t.TempDir()
+	certOnly := filepath.Join(dir, "only.crt")
+	if err := os.WriteFile(certOnly, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		doc  string
+		// want are substrings the error must contain: the line, the YAML path and what is wrong.
+		want []string
+	}{
+		{"empty file", "", []string{"empty", "at least one registry"}},
+		{"only whitespace", "\n  \n", []string{"empty"}},
+		{"tab indentation", "registries:\n\t- name: a\n", []string{"line 2", "tab"}},
+		{"broken YAML", "registries: [\n", []string{"not valid YAML"}},
+		{"a list at the top", "- a\n- b\n", []string{"line 1", "mapping of sections"}},
+		{"two documents", fileRegistry + "---\n" + fileRegistry, []string{"more than one YAML document"}},
+		{"unknown top-level field", fileRegistry + "registry: x\n", []string{"line 4", `unknown field "registry"`, "valid fields:", "registries"}},
+		{"unknown nested field", "registries:\n- name: a\n  type: file\n  file:\n    path: x\n    paht: y\n", []string{"line 6", `unknown field "paht"`, "registries[0].file", "path, pollInterval"}},
+		{"unknown field in mcp", "mcp:\n  adress: :1\n" + fileRegistry, []string{"line 2", `unknown field "adress" in mcp`, "address"}},
+		{"duplicated key", "mcp:\n  address: :1\n  address: :2\n" + fileRegistry, []string{"line 3", `"address" already defined at line 2`}},
+		{"wrong type for a section", "mcp: [1]\n" + fileRegistry, []string{"line 1", "mcp", "list"}},
+		{"bad duration", "debounce:\n  quiet: 5q\n" + fileRegistry, []string{"line 2", "debounce.quiet", "5q"}},
+		{"negative duration", "debounce:\n  quiet: -1s\n" + fileRegistry, []string{"line 2", "debounce.quiet", "negative"}},
+		{"number where a string list is", "staticResources: 3\n" + fileRegistry, []string{"line 1", "staticResources"}},
+		{"no registries", "mcp:\n  address: :1\n", []string{"registries", "at least one registry"}},
+		{"registry without name", "registries:\n- type: file\n", []string{"line 2", "registries[0].name", "required"}},
+		{"registry name not a DNS label", "registries:\n- name: My_Registry\n  type: file\n", []string{"line 2", "registries[0].name", "DNS label"}},
+		{"duplicate registry names", fileRegistry + "- name: a\n  type: file\n", []string{"line 4", "registries[1].name", "already the name of registries[0]"}},
+		{"registry without type", "registries:\n- name: a\n", []string{"registries[0].type", "required", "file, zookeeper, nacos"}},
+		{"unknown registry type", "registries:\n- name: a\n  type: eurka\n", []string{"line 3", "registries[0].type", `"eurka" is not a known registry type`}},
+		{"block of another type", "registries:\n- name: a\n  type: file\n  nacos:\n    servers: [x:8848]\n", []string{"line 4", "registries[0].nacos", `does not match type "file"`}},
+		{"zookeeper without its block", "registries:\n- name: a\n  type: zookeeper\n", []string{"registries[0].zookeeper", `required for type "zookeeper"`}},
+		{"zookeeper without servers", "registries:\n- name: a\n  type: zookeeper\n  zookeeper: {}\n", []string{"line 4", "registries[0].zookeeper.servers"}},
+		{"nacos without servers", "registries:\n- name: a\n  type: nacos\n  nacos: {}\n", []string{"line 4", "registries[0].nacos.servers"}},
+		{"bad output namespace", "registries:\n- name: a\n  type: file\n  namespace: Not_OK\n", []string{"line 4", "registries[0].namespace", "namespace name"}},
+		{"bad host template", "registries:\n- name: a\n  type: file\n  hosts:\n    application: '{{.Nope'\n", []string{"line 5", "registries[0].hosts.application"}},
+		{"template with a missing field", "registries:\n- name: a\n  type: file\n  hosts:\n    application: '{{.Missing}}.x'\n", []string{"registries[0].hosts.application", "Missing"}},
+		{"address without port", "mcp:\n  address: localhost\n" + fileRegistry, []string{"line 2", "mcp.address", "host:port"}},
+		{"port out of range", "admin:\n  address: 127.0.0.1:70000\n" + fileRegistry, []string{"line 2", "admin.address", "70000"}},
+		{"TLS with only a certificate", "mcp:\n  tls:\n    certFile: x.crt\n" + fileRegistry, []string{"line 2", "mcp.tls", "certFile and keyFile must both be set"}},
+		{"TLS files that do not load", "mcp:\n  tls:\n    certFile: " + certOnly + "\n    keyFile: " + filepath.Join(dir, "missing.key") + "\n" + fileRegistry, []string{"line 2", "mcp.tls", "loading certificate"}},
+		{"bad log level", "log:\n  level: verbose\n" + fileRegistry, []string{"line 2", "log.level", "verbose"}},
+		{"bad log format", "log:\n  format: xml\n" + fileRegistry, []string{"line 2", "log.format", "xml"}},
+		{"drop ratio above 1", "protection:\n  maxDropRatio: 2\n" + fileRegistry, []string{"line 2", "protection.maxDropRatio"}},
+		{"unknown duplicate mode", "duplicates:\n  mode: union\n" + fileRegistry, []string{"line 2", "duplicates.mode", "union"}},
+		{"prefer names an unknown registry", "duplicates:\n  mode: prefer\n  prefer: [b]\n" + fileRegistry, []string{"line 3", "duplicates.prefer", `"b" is not a configured registry`}},
+		{"bad endpoint mode", "translate:\n  endpointMode: sidecar\n" + fileRegistry, []string{"line 2", "translate.endpointMode", "sidecar"}},
+		{"bad VIP CIDR", "translate:\n  vipCIDR: 10.0.0.0\n" + fileRegistry, []string{"line 2", "translate.vipCIDR"}},
+		{"VIP CIDR overlapping Istio's", "translate:\n  vipCIDR: 240.240.0.0/16\n" + fileRegistry, []string{"line 2", "translate.vipCIDR"}},
+		{"unknown protocol in servicePorts", "translate:\n  servicePorts:\n    thrift: 9090\n" + fileRegistry, []string{"translate.servicePorts", "thrift"}},
+		{"missing static resource file", "staticResources: [/nonexistent/vs.yaml]\n" + fileRegistry, []string{"line 1", "staticResources[0]", "/nonexistent/vs.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc))
+			if err == nil {
+				t.Fatalf("Parse accepted:\n%s", tt.doc)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryProblemOnce(t *testing.T) {
+	doc := "mcp:\n  address: nope\nlog:\n  level: loud\nregistries:\n- name: Bad_Name\n  type: file\n"
+	_, err := Parse([]byte(doc))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want one line per problem (address, level, name), got %d:\n%v", len(lines), err)
+	}
+	for i, want := range []string{"line 2: mcp.address", "line 4: log.level", "line 6: registries[0].name"} {
+		if !strings.HasPrefix(lines[i], want) {
+			t.Errorf("line %d = %q, want prefix %q", i, lines[i], want)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse([]byte(fileRegistry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"mcp.address", c.MCP.Address, ":18848"},
+		{"admin.address (loopback: not exposed by default)", c.Admin.Address, "127.0.0.1:18849"},
+		{"log.level", c.Log.Level, "info"},
+		{"log.format", c.Log.Format, "text"},
+		{"registry namespace defaults to its name", c.Registries[0].Namespace, "a"},
+		{"file registry block created", c.Registries[0].File != nil, true},
+		{"debounce.quiet", c.Debounce.Quiet, 100 * time.Millisecond},
+		{"translate.endpointMode", c.Translate.EndpointMode, "inline"},
+		{"translate registries follow the registry list", len(c.Translate.Registries), 1},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.what, ch.got, ch.want)
+		}
+	}
+}
+
+func TestDefaultServesTheEmbeddedExample(t *testing.T) {
+	c := Default()
+	if len(c.Registries) != 1 || c.Registries[0].Type != TypeFile || c.Registries[0].File == nil || c.Registries[0].File.Path != "" {
+		t.Fatalf("default registries = %+v, want one file registry with no path (the embedded example)", c.Registries)
+	}
+	if errs := c.validate(); len(errs) > 0 {
+		t.Fatalf("the default configuration does not validate: %v", errs.withLines(nil))
+	}
+}
+
+// The annotated example documents every option: it must parse, and every field the
+// configuration accepts must appear in it.
+func TestExampleDocumentsEveryOption(t *testing.T) {
+	path := filepath.Join("..", "deploy", "examples", "config.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := decode(b); err != nil {
+		t.Fatalf("%s does not decode: %v", path, err)
+	}
+	text := string(b)
+	for typ, fields := range knownFields(reflect.TypeFor[Config]()) {
+		for _, f := range fields {
+			if !strings.Contains(text, f+":") {
+				t.Errorf("%s does not document %s field %q", path, typ, f)
+			}
+		}
+	}
+}
