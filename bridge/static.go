@@ -2,11 +2,13 @@ package bridge
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -63,6 +65,10 @@ func LoadStatic(paths []string) ([]*translate.Resource, error) {
 			out = append(out, r)
 		}
 	}
+	// The MCP server takes each collection fastest when it arrives sorted by namespace/name.
+	slices.SortFunc(out, func(a, b *translate.Resource) int {
+		return cmp.Or(cmp.Compare(a.Collection, b.Collection), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
 	return out, nil
 }
 

@@ -106,6 +106,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	// Give connected Istiods a clean end of stream; they keep their last config and reconnect.
+	// The MCP streams end first: GracefulStop alone would wait for them forever.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.server.Shutdown(shutdownCtx); err != nil {
+		log.Warn("MCP streams did not end in time", "error", err)
+	}
 	stopped := make(chan struct{})
 	go func() {
 		grpcServer.GracefulStop()
@@ -116,8 +122,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	case <-time.After(5 * time.Second):
 		grpcServer.Stop()
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	_ = adminServer.Shutdown(shutdownCtx)
 	adapters.Wait()
 	<-bridgeDone

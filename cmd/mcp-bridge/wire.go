@@ -61,7 +61,7 @@ func buildPipeline(cfg *config.Config, log *slog.Logger) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	server := mcp.NewServer(mcp.Options{Logger: log.With("component", "mcp"), Metrics: reg})
+	server := mcp.NewServer(mcp.Options{Name: "mcp", Logger: log.With("component", "mcp"), Metrics: reg})
 	p := &pipeline{
 		cfg:        cfg,
 		log:        log,

@@ -1,0 +1,229 @@
+package bridge
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mcp-bridge/mcp-bridge/mcp"
+	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/translate"
+)
+
+const staticGood = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: orders-split
+  namespace: shop
+spec:
+  hosts: [orders.file]
+  http:
+  - route:
+    - destination: {host: orders.file, subset: v1}
+      weight: 90
+    - destination: {host: orders.file, subset: v2}
+      weight: 10
+---
+---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata:
+  name: orders
+  namespace: shop
+  labels: {team: payments}
+spec:
+  host: orders.file
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`
+
+func writeStatic(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "static.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadStatic(t *testing.T) {
+	rs, err := LoadStatic([]string{writeStatic(t, staticGood)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 {
+		t.Fatalf("got %d resources, want 2 (empty documents skipped)", len(rs))
+	}
+	// Sorted by collection: DestinationRule before VirtualService.
+	dr, vs := rs[0], rs[1]
+	if dr.Collection != "networking.istio.io/DestinationRule" || vs.Collection != "networking.istio.io/VirtualService" {
+		t.Fatalf("collections %q, %q", dr.Collection, vs.Collection)
+	}
+	if got := vs.Spec.(*networking.VirtualService).Http[0].Route[1].Weight; got != 10 {
+		t.Errorf("second route weight %d, want 10", got)
+	}
+	if dr.Labels["team"] != "payments" || len(dr.Spec.(*networking.DestinationRule).Subsets) != 2 {
+		t.Errorf("destination rule decoded wrong: %+v %v", dr.Labels, dr.Spec)
+	}
+	if dr.Body.TypeUrl != "type.googleapis.com/istio.networking.v1alpha3.DestinationRule" {
+		t.Errorf("body type %q", dr.Body.TypeUrl)
+	}
+	again, _ := LoadStatic([]string{writeStatic(t, staticGood)})
+	if again[0].Version != dr.Version || again[1].Version != vs.Version {
+		t.Error("versions differ between two loads of the same content")
+	}
+}
+
+func TestLoadStaticErrors(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"not YAML", "kind: [", []string{"not valid YAML"}},
+		{"unknown kind", "apiVersion: networking.istio.io/v1\nkind: VirtualServic\nmetadata: {name: a, namespace: b}\n", []string{"document at line 1", `kind "VirtualServic"`}},
+		{"not Istio", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: b}\n", []string{"not an Istio kind"}},
+		{"no namespace", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\n", []string{"metadata.name and metadata.namespace are required"}},
+		{"unknown spec field", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: b}\nspec:\n  hostz: [x]\n", []string{"VirtualService b/a: spec", "hostz"}},
+		{"invalid name", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: A_b, namespace: b}\n", []string{"DNS-1123"}},
+		{"second document bad", staticGood + "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\n", []string{"document at line 29", "namespace are required"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadStatic([]string{writeStatic(t, tt.doc)})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+		})
+	}
+	t.Run("same resource in two files", func(t *testing.T) {
+		_, err := LoadStatic([]string{writeStatic(t, staticGood), writeStatic(t, staticGood)})
+		if err == nil || !strings.Contains(err.Error(), "is also defined in") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func service(name string, addrs ...string) *registry.Service {
+	s := &registry.Service{Registry: "shop", Kind: registry.KindApplication, Name: name,
+		Ports: []registry.Port{{Name: "http", Protocol: registry.ProtocolHTTP}}}
+	for _, a := range addrs {
+		s.Instances = append(s.Instances, registry.Instance{ID: a, Address: a, Ports: map[string]uint32{"http": 8080}, Weight: 100, Healthy: true, Enabled: true})
+	}
+	return s
+}
+
+func newTestBridge(t *testing.T, static []*translate.Resource) (*Bridge, *prometheus.Registry) {
+	t.Helper()
+	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "shop", Type: translate.RegistryFile}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	b := New(Options{Translator: tr, Server: mcp.NewServer(mcp.Options{}), Static: static, Metrics: reg})
+	return b, reg
+}
+
+func TestPushConvertsOnlyWhatChanged(t *testing.T) {
+	static, err := LoadStatic([]string{writeStatic(t, staticGood)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, reg := newTestBridge(t, static)
+	orders, users := service("orders", "10.0.0.1"), service("users", "10.0.0.2")
+	b.Push(&merge.Snapshot{Services: []*registry.Service{orders, users}, OldestEvent: time.Now().Add(-time.Second)})
+	first := make(map[string]*mcp.Resource)
+	for r, m := range b.converted {
+		first[r.Name] = m
+	}
+	if len(first) != 4 {
+		t.Fatalf("converted %d resources, want 2 ServiceEntries + 2 static", len(first))
+	}
+	if got := testutil.ToFloat64(b.metrics.resources.WithLabelValues("ServiceEntry")); got != 2 {
+		t.Errorf("ServiceEntry gauge %v, want 2", got)
+	}
+	if n := testutil.CollectAndCount(reg, "mcp_bridge_registry_event_to_push_seconds"); n != 1 {
+		t.Errorf("lag histogram has %d series, want 1", n)
+	}
+
+	// users changes; orders keeps its pointer, so its MCP form is reused, not rebuilt.
+	users2 := service("users", "10.0.0.2", "10.0.0.3")
+	b.Push(&merge.Snapshot{Services: []*registry.Service{orders, users2}})
+	for r, m := range b.converted {
+		switch r.Name {
+		case "users.file":
+			if m == first[r.Name] {
+				t.Error("changed service's MCP resource was reused")
+			}
+		default:
+			if m != first[r.Name] {
+				t.Errorf("unchanged %s was converted again", r.Name)
+			}
+		}
+	}
+
+	// Every service gone: the ServiceEntry collection is pushed empty, static resources stay.
+	b.Push(&merge.Snapshot{})
+	if got := testutil.ToFloat64(b.metrics.resources.WithLabelValues("ServiceEntry")); got != 0 {
+		t.Errorf("ServiceEntry gauge %v after all services left, want 0", got)
+	}
+	if got := testutil.ToFloat64(b.metrics.resources.WithLabelValues("VirtualService")); got != 1 {
+		t.Errorf("VirtualService gauge %v, want 1 (static resources stay)", got)
+	}
+	if len(b.converted) != 2 {
+		t.Errorf("%d conversions kept, want only the 2 static ones", len(b.converted))
+	}
+}
+
+func TestPushCountsInvalidByReason(t *testing.T) {
+	b, _ := newTestBridge(t, nil)
+	bad := service(strings.Repeat("x", 70), "10.0.0.9") // a host label over 63 characters
+	b.Push(&merge.Snapshot{Services: []*registry.Service{bad, service("ok", "10.0.0.1")}})
+	if got := testutil.ToFloat64(b.metrics.invalid.WithLabelValues("invalid-host")); got != 1 {
+		t.Fatalf("invalid-host gauge %v, want 1", got)
+	}
+	b.Push(&merge.Snapshot{Services: []*registry.Service{service("ok", "10.0.0.1")}})
+	if got := testutil.ToFloat64(b.metrics.invalid.WithLabelValues("invalid-host")); got != 0 {
+		t.Errorf("invalid-host gauge %v after the bad service left, want 0", got)
+	}
+	if out := b.Output(); len(out.Invalid) != 0 {
+		t.Errorf("Output().Invalid = %v", out.Invalid)
+	}
+}
+
+func TestRender(t *testing.T) {
+	static, err := LoadStatic([]string{writeStatic(t, staticGood)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Render(&buf, static, RenderOptions{Format: "yaml", Kind: "virtualservice"}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, w := range []string{"apiVersion: networking.istio.io/v1", "kind: VirtualService", "name: orders-split", "weight: 90"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("render lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "DestinationRule") || strings.Contains(out, "resourceVersion") {
+		t.Errorf("kind filter or versions option ignored:\n%s", out)
+	}
+	if err := Render(&buf, static, RenderOptions{Format: "xml"}); err == nil {
+		t.Error("unknown format accepted")
+	}
+}

@@ -1,0 +1,262 @@
+package mcp
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/peer"
+)
+
+// ClientStatus is one open stream, for /debug/clients (JSON) and the mcp_client_* metrics.
+type ClientStatus struct {
+	ID             string            `json:"id"`
+	Peer           string            `json:"peer"`
+	Protocol       string            `json:"protocol"` // "sotw" or "delta"
+	NodeID         string            `json:"nodeId"`
+	Metadata       map[string]string `json:"metadata,omitempty"` // identifying node metadata only
+	ConnectedSince time.Time         `json:"connectedSince"`
+	Types          []TypeStatus      `json:"types"`
+}
+
+// TypeStatus is one subscribed type URL of a stream.
+type TypeStatus struct {
+	TypeURL        string    `json:"typeUrl"`
+	Collection     string    `json:"collection"`
+	CurrentVersion string    `json:"currentVersion,omitempty"` // of the collection; "" before the first Set
+	SentVersion    string    `json:"sentVersion,omitempty"`
+	SentNonce      string    `json:"sentNonce,omitempty"`
+	SentAt         time.Time `json:"sentAt,omitzero"`
+	SentResources  int       `json:"sentResources"` // in the last response
+	Responses      int       `json:"responses"`     // sent on this stream
+	AckedVersion   string    `json:"ackedVersion,omitempty"`
+	AckedNonce     string    `json:"ackedNonce,omitempty"`
+	AckedAt        time.Time `json:"ackedAt,omitzero"`
+	Synced         bool      `json:"synced"`        // the client ACKed the current version
+	WaitingForAck  bool      `json:"waitingForAck"` // a response is unanswered
+	Nacked         bool      `json:"nacked"`        // the last reply was a NACK
+	Nacks          int       `json:"nacks"`
+	LastNack       *NackInfo `json:"lastNack,omitempty"`
+}
+
+// NackInfo is the detail of a rejected response.
+type NackInfo struct {
+	Version string    `json:"version,omitempty"`
+	Nonce   string    `json:"nonce"`
+	Code    int32     `json:"code"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
+}
+
+// nodeMetadataKeys are the node metadata fields shown in ClientStatus: enough to tell clients
+// apart, nothing that could carry a secret.
+var nodeMetadataKeys = []string{"GENERATOR", "ISTIO_VERSION", "ISTIO_REVISION", "CLUSTER_ID", "NAMESPACE", "POD_NAME"}
+
+// conn is the state of one stream. Its handler goroutine sends; a second goroutine receives
+// requests and updates typeStates under mu, then pokes the sender.
+type conn struct {
+	s         *Server
+	id        string
+	peer      string
+	protocol  string
+	connected time.Time
+	wake      chan struct{} // capacity 1: coalesces any number of pokes
+	recvErr   chan error    // capacity 1: the receiver's last word
+
+	mu     sync.Mutex
+	nodeID string
+	meta   map[string]string
+	types  map[string]*typeState
+	order  []string // type URLs in subscription order: responses go out in that order
+}
+
+// typeState is what one stream knows about one type URL.
+type typeState struct {
+	typeURL, collection string
+
+	// Requests.
+	names   []string // SotW resource_names; nil means wildcard (what Istiod sends)
+	pending bool     // the client asked and is answered even if the version is unchanged
+
+	// Responses.
+	sentVersion, sentNonce string
+	sentAt                 time.Time
+	sentResources          int
+	responses              int
+	outstanding            bool // sent and neither ACKed nor NACKed yet
+
+	// Replies.
+	ackVersion, ackNonce string
+	ackAt                time.Time
+	nacked               bool
+	nacks                int
+	lastNack             *NackInfo
+
+	// Delta only.
+	wildcard   bool
+	subscribed map[string]struct{}
+	known      map[string]string // resource name -> version the client has
+	knownAt    string            // collection version `known` equals, "" when unknown
+}
+
+func newConn(s *Server, ctx context.Context, protocol string) *conn {
+	c := &conn{
+		s:         s,
+		protocol:  protocol,
+		connected: time.Now(),
+		wake:      make(chan struct{}, 1),
+		recvErr:   make(chan error, 1),
+		types:     map[string]*typeState{},
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		c.peer = p.Addr.String()
+	}
+	c.id = fmt.Sprintf("%s-%d", protocol, s.ids.Add(1))
+	return c
+}
+
+func (c *conn) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// typeFor returns the state of a type URL, creating it for a first request. Callers hold mu.
+func (c *conn) typeFor(typeURL string) (st *typeState, first bool, err error) {
+	if st := c.types[typeURL]; st != nil {
+		return st, false, nil
+	}
+	if len(c.types) >= c.s.maxTypes {
+		return nil, false, fmt.Errorf("stream subscribes to more than %d type URLs", c.s.maxTypes)
+	}
+	st = &typeState{typeURL: typeURL, collection: CollectionOf(typeURL)}
+	c.types[typeURL] = st
+	c.order = append(c.order, typeURL)
+	return st, true, nil
+}
+
+// recordNode keeps the node identity; xDS clients send it on the first request at least.
+func (c *conn) recordNode(n *core.Node) {
+	if n == nil || c.nodeID != "" {
+		return
+	}
+	c.nodeID = n.GetId()
+	for _, k := range nodeMetadataKeys {
+		if v, ok := n.GetMetadata().GetFields()[k]; ok && v.GetStringValue() != "" {
+			if c.meta == nil {
+				c.meta = map[string]string{}
+			}
+			c.meta[k] = v.GetStringValue()
+		}
+	}
+}
+
+// recordReply handles a request answering this stream's last response of the type.
+func (c *conn) recordReply(st *typeState, version, nonce string, errDetail *rpcstatus.Status) {
+	st.outstanding = false
+	if errDetail != nil {
+		st.nacked = true
+		st.nacks++
+		st.lastNack = &NackInfo{Version: version, Nonce: nonce, Code: errDetail.GetCode(), Message: errDetail.GetMessage(), At: time.Now()}
+		c.s.m.nacks.WithLabelValues(c.metricCollection(st)).Inc()
+		c.s.log.Warn("mcp: client rejected a response", "client", c.id, "node", c.nodeID, "type", st.typeURL,
+			"nonce", nonce, "code", errDetail.GetCode(), "message", errDetail.GetMessage())
+		return
+	}
+	st.nacked = false
+	st.ackVersion, st.ackNonce, st.ackAt = version, nonce, time.Now()
+}
+
+func (c *conn) metricCollection(st *typeState) string {
+	if snap := c.s.snapshotFor(st.collection); snap != nil {
+		return metricCollection(snap)
+	}
+	return unsetCollection
+}
+
+// loop is the sender: it waits for pokes (new requests, Set, shutdown) and calls next, which
+// sends at most one response and reports when it wants to be called again.
+func (c *conn) loop(ctx context.Context, next func() (sent bool, retryIn time.Duration, err error)) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		retry := time.Duration(0)
+		for {
+			sent, retryIn, err := next()
+			if err != nil {
+				return err
+			}
+			if !sent {
+				retry = retryIn
+				break
+			}
+		}
+		timer.Stop()
+		if retry > 0 {
+			timer.Reset(retry)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.s.stop:
+			return nil
+		case err := <-c.recvErr:
+			return err
+		case <-c.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// waitingForAck reports whether st must not be sent yet because its last response is unanswered,
+// and if so how long until the ACK timeout lets it through.
+func (c *conn) waitingForAck(st *typeState, now time.Time) (bool, time.Duration) {
+	if !st.outstanding {
+		return false, 0
+	}
+	left := c.s.ackTimeout - now.Sub(st.sentAt)
+	if left <= 0 {
+		c.s.log.Warn("mcp: client did not ACK in time; sending the newer version anyway", "client", c.id,
+			"node", c.nodeID, "type", st.typeURL, "nonce", st.sentNonce)
+		return false, 0
+	}
+	return true, left
+}
+
+func (c *conn) status() ClientStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs := ClientStatus{ID: c.id, Peer: c.peer, Protocol: c.protocol, NodeID: c.nodeID, ConnectedSince: c.connected}
+	if len(c.meta) > 0 {
+		cs.Metadata = make(map[string]string, len(c.meta))
+		for k, v := range c.meta {
+			cs.Metadata[k] = v
+		}
+	}
+	for _, t := range c.order {
+		st := c.types[t]
+		ts := TypeStatus{
+			TypeURL: st.typeURL, Collection: st.collection,
+			SentVersion: st.sentVersion, SentNonce: st.sentNonce, SentAt: st.sentAt,
+			SentResources: st.sentResources, Responses: st.responses,
+			AckedVersion: st.ackVersion, AckedNonce: st.ackNonce, AckedAt: st.ackAt,
+			WaitingForAck: st.outstanding, Nacked: st.nacked, Nacks: st.nacks,
+		}
+		if st.lastNack != nil {
+			n := *st.lastNack
+			ts.LastNack = &n
+		}
+		if snap := c.s.snapshotFor(st.collection); snap != nil {
+			ts.CurrentVersion = snap.version
+			ts.Synced = st.ackNonce != "" && st.ackNonce == st.sentNonce && st.sentVersion == snap.version
+		}
+		cs.Types = append(cs.Types, ts)
+	}
+	sort.SliceStable(cs.Types, func(i, j int) bool { return cs.Types[i].TypeURL < cs.Types[j].TypeURL })
+	return cs
+}

@@ -1,0 +1,136 @@
+package mcp
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// unsetCollection labels metrics of requested collections that were never Set (MeshConfig,
+// unknown types): clients choose those type URLs, so they must not become label values.
+const unsetCollection = "unset"
+
+type metrics struct {
+	clients         *prometheus.GaugeVec   // protocol
+	responses       *prometheus.CounterVec // collection, protocol
+	sentBytes       *prometheus.CounterVec // collection, protocol
+	nacks           *prometheus.CounterVec // collection
+	marshalled      *prometheus.CounterVec // collection
+	marshalledBytes *prometheus.CounterVec // collection
+	builtBytes      *prometheus.CounterVec // collection
+	skipped         *prometheus.CounterVec // collection
+	resources       *prometheus.GaugeVec   // collection
+	buildDuration   *prometheus.HistogramVec
+	sendDuration    *prometheus.HistogramVec
+	pushLatency     *prometheus.HistogramVec
+	copies          prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.Collector) *metrics {
+	durations := prometheus.ExponentialBuckets(0.0005, 2.5, 12) // 0.5 ms .. ~7 min
+	m := &metrics{
+		clients: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mcp_clients",
+			Help: "Open MCP streams, by protocol (sotw, delta)."}, []string{"protocol"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_responses_total",
+			Help: "Responses (pushes) sent to clients, by collection and protocol."}, []string{"collection", "protocol"}),
+		sentBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_sent_bytes_total",
+			Help: "Bytes of responses sent to clients, by collection and protocol."}, []string{"collection", "protocol"}),
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_nacks_total",
+			Help: "Responses a client rejected (request with error_detail), by collection."}, []string{"collection"}),
+		marshalled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_resources_marshalled_total",
+			Help: "Resources marshalled into MCP envelopes; an unchanged (name, version) is never re-marshalled."}, []string{"collection"}),
+		marshalledBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_marshalled_bytes_total",
+			Help: "Bytes of resources marshalled into MCP envelopes."}, []string{"collection"}),
+		builtBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_response_bytes_built_total",
+			Help: "Bytes of state-of-the-world response bodies assembled (once per collection version, shared by all clients)."}, []string{"collection"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_resources_skipped_total",
+			Help: "Resources given to Set and not served (no name, no body, duplicate, unmarshallable); see the log."}, []string{"collection"}),
+		resources: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mcp_resources",
+			Help: "Resources currently served, by collection."}, []string{"collection"}),
+		buildDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_build_duration_seconds",
+			Help: "Time Set spent building a collection's new snapshot (marshalling changed resources, hashing, assembling the response).", Buckets: durations}, []string{"collection"}),
+		sendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_send_duration_seconds",
+			Help: "Time one response took to hand to one stream (long under flow control: a slow client).", Buckets: durations}, []string{"protocol"}),
+		pushLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_push_latency_seconds",
+			Help: "Time from Set to a response carrying that collection version being sent to a client.", Buckets: durations}, []string{"collection"}),
+		copies: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_response_copies_total",
+			Help: "Responses copied per client because the grpc.Server was built without mcp.ServerOptions()."}),
+	}
+	m.clients = register(reg, log, m.clients)
+	m.responses = register(reg, log, m.responses)
+	m.sentBytes = register(reg, log, m.sentBytes)
+	m.nacks = register(reg, log, m.nacks)
+	m.marshalled = register(reg, log, m.marshalled)
+	m.marshalledBytes = register(reg, log, m.marshalledBytes)
+	m.builtBytes = register(reg, log, m.builtBytes)
+	m.skipped = register(reg, log, m.skipped)
+	m.resources = register(reg, log, m.resources)
+	m.buildDuration = register(reg, log, m.buildDuration)
+	m.sendDuration = register(reg, log, m.sendDuration)
+	m.pushLatency = register(reg, log, m.pushLatency)
+	m.copies = register(reg, log, m.copies)
+	register(reg, log, clients)
+	return m
+}
+
+// register registers c, or returns the collector already registered under the same name (two
+// Servers on one registry without Options.Name then share counters rather than panic).
+func register[C prometheus.Collector](reg prometheus.Registerer, log *slog.Logger, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	log.Warn("mcp: metric not registered; give each Server its own Options.Name", "err", err)
+	return c
+}
+
+// clientCollector reports per-client state at scrape time, so nothing is left behind when a
+// client disconnects.
+type clientCollector struct{ s *Server }
+
+var (
+	clientConnectedDesc = prometheus.NewDesc("mcp_client_connected_timestamp_seconds",
+		"When the client's stream opened.", []string{"client", "node_id", "protocol"}, nil)
+	clientSyncedDesc = prometheus.NewDesc("mcp_client_synced",
+		"1 if the client has ACKed the current version of the type's collection.", []string{"client", "node_id", "type_url"}, nil)
+	clientNackedDesc = prometheus.NewDesc("mcp_client_nacked",
+		"1 if the client's last reply for the type was a NACK.", []string{"client", "node_id", "type_url"}, nil)
+	clientAckDesc = prometheus.NewDesc("mcp_client_last_ack_timestamp_seconds",
+		"When the client last ACKed the type.", []string{"client", "node_id", "type_url"}, nil)
+)
+
+func (c clientCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- clientConnectedDesc
+	ch <- clientSyncedDesc
+	ch <- clientNackedDesc
+	ch <- clientAckDesc
+}
+
+func (c clientCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, cl := range c.s.Clients() {
+		ch <- prometheus.MustNewConstMetric(clientConnectedDesc, prometheus.GaugeValue,
+			float64(cl.ConnectedSince.UnixMilli())/1e3, cl.ID, cl.NodeID, cl.Protocol)
+		for _, t := range cl.Types {
+			ch <- prometheus.MustNewConstMetric(clientSyncedDesc, prometheus.GaugeValue, b2f(t.Synced), cl.ID, cl.NodeID, t.TypeURL)
+			ch <- prometheus.MustNewConstMetric(clientNackedDesc, prometheus.GaugeValue, b2f(t.Nacked), cl.ID, cl.NodeID, t.TypeURL)
+			if !t.AckedAt.IsZero() {
+				ch <- prometheus.MustNewConstMetric(clientAckDesc, prometheus.GaugeValue,
+					float64(t.AckedAt.UnixMilli())/1e3, cl.ID, cl.NodeID, t.TypeURL)
+			}
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

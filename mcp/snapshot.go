@@ -1,0 +1,325 @@
+package mcp
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	mcpapi "istio.io/api/mcp/v1alpha1"
+)
+
+// entry is one resource, marshalled once per (namespace, name, version) and shared by every
+// snapshot that still contains it at that version.
+type entry struct {
+	src        *Resource // what it was built from: the same pointer again skips key comparisons
+	ns, name   string
+	key        string // "<ns>/<name>": metadata.name and the Delta resource name
+	srcVersion string // the caller's Version; "" forces a marshal on every Set
+	version    string // srcVersion, or a digest of the envelope when srcVersion is ""
+	cut        bool   // a chunk ends after this entry (decided by the key alone)
+	// wire is the entry exactly as it appears in DiscoveryResponse.resources (field tag, length,
+	// Any{type_url, value}), so a SotW body is the plain concatenation of its entries' wire.
+	// The Any's value, the envelope, is its tail: wire[envOff:].
+	wire   []byte
+	envOff int
+}
+
+func (e *entry) envelope() []byte { return e.wire[e.envOff:] }
+
+// chunkEntries is the average number of entries per chunk. A chunk ends after an entry whose
+// key hashes to 0 modulo chunkEntries, so boundaries depend on keys only: a change, insertion or
+// removal rebuilds one chunk (two when a boundary entry goes), and replicas cut alike.
+const chunkEntries = 256
+
+// chunk is a run of consecutive entries with their concatenated wire bytes and a digest of their
+// keys and versions. A snapshot's response body is its chunks' bytes in order; a chunk whose
+// entries did not change is shared with the previous snapshot, so a Set copies and hashes
+// O(changed) bytes, not the whole collection.
+type chunk struct {
+	entries []*entry
+	wire    []byte
+	digest  [sha256.Size]byte
+}
+
+// snapshot is one immutable state of a collection. Streams keep sending from the snapshot they
+// picked while Set builds the next one.
+type snapshot struct {
+	collection string    // "" for the shared empty snapshot answering collections never set
+	version    string    // deterministic hash of (key, version) of every entry: replicas agree
+	created    time.Time // when Set made it: push latency is measured from here
+	entries    []*entry  // sorted by (ns, name)
+	chunks     []*chunk
+	header     []byte       // DiscoveryResponse field 1 (version_info), shared by every response
+	body       [][]byte     // DiscoveryResponse field 2 (resources): the chunks' bytes
+	boxed      []mem.Buffer // body as gRPC buffers, boxed once rather than per send
+	size       int          // bytes in body
+	// What changed since the snapshot this one was built from, so a Delta client that has exactly
+	// that base is answered in O(changed).
+	baseVersion string
+	changed     []*entry
+	removed     []string
+}
+
+// buildStats says what building a snapshot cost; the server turns it into metrics.
+type buildStats struct {
+	marshalled, marshalledBytes int
+	builtBytes                  int      // response body bytes assembled (new chunks)
+	skipped                     []string // resources not served, with the reason
+}
+
+func newEmptySnapshot(collection string) *snapshot {
+	s := &snapshot{collection: collection, created: time.Now()}
+	s.finish(nil)
+	return s
+}
+
+// buildSnapshot makes the next snapshot of a collection from the previous one (never nil; the
+// empty snapshot for a collection never set) and the full new content. It marshals only resources
+// whose (key, Version) is new, and returns prev itself when nothing changed.
+func buildSnapshot(collection string, prev *snapshot, rs []*Resource) (*snapshot, buildStats) {
+	next, st, sorted := mergeResources(collection, prev, rs)
+	if !sorted {
+		// Rare: callers pass (Namespace, Name) order. Sort a copy and merge again; nothing was
+		// marshalled twice that matters (the first pass's work is discarded).
+		next, st, _ = mergeResources(collection, prev, sortedResources(rs))
+	}
+	if len(next.changed) == 0 && len(next.removed) == 0 && prev.collection == collection {
+		return prev, st
+	}
+	st.builtBytes = next.finish(prev)
+	return next, st
+}
+
+// mergeResources walks rs and prev's entries together, reusing entries whose (key, Version) is
+// unchanged. It reports sorted=false, and stops, at the first resource out of order.
+func mergeResources(collection string, prev *snapshot, rs []*Resource) (*snapshot, buildStats, bool) {
+	var st buildStats
+	next := &snapshot{collection: collection, baseVersion: prev.version, created: time.Now()}
+	next.entries = make([]*entry, 0, len(rs))
+	old := prev.entries
+	i := 0
+	var last *Resource // the previous resource served
+	lastOld := -1      // index in old of the entry reused for last, -1 if none
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		// The same pointer as the next old entry, right after its predecessor: unchanged and in
+		// order without comparing keys. This is the common case for a Set after one change.
+		if i < len(old) && old[i].src == r && lastOld == i-1 && r.Version != "" && old[i].srcVersion == r.Version {
+			next.entries = append(next.entries, old[i])
+			last, lastOld = r, i
+			i++
+			continue
+		}
+		lastOld = -1
+		if last != nil {
+			switch c := compareKey(last.Namespace, last.Name, r); {
+			case c > 0:
+				return nil, st, false
+			case c == 0:
+				st.skipped = append(st.skipped, fmt.Sprintf("%s/%s: duplicate, the first one is served", r.Namespace, r.Name))
+				continue
+			}
+		}
+		switch {
+		case r.Name == "":
+			st.skipped = append(st.skipped, fmt.Sprintf("%s/<empty name>: a resource needs a name", r.Namespace))
+			continue
+		case r.Body == nil:
+			st.skipped = append(st.skipped, fmt.Sprintf("%s/%s: no body (Istiod would drop it)", r.Namespace, r.Name))
+			continue
+		}
+		last = r
+		for i < len(old) && compareKey(old[i].ns, old[i].name, r) < 0 {
+			next.removed = append(next.removed, old[i].key)
+			i++
+		}
+		var was *entry
+		if i < len(old) && compareKey(old[i].ns, old[i].name, r) == 0 {
+			was = old[i]
+			i++
+		}
+		if was != nil && r.Version != "" && was.srcVersion == r.Version {
+			next.entries = append(next.entries, was)
+			lastOld = i - 1
+			continue
+		}
+		e, err := marshalEntry(r)
+		if err != nil {
+			st.skipped = append(st.skipped, fmt.Sprintf("%s/%s: %v", r.Namespace, r.Name, err))
+			if was != nil {
+				next.removed = append(next.removed, was.key)
+			}
+			continue
+		}
+		st.marshalled++
+		st.marshalledBytes += len(e.wire)
+		if was != nil && was.version == e.version {
+			e = was // same content under an empty Version: keep the old entry, nothing changed
+		} else {
+			next.changed = append(next.changed, e)
+		}
+		next.entries = append(next.entries, e)
+	}
+	for ; i < len(old); i++ {
+		next.removed = append(next.removed, old[i].key)
+	}
+	return next, st, true
+}
+
+// finish cuts the entries into chunks, reusing prev's unchanged chunks, and derives the version
+// and the shared response parts. It returns the bytes of newly built chunks.
+func (s *snapshot) finish(prev *snapshot) int {
+	reusable := map[*entry]*chunk{}
+	if prev != nil {
+		for _, c := range prev.chunks {
+			reusable[c.entries[0]] = c
+		}
+	}
+	built := 0
+	start := 0
+	for k, e := range s.entries {
+		if !e.cut && k != len(s.entries)-1 {
+			continue
+		}
+		run := s.entries[start : k+1]
+		start = k + 1
+		if c := reusable[run[0]]; c != nil && slices.Equal(c.entries, run) {
+			s.chunks = append(s.chunks, c)
+			continue
+		}
+		c := newChunk(run)
+		built += len(c.wire)
+		s.chunks = append(s.chunks, c)
+	}
+	h := sha256.New()
+	for _, c := range s.chunks {
+		h.Write(c.digest[:])
+		s.body = append(s.body, c.wire)
+		s.boxed = append(s.boxed, mem.SliceBuffer(c.wire))
+		s.size += len(c.wire)
+	}
+	s.version = hex.EncodeToString(h.Sum(nil)[:8])
+	s.header = protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), s.version)
+	return built
+}
+
+func newChunk(run []*entry) *chunk {
+	c := &chunk{entries: slices.Clone(run)} // own array: never pins an old snapshot's entries
+	h := sha256.New()
+	size := 0
+	for _, e := range run {
+		h.Write([]byte(e.key))
+		h.Write([]byte{0})
+		h.Write([]byte(e.version))
+		h.Write([]byte{0})
+		size += len(e.wire)
+	}
+	h.Sum(c.digest[:0])
+	c.wire = concatWire(run, size)
+	return c
+}
+
+func concatWire(entries []*entry, size int) []byte {
+	if size < 0 {
+		size = 0
+		for _, e := range entries {
+			size += len(e.wire)
+		}
+	}
+	body := make([]byte, 0, size)
+	for _, e := range entries {
+		body = append(body, e.wire...)
+	}
+	return body
+}
+
+// marshalEntry wraps r in its istio.mcp.v1alpha1.Resource envelope and encodes it straight into
+// its DiscoveryResponse.resources form.
+func marshalEntry(r *Resource) (*entry, error) {
+	key := r.Namespace + "/" + r.Name
+	env := &mcpapi.Resource{
+		Metadata: &mcpapi.Metadata{Name: key, Version: r.Version, Labels: r.Labels, Annotations: r.Annotations},
+		Body:     r.Body,
+	}
+	envLen := proto.MarshalOptions{Deterministic: true}.Size(env)
+	anyLen := protowire.SizeTag(1) + protowire.SizeBytes(len(ResourceTypeURL)) +
+		protowire.SizeTag(2) + protowire.SizeBytes(envLen)
+	wire := make([]byte, 0, protowire.SizeTag(2)+protowire.SizeBytes(anyLen))
+	wire = protowire.AppendTag(wire, 2, protowire.BytesType)
+	wire = protowire.AppendVarint(wire, uint64(anyLen))
+	wire = protowire.AppendTag(wire, 1, protowire.BytesType)
+	wire = protowire.AppendString(wire, ResourceTypeURL)
+	wire = protowire.AppendTag(wire, 2, protowire.BytesType)
+	wire = protowire.AppendVarint(wire, uint64(envLen))
+	envOff := len(wire)
+	wire, err := proto.MarshalOptions{Deterministic: true, UseCachedSize: true}.MarshalAppend(wire, env)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling the MCP envelope: %w", err)
+	}
+	if len(wire)-envOff != envLen {
+		// The caller mutated the resource while we marshalled it; refuse rather than send garbage.
+		return nil, fmt.Errorf("marshalling the MCP envelope: size changed during marshal (resource mutated concurrently?)")
+	}
+	kh := fnv.New64a()
+	kh.Write([]byte(key))
+	e := &entry{src: r, ns: r.Namespace, name: r.Name, key: key, srcVersion: r.Version, version: r.Version,
+		cut: kh.Sum64()%chunkEntries == 0, wire: wire, envOff: envOff}
+	if e.version == "" {
+		sum := sha256.Sum256(e.envelope())
+		e.version = "sha256:" + hex.EncodeToString(sum[:8])
+	}
+	return e, nil
+}
+
+func compareKey(ns, name string, r *Resource) int {
+	return cmp.Or(strings.Compare(ns, r.Namespace), strings.Compare(name, r.Name))
+}
+
+func compareResources(a, b *Resource) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	return compareKey(a.Namespace, a.Name, b)
+}
+
+// sortedResources returns rs ordered by (Namespace, Name). Callers normally pass sorted input,
+// which costs one pass; otherwise a sorted copy is made (the caller's slice is never reordered).
+func sortedResources(rs []*Resource) []*Resource {
+	if slices.IsSortedFunc(rs, compareResources) {
+		return rs
+	}
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, compareResources)
+	return sorted
+}
+
+// lookup finds the entry named "<ns>/<name>" by binary search.
+func (s *snapshot) lookup(key string) *entry {
+	ns, name, ok := strings.Cut(key, "/")
+	if !ok {
+		return nil
+	}
+	probe := &Resource{Namespace: ns, Name: name}
+	i, found := slices.BinarySearchFunc(s.entries, probe, func(e *entry, r *Resource) int {
+		return compareKey(e.ns, e.name, r)
+	})
+	if !found {
+		return nil
+	}
+	return s.entries[i]
+}

@@ -1,0 +1,175 @@
+package mcp
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// adsService implements go-control-plane's AggregatedDiscoveryServiceServer.
+type adsService struct{ s *Server }
+
+func (a adsService) StreamAggregatedResources(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	s := a.s
+	c := newConn(s, stream.Context(), "sotw")
+	if !s.addConn(c) {
+		return status.Error(codes.Unavailable, "mcp server is shutting down")
+	}
+	defer s.removeConn(c)
+	s.log.Info("mcp: client connected", "client", c.id, "peer", c.peer, "protocol", c.protocol)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err == nil {
+				err = c.onSotwRequest(req)
+			}
+			if err != nil {
+				c.recvErr <- err
+				return
+			}
+		}
+	}()
+	err := c.loop(stream.Context(), func() (bool, time.Duration, error) { return c.sendSotw(stream) })
+	c.logEnd(err)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+func (c *conn) logEnd(err error) {
+	if err == nil || errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+		c.s.log.Info("mcp: client disconnected", "client", c.id, "node", c.nodeID)
+		return
+	}
+	c.s.log.Warn("mcp: client stream failed", "client", c.id, "node", c.nodeID, "err", err)
+}
+
+// onSotwRequest applies one DiscoveryRequest. Istiod's client sends every first request with a
+// garbage response_nonce (the time of day), so a first request for a type is always answered with
+// the current state whatever its nonce says.
+func (c *conn) onSotwRequest(req *discovery.DiscoveryRequest) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recordNode(req.GetNode())
+	typeURL := req.GetTypeUrl()
+	if typeURL == "" {
+		c.s.log.Debug("mcp: request without type_url ignored", "client", c.id)
+		return nil
+	}
+	st, first, err := c.typeFor(typeURL)
+	if err != nil {
+		return status.Error(codes.ResourceExhausted, err.Error())
+	}
+	names := requestedNames(req.GetResourceNames())
+	nonce := req.GetResponseNonce()
+	switch {
+	case first, nonce == "", st.sentNonce == "":
+		// A new subscription, a client re-requesting from scratch, or anything before our first
+		// response (which all still wait for the first Set).
+		st.names, st.pending, st.outstanding = names, true, false
+	case nonce == st.sentNonce:
+		c.recordReply(st, req.GetVersionInfo(), nonce, req.GetErrorDetail())
+		if !slices.Equal(names, st.names) {
+			st.names, st.pending = names, true
+		}
+	default:
+		// A stale or unknown nonce: the client has not seen our latest response yet (xDS says to
+		// ignore it); the reply to the latest will follow.
+		c.s.log.Debug("mcp: request with stale nonce ignored", "client", c.id, "type", typeURL, "nonce", nonce)
+		return nil
+	}
+	c.poke()
+	return nil
+}
+
+// requestedNames returns nil for a wildcard request (no names, or "*") and the sorted names
+// otherwise.
+func requestedNames(names []string) []string {
+	if len(names) == 0 || slices.Contains(names, "*") {
+		return nil
+	}
+	sorted := slices.Clone(names)
+	slices.Sort(sorted)
+	return slices.Compact(sorted)
+}
+
+// sendSotw sends the first type (in subscription order) that needs a response.
+func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) (bool, time.Duration, error) {
+	if c.s.view.Load() == nil {
+		return false, 0, nil // nothing before the first Set
+	}
+	now := time.Now()
+	var retry time.Duration
+	c.mu.Lock()
+	var st *typeState
+	var snap *snapshot
+	for _, t := range c.order {
+		cand := c.types[t]
+		cur := c.s.snapshotFor(cand.collection)
+		if !cand.pending && cand.sentVersion == cur.version {
+			continue
+		}
+		if wait, left := c.waitingForAck(cand, now); wait {
+			if retry == 0 || left < retry {
+				retry = left
+			}
+			continue
+		}
+		st, snap = cand, cur
+		break
+	}
+	if st == nil {
+		c.mu.Unlock()
+		return false, retry, nil
+	}
+	var body []byte // nil: the snapshot's shared resources
+	count := len(snap.entries)
+	if st.names != nil {
+		body, count = filteredBody(snap, st.names)
+	}
+	nonce := c.s.nextNonce()
+	st.pending, st.outstanding = false, true
+	st.sentVersion, st.sentNonce, st.sentAt, st.sentResources = snap.version, nonce, now, count
+	st.responses++
+	typeURL := st.typeURL
+	c.mu.Unlock()
+
+	msg := newWireResponse(snap, body, typeURL, nonce)
+	start := time.Now()
+	if err := stream.SendMsg(msg); err != nil {
+		return false, 0, err
+	}
+	c.recordSend(snap, msg.size, start)
+	if !msg.passedThrough {
+		c.s.m.copies.Inc()
+	}
+	return true, 0, nil
+}
+
+func (c *conn) recordSend(snap *snapshot, size int, start time.Time) {
+	collection := metricCollection(snap)
+	c.s.m.sendDuration.WithLabelValues(c.protocol).Observe(time.Since(start).Seconds())
+	if snap.collection != "" {
+		c.s.m.pushLatency.WithLabelValues(collection).Observe(time.Since(snap.created).Seconds())
+	}
+	c.s.m.responses.WithLabelValues(collection, c.protocol).Inc()
+	c.s.m.sentBytes.WithLabelValues(collection, c.protocol).Add(float64(size))
+}
+
+// filteredBody serves a client that asked for named resources (Istiod never does): the named
+// entries' bytes, already marshalled, concatenated for this stream alone.
+func filteredBody(snap *snapshot, names []string) ([]byte, int) {
+	var picked []*entry
+	for _, n := range names {
+		if e := snap.lookup(n); e != nil {
+			picked = append(picked, e)
+		}
+	}
+	return concatWire(picked, -1), len(picked) // never nil: an empty body is not the shared one
+}
