@@ -1,0 +1,449 @@
+package zookeeper
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/registry"
+)
+
+// recordingSink keeps what an adapter reported, as the merge layer would see it.
+type recordingSink struct {
+	mu        sync.Mutex
+	services  map[registry.Key]*registry.Service
+	replaces  int
+	upserts   int
+	deletes   int
+	fails     []error
+	failed    bool
+	rejects   map[string]string // where -> reason
+	changed   chan struct{}
+	lastEvent time.Time
+	// sendTimes records, per instance ID, when an Upsert or Replace first carried it.
+	sendTimes map[string]time.Time
+}
+
+func newRecordingSink() *recordingSink {
+	return &recordingSink{services: map[registry.Key]*registry.Service{}, rejects: map[string]string{},
+		changed: make(chan struct{}, 1), sendTimes: map[string]time.Time{}}
+}
+
+func (s *recordingSink) notify() {
+	s.lastEvent = time.Now()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (s *recordingSink) stamp(svcs []*registry.Service) {
+	now := time.Now()
+	for _, svc := range svcs {
+		for _, in := range svc.Instances {
+			if _, ok := s.sendTimes[in.ID]; !ok {
+				s.sendTimes[in.ID] = now
+			}
+		}
+	}
+}
+
+func (s *recordingSink) Replace(svcs []*registry.Service) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.services = map[registry.Key]*registry.Service{}
+	for _, svc := range svcs {
+		s.services[svc.Key()] = svc
+	}
+	s.stamp(svcs)
+	s.replaces++
+	s.failed = false
+	s.notify()
+}
+
+func (s *recordingSink) Upsert(svcs []*registry.Service) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.replaces == 0 {
+		panic("Upsert before the first Replace")
+	}
+	for _, svc := range svcs {
+		s.services[svc.Key()] = svc
+	}
+	s.stamp(svcs)
+	s.upserts++
+	s.notify()
+}
+
+func (s *recordingSink) Delete(keys []registry.Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		delete(s.services, k)
+	}
+	s.deletes++
+	s.notify()
+}
+
+func (s *recordingSink) Fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails = append(s.fails, err)
+	s.failed = true
+	s.notify()
+}
+
+func (s *recordingSink) Reject(where, reason string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejects[where] = reason
+	s.notify()
+}
+
+func (s *recordingSink) Accept(where string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.rejects, where)
+	s.notify()
+}
+
+// snapshot returns the services sorted by key.
+func (s *recordingSink) snapshot() []*registry.Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*registry.Service, 0, len(s.services))
+	for _, svc := range s.services {
+		out = append(out, svc)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key().String() < out[j].Key().String() })
+	return out
+}
+
+func (s *recordingSink) service(k registry.Key) *registry.Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.services[k]
+}
+
+func (s *recordingSink) rejectReasons() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.rejects))
+	for k, v := range s.rejects {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *recordingSink) counts() (replaces, upserts, deletes, fails int, failed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replaces, s.upserts, s.deletes, len(s.fails), s.failed
+}
+
+// waitFor waits until cond holds on the sink's state, re-checking on every report.
+func (s *recordingSink) waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		select {
+		case <-s.changed:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+	}
+}
+
+// adminConn is a plain client for the test to write the tree, as Dubbo applications do.
+func adminConn(t testing.TB, addr string, sessionTimeout time.Duration, opts ...func(*zk.Conn)) *zk.Conn {
+	t.Helper()
+	c, _, err := zk.Connect([]string{addr}, sessionTimeout, zk.WithLogger(quietLogger{}), zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := servers.Poll(20*time.Second, func() error {
+		if c.State() != zk.StateHasSession {
+			return fmt.Errorf("state %v", c.State())
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("admin client: %v", err)
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+// mkdirs creates the persistent parents of p (as Curator's creatingParentsIfNeeded).
+func mkdirs(t testing.TB, c *zk.Conn, p string, acl []zk.ACL) {
+	t.Helper()
+	if acl == nil {
+		acl = zk.WorldACL(zk.PermAll)
+	}
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	cur := ""
+	for _, part := range parts {
+		cur += "/" + part
+		_, err := c.Create(cur, nil, 0, acl)
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			t.Fatalf("creating %s: %v", cur, err)
+		}
+	}
+}
+
+// createNode creates p (parents as persistent nodes) with data; ephemeral as Dubbo's providers.
+func createNode(t testing.TB, c *zk.Conn, p string, data []byte, ephemeral bool) {
+	t.Helper()
+	dir := p[:strings.LastIndexByte(p, '/')]
+	if dir != "" {
+		mkdirs(t, c, dir, zk.WorldACL(zk.PermAll))
+	}
+	var flags int32
+	if ephemeral {
+		flags = zk.FlagEphemeral
+	}
+	if _, err := c.Create(p, data, flags, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatalf("creating %s: %v", truncateName(p), err)
+	}
+}
+
+func deleteNode(t testing.TB, c *zk.Conn, p string) {
+	t.Helper()
+	if err := c.Delete(p, -1); err != nil {
+		t.Fatalf("deleting %s: %v", truncateName(p), err)
+	}
+}
+
+// javaURLEncode is java.net.URLEncoder.encode(s, "UTF-8"), which Dubbo's URL.encode calls to
+// name provider znodes: unreserved are A-Z a-z 0-9 . - * _, space becomes '+'.
+func javaURLEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '*', c == '_':
+			b.WriteByte(c)
+		case c == ' ':
+			b.WriteByte('+')
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// providerPath is where Dubbo registers a provider URL under a root.
+func providerPath(root, iface, rawURL string) string {
+	return root + "/" + iface + "/providers/" + javaURLEncode(rawURL)
+}
+
+// createMany creates many nodes fast: parents first, then the nodes with concurrent (pipelined)
+// requests, as a fleet of applications registering at once would.
+func createMany(t testing.TB, c *zk.Conn, entries []treeEntry) {
+	t.Helper()
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		dirs[e.path[:strings.LastIndexByte(e.path, '/')]] = true
+	}
+	sorted := make([]string, 0, len(dirs))
+	for d := range dirs {
+		sorted = append(sorted, d)
+	}
+	sort.Strings(sorted)
+	made := map[string]bool{}
+	for _, d := range sorted {
+		parts := strings.Split(strings.Trim(d, "/"), "/")
+		cur := ""
+		for _, part := range parts {
+			cur += "/" + part
+			if made[cur] {
+				continue
+			}
+			if _, err := c.Create(cur, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				t.Fatalf("creating %s: %v", cur, err)
+			}
+			made[cur] = true
+		}
+	}
+	work := make(chan treeEntry)
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range work {
+				var flags int32
+				if e.ephemeral {
+					flags = zk.FlagEphemeral
+				}
+				if _, err := c.Create(e.path, e.data, flags, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+					select {
+					case errs <- fmt.Errorf("creating %s: %w", truncateName(e.path), err):
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for _, e := range entries {
+		work <- e
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+}
+
+// treeEntry is one node of a fixture tree.
+type treeEntry struct {
+	path      string
+	data      []byte
+	ephemeral bool
+}
+
+// loadTree reads a fixture tree file:
+//
+//	# comment
+//	/literal/path/as/captured                   a node without data
+//	/literal/path = data                          a node with data (rest of the line)
+//	url /dubbo/<iface>/<category> <raw URL>      a URL child, encoded as Dubbo encodes it
+//
+// Provider and consumer nodes are ephemeral, as Dubbo creates them.
+func loadTree(t testing.TB, file string) []treeEntry {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []treeEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var e treeEntry
+		if rest, ok := strings.CutPrefix(line, "url "); ok {
+			parent, raw, _ := strings.Cut(rest, " ")
+			e.path = parent + "/" + javaURLEncode(raw)
+		} else if p, data, ok := strings.Cut(line, " = "); ok {
+			e.path, e.data = p, []byte(data)
+		} else {
+			e.path = line
+		}
+		e.ephemeral = strings.Contains(e.path, "/providers/") || strings.Contains(e.path, "/consumers/") ||
+			strings.HasPrefix(e.path, "/services/") && strings.Count(e.path, "/") == 3
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// writeTree creates the fixture nodes under prefix.
+func writeTree(t testing.TB, c *zk.Conn, prefix string, entries []treeEntry) {
+	t.Helper()
+	for _, e := range entries {
+		createNode(t, c, prefix+e.path, e.data, e.ephemeral)
+	}
+}
+
+type runningAdapter struct {
+	a      *Adapter
+	sink   *recordingSink
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// registryOptions are the adapter options of a test: a private metrics registry, logs on -v.
+func registryOptions() registry.Options {
+	var logOut io.Writer = io.Discard
+	if testing.Verbose() {
+		logOut = os.Stderr
+	}
+	return registry.Options{Name: "zk", Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo})), Metrics: prometheus.NewRegistry()}
+}
+
+// startAdapter runs an adapter until the test ends.
+func startAdapter(t testing.TB, cfg Config) *runningAdapter {
+	t.Helper()
+	opts := registryOptions()
+	reg := opts.Metrics.(*prometheus.Registry)
+	a, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningAdapter{a: a, sink: newRecordingSink(), reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- a.Run(ctx, r.sink) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("Run returned %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return within 10s of cancellation")
+		}
+	})
+	return r
+}
+
+// waitSynced waits for the first Replace.
+func (r *runningAdapter) waitSynced(t testing.TB) {
+	t.Helper()
+	r.sink.waitFor(t, 30*time.Second, "the first Replace", func() error {
+		if n, _, _, _, _ := r.sink.counts(); n == 0 {
+			return errors.New("no Replace yet")
+		}
+		return nil
+	})
+}
+
+func dubboKey(iface, group, version string) registry.Key {
+	return registry.Key{Kind: registry.KindDubboInterface, Name: iface, Group: group, Version: version}
+}
+
+func instanceIDs(s *registry.Service) []string {
+	if s == nil {
+		return nil
+	}
+	ids := make([]string, len(s.Instances))
+	for i, in := range s.Instances {
+		ids[i] = in.ID
+	}
+	return ids
+}

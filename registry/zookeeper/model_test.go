@@ -1,0 +1,79 @@
+package zookeeper
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/registry"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+type goldenModel struct {
+	Services      []*registry.Service  `yaml:"services"`
+	Rejected      map[string]string    `yaml:"rejected"`
+	Configurators []configuratorStatus `yaml:"configurators"`
+	Routers       []routerStatus       `yaml:"routers"`
+	Consumers     map[string][]string  `yaml:"consumers"`
+}
+
+// TestGoldenModel loads testdata/tree.txt (captured Dubbo 2, Dubbo 3 and Spring Cloud
+// registrations, plus garbage) into a real ZooKeeper and compares what the adapter reports, in
+// each Dubbo 3 host mode, with testdata/model-<mode>.golden.yaml (regenerate with -update and
+// review the diff).
+func TestGoldenModel(t *testing.T) {
+	z := servers.StartZooKeeper(t)
+	admin := adminConn(t, z.Addr(), 10*time.Second)
+	writeTree(t, admin, "/golden", loadTree(t, filepath.Join("testdata", "tree.txt")))
+
+	for _, mode := range []string{HostsBoth, HostsApp, HostsInterface} {
+		t.Run(mode, func(t *testing.T) {
+			r := startAdapter(t, Config{Servers: []string{z.Addr() + "/golden"}, Dubbo3Hosts: mode, ResyncInterval: -1})
+			r.waitSynced(t)
+			d := r.a.Describe()
+			got := goldenModel{
+				Services:      r.sink.snapshot(),
+				Rejected:      r.sink.rejectReasons(),
+				Configurators: d["configurators"].([]configuratorStatus),
+				Routers:       d["routers"].([]routerStatus),
+				Consumers:     d["consumers"].(map[string][]string),
+			}
+			var buf bytes.Buffer
+			enc := yaml.NewEncoder(&buf)
+			enc.SetIndent(2)
+			if err := enc.Encode(got); err != nil {
+				t.Fatal(err)
+			}
+			compareGolden(t, filepath.Join("testdata", "model-"+mode+".golden.yaml"), buf.Bytes())
+			for _, s := range got.Services {
+				if err := s.Validate(); err != nil {
+					t.Errorf("invalid service sent: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the output (run go test -update and review the diff):\n%s", path, got)
+	}
+}
