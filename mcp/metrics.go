@@ -30,31 +30,31 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.Collector) *metrics {
 	durations := prometheus.ExponentialBuckets(0.0005, 2.5, 12) // 0.5 ms .. ~7 min
 	m := &metrics{
-		clients: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mcp_clients",
+		clients: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mcp_bridge_mcp_clients",
 			Help: "Open MCP streams, by protocol (sotw, delta)."}, []string{"protocol"}),
-		responses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_responses_total",
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_responses_total",
 			Help: "Responses (pushes) sent to clients, by collection and protocol."}, []string{"collection", "protocol"}),
-		sentBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_sent_bytes_total",
+		sentBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_sent_bytes_total",
 			Help: "Bytes of responses sent to clients, by collection and protocol."}, []string{"collection", "protocol"}),
-		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_nacks_total",
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_nacks_total",
 			Help: "Responses a client rejected (request with error_detail), by collection."}, []string{"collection"}),
-		marshalled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_resources_marshalled_total",
+		marshalled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_resources_marshalled_total",
 			Help: "Resources marshalled into MCP envelopes; an unchanged (name, version) is never re-marshalled."}, []string{"collection"}),
-		marshalledBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_marshalled_bytes_total",
+		marshalledBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_marshalled_bytes_total",
 			Help: "Bytes of resources marshalled into MCP envelopes."}, []string{"collection"}),
-		builtBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_response_bytes_built_total",
+		builtBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_response_bytes_built_total",
 			Help: "Bytes of state-of-the-world response bodies assembled (once per collection version, shared by all clients)."}, []string{"collection"}),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_resources_skipped_total",
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_resources_skipped_total",
 			Help: "Resources given to Set and not served (no name, no body, duplicate, unmarshallable); see the log."}, []string{"collection"}),
-		resources: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mcp_resources",
+		resources: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mcp_bridge_mcp_resources",
 			Help: "Resources currently served, by collection."}, []string{"collection"}),
-		buildDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_build_duration_seconds",
+		buildDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_bridge_mcp_build_duration_seconds",
 			Help: "Time Set spent building a collection's new snapshot (marshalling changed resources, hashing, assembling the response).", Buckets: durations}, []string{"collection"}),
-		sendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_send_duration_seconds",
+		sendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_bridge_mcp_send_duration_seconds",
 			Help: "Time one response took to hand to one stream (long under flow control: a slow client).", Buckets: durations}, []string{"protocol"}),
-		pushLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_push_latency_seconds",
+		pushLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_bridge_mcp_push_latency_seconds",
 			Help: "Time from Set to a response carrying that collection version being sent to a client.", Buckets: durations}, []string{"collection"}),
-		copies: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_response_copies_total",
+		copies: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_bridge_mcp_response_copies_total",
 			Help: "Responses copied per client because the grpc.Server was built without mcp.ServerOptions()."}),
 	}
 	m.clients = register(reg, log, m.clients)
@@ -96,13 +96,13 @@ func register[C prometheus.Collector](reg prometheus.Registerer, log *slog.Logge
 type clientCollector struct{ s *Server }
 
 var (
-	clientConnectedDesc = prometheus.NewDesc("mcp_client_connected_timestamp_seconds",
+	clientConnectedDesc = prometheus.NewDesc("mcp_bridge_mcp_client_connected_timestamp_seconds",
 		"When the client's stream opened.", []string{"client", "node_id", "protocol"}, nil)
-	clientSyncedDesc = prometheus.NewDesc("mcp_client_synced",
+	clientSyncedDesc = prometheus.NewDesc("mcp_bridge_mcp_client_synced",
 		"1 if the client has ACKed the current version of the type's collection.", []string{"client", "node_id", "type_url"}, nil)
-	clientNackedDesc = prometheus.NewDesc("mcp_client_nacked",
+	clientNackedDesc = prometheus.NewDesc("mcp_bridge_mcp_client_nacked",
 		"1 if the client's last reply for the type was a NACK.", []string{"client", "node_id", "type_url"}, nil)
-	clientAckDesc = prometheus.NewDesc("mcp_client_last_ack_timestamp_seconds",
+	clientAckDesc = prometheus.NewDesc("mcp_bridge_mcp_client_last_ack_timestamp_seconds",
 		"When the client last ACKed the type.", []string{"client", "node_id", "type_url"}, nil)
 )
 

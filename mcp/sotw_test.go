@@ -128,7 +128,7 @@ func TestRepliesAndNonces(t *testing.T) {
 		t.Fatalf("status after NACK = %+v (last NACK %+v)", ts, ts.LastNack)
 	}
 	if got := testutil.ToFloat64(srv.m.nacks.WithLabelValues(CollectionServiceEntry)); got != 1 {
-		t.Fatalf("mcp_nacks_total = %v, want 1", got)
+		t.Fatalf("mcp_bridge_mcp_nacks_total = %v, want 1", got)
 	}
 
 	// ACK r2: synced, NACK flag cleared, the detail kept.
@@ -304,7 +304,7 @@ func TestWithoutServerOptionsCodec(t *testing.T) {
 			c.mu.Unlock()
 			checkEnvelope(t, env, a)
 			if copies := testutil.ToFloat64(srv.m.copies); (copies > 0) != tc.wantCopies {
-				t.Fatalf("mcp_response_copies_total = %v, want copies: %v", copies, tc.wantCopies)
+				t.Fatalf("mcp_bridge_mcp_response_copies_total = %v, want copies: %v", copies, tc.wantCopies)
 			}
 		})
 	}

@@ -131,11 +131,11 @@ func TestStatusAndMetrics(t *testing.T) {
 				labels[l.GetName()] = l.GetValue()
 			}
 			switch {
-			case f.GetName() == "mcp_client_synced" && labels["node_id"] == istiodNodeID && labels["server"] == "shard-0":
+			case f.GetName() == "mcp_bridge_mcp_client_synced" && labels["node_id"] == istiodNodeID && labels["server"] == "shard-0":
 				found["synced:"+labels["type_url"]] = m.GetGauge().GetValue() == 1
-			case f.GetName() == "mcp_clients" && labels["server"] == "shard-0":
+			case f.GetName() == "mcp_bridge_mcp_clients" && labels["server"] == "shard-0":
 				found["clients"] = m.GetGauge().GetValue() == 1
-			case f.GetName() == "mcp_responses_total" && labels["server"] == "shard-0" && labels["collection"] == unsetCollection:
+			case f.GetName() == "mcp_bridge_mcp_responses_total" && labels["server"] == "shard-0" && labels["collection"] == unsetCollection:
 				found["unset"] = m.GetCounter().GetValue() == 1
 			}
 		}
