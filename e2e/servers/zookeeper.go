@@ -2,6 +2,7 @@ package servers
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // ZooKeeperJar is the Debian zookeeper package's server jar (apt-get install zookeeper); its
@@ -72,7 +75,7 @@ func (z *ZooKeeper) start() error {
 	if err != nil {
 		return err
 	}
-	if err := p.WaitReady(60*time.Second, z.ruok); err != nil {
+	if err := p.WaitReady(60*time.Second, z.serving); err != nil {
 		p.Stop(0)
 		return err
 	}
@@ -128,3 +131,33 @@ func (z *ZooKeeper) ruok() error {
 	}
 	return nil
 }
+
+// serving succeeds once a client can open a session. ZooKeeper answers ruok before it accepts
+// sessions; a client connecting in between has its first handshake closed and go-zookeeper waits
+// a second before retrying, so a bridge started then would report its registry failed.
+func (z *ZooKeeper) serving() error {
+	if err := z.ruok(); err != nil {
+		return err
+	}
+	c, events, err := zk.Connect([]string{z.Addr()}, 2*time.Second, zk.WithLogInfo(false), zk.WithLogger(discardLogger{}))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	timeout := time.After(2 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateHasSession {
+				_, _, err := c.Exists("/")
+				return err
+			}
+		case <-timeout:
+			return errors.New("no ZooKeeper session within 2s")
+		}
+	}
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}

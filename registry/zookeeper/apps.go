@@ -34,6 +34,11 @@ type appNode struct {
 	// kinds are the kinds of services the application's instances made while the node existed,
 	// so an application whose last instance left is still sent, empty, until its node goes.
 	kinds map[registry.Kind]bool
+	// lastPorts are the ports each kind of service last had with instances. An application's
+	// ports come only from its instances, so without them an application scaled to zero would be
+	// sent with no ports: Istio builds no cluster from that, and its interface aliases, no longer
+	// beside a TCP port, would move into its ServiceEntry as extra hosts and back out on scale-up.
+	lastPorts map[registry.Kind][]registry.Port
 }
 
 // instanceEntry is one Curator instance: the last good parse of its data.
@@ -56,7 +61,8 @@ func (w *watcher) applyServicesRoot(p string, children []string, gone bool) {
 	for _, c := range children {
 		present[c] = true
 		if _, ok := w.apps[c]; !ok {
-			a := &appNode{name: c, path: path.Join(p, c), instances: make(map[string]*instanceEntry), kinds: make(map[registry.Kind]bool)}
+			a := &appNode{name: c, path: path.Join(p, c), instances: make(map[string]*instanceEntry),
+				kinds: make(map[registry.Kind]bool), lastPorts: make(map[registry.Kind][]registry.Port)}
 			w.apps[c] = a
 			w.pend.add(a.path, causeEvent)
 		}
@@ -360,6 +366,11 @@ func (w *watcher) buildApp(name string) map[registry.Key]*registry.Service {
 		out[s.Key()] = s
 	}
 	for k, s := range out {
+		if len(s.Instances) > 0 {
+			a.lastPorts[s.Kind] = s.Ports
+		} else if len(s.Ports) == 0 {
+			s.Ports = a.lastPorts[s.Kind]
+		}
 		if err := s.Validate(); err != nil {
 			w.reject("service "+k.String(), "invalid-service", err)
 			delete(out, k)

@@ -3,6 +3,7 @@ package zookeeper
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -321,11 +322,26 @@ func TestLive(t *testing.T) {
 			return nil
 		})
 		deleteNode(t, prov, inst)
-		r.sink.waitFor(t, 10*time.Second, "the application empty but kept", func() error {
-			if s := r.sink.service(appKey); s == nil || len(s.Instances) != 0 {
+		r.sink.waitFor(t, 10*time.Second, "the application empty but kept, with its last ports", func() error {
+			s := r.sink.service(appKey)
+			if s == nil || len(s.Instances) != 0 {
 				return fmt.Errorf("service %v", instanceIDs(s))
+			}
+			// Without its ports Istio would build no cluster for it, and its aliases would fold
+			// into its ServiceEntry as extra hosts.
+			if got := portNames(s); got != "dubbo,tri" {
+				return fmt.Errorf("ports %q, want the last ones: dubbo,tri", got)
 			}
 			return nil
 		})
 	})
+}
+
+func portNames(s *registry.Service) string {
+	names := make([]string, len(s.Ports))
+	for i, p := range s.Ports {
+		names[i] = p.Name
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
 }
