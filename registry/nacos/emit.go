@@ -1,0 +1,165 @@
+package nacos
+
+import (
+	"encoding/json"
+	"hash/fnv"
+	"sort"
+	"time"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
+
+	"github.com/mcp-bridge/mcp-bridge/registry"
+)
+
+// valid builds an output and checks it; an invalid one is rejected (once) and counts as absent.
+func (st *state) valid(k registry.Key) *registry.Service {
+	svc := st.build(k)
+	var err error
+	if svc != nil {
+		err = svc.Validate()
+	}
+	if err != nil {
+		if st.invalid[k] != err.Error() {
+			st.invalid[k] = err.Error()
+			st.a.sink.Reject(outputWhere(k), "invalid-service", err)
+		}
+		return nil
+	}
+	if _, ok := st.invalid[k]; ok {
+		delete(st.invalid, k)
+		st.a.sink.Accept(outputWhere(k))
+	}
+	return svc
+}
+
+func outputWhere(k registry.Key) string { return "nacos:" + k.String() }
+
+// diff returns what changed among the dirty outputs since they were last sent.
+func (st *state) diff() (upserts []*registry.Service, deletes []registry.Key) {
+	keys := sortedKeys(st.dirtyKeys)
+	st.dirtyKeys = make(map[registry.Key]bool)
+	for _, k := range keys {
+		svc := st.valid(k)
+		if svc == nil {
+			if _, ok := st.emitted[k]; ok {
+				delete(st.emitted, k)
+				deletes = append(deletes, k)
+			}
+			continue
+		}
+		fp := fingerprint(svc)
+		if old, ok := st.emitted[k]; ok && old == fp {
+			continue
+		}
+		st.emitted[k] = fp
+		upserts = append(upserts, svc)
+	}
+	return upserts, deletes
+}
+
+// all builds every output, for Replace.
+func (st *state) all() []*registry.Service {
+	st.dirtyKeys = make(map[registry.Key]bool)
+	st.emitted = make(map[registry.Key]uint64, len(st.contrib))
+	keys := make(map[registry.Key]bool, len(st.contrib))
+	for k := range st.contrib {
+		keys[k] = true
+	}
+	for k := range st.invalid {
+		keys[k] = true // so that one gone meanwhile is accepted
+	}
+	out := make([]*registry.Service, 0, len(st.contrib))
+	for _, k := range sortedKeys(keys) {
+		if svc := st.valid(k); svc != nil {
+			st.emitted[k] = fingerprint(svc)
+			out = append(out, svc)
+		}
+	}
+	return out
+}
+
+// fingerprint hashes a service's content. The sink owns what it is sent (and may change it), so
+// the adapter remembers hashes, not services.
+func fingerprint(svc *registry.Service) uint64 {
+	b, _ := json.Marshal(svc) // maps marshal sorted: deterministic
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
+}
+
+func sortedKeys(m map[registry.Key]bool) []registry.Key {
+	out := make([]registry.Key, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// take moves what the SDK callbacks recorded into the state.
+func (a *Adapter) take() (oldest time.Time, n int) {
+	a.mu.Lock()
+	type item struct {
+		s         *subscription
+		instances []model.Instance
+	}
+	items := make([]item, 0, len(a.dirty))
+	for s := range a.dirty {
+		if s.received {
+			items = append(items, item{s, s.instances})
+			if oldest.IsZero() || s.pushedAt.Before(oldest) {
+				oldest = s.pushedAt
+			}
+		}
+	}
+	a.dirty = make(map[*subscription]struct{})
+	pending := a.mappingPending
+	a.mappingPending = make(map[nsIface]string)
+	a.mu.Unlock()
+	for k, data := range pending {
+		a.st.applyMapping(k, data)
+	}
+	for _, it := range items {
+		a.st.update(it.s, it.instances)
+	}
+	return oldest, len(items)
+}
+
+// flush sends the services that changed since the last flush.
+func (a *Adapter) flush() {
+	oldest, n := a.take()
+	upserts, deletes := a.st.diff()
+	if len(upserts) > 0 {
+		a.sink.Upsert(upserts)
+	}
+	if len(deletes) > 0 {
+		a.sink.Delete(deletes)
+		a.log.Info("Nacos services deregistered", "services", len(deletes))
+	}
+	if n > 0 && !oldest.IsZero() {
+		a.met.pushToSink.Observe(time.Since(oldest).Seconds())
+	}
+	if len(upserts)+len(deletes) > 0 {
+		a.updateCounts()
+	}
+}
+
+// replace sends the full state.
+func (a *Adapter) replace() {
+	a.take()
+	services := a.st.all()
+	a.sink.Replace(services)
+	a.updateCounts()
+}
