@@ -13,6 +13,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/registry/file"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
+	"github.com/mcp-bridge/mcp-bridge/state"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
@@ -37,6 +38,18 @@ type Config struct {
 	// StaticResources are files of Istio resources (Kubernetes-style YAML: VirtualService,
 	// DestinationRule, ...) served to Istiod as they are, beside the generated ones.
 	StaticResources []string `yaml:"staticResources"`
+	// State keeps each registry's last-known services in a file across restarts (`state.file`,
+	// `state.interval`, default 5s), so that a bridge restarted while a registry is unreachable
+	// serves them at once instead of waiting for it (up to protection.initialSyncTimeout) and
+	// then serving nothing for it.
+	//
+	// Off by default (no file), because no default path is right everywhere: the shipped
+	// containers have a read-only root file system, a path derived from the host or pod name
+	// changes at every restart (which defeats the purpose), and bridges run side by side (tests,
+	// several configurations on one host) must not share a file, which a fixed path would make
+	// them do. The shipped Kubernetes manifest, Helm chart and sidecar example turn it on with a
+	// file on an emptyDir volume, which survives container restarts; see state.Config.
+	State state.Config `yaml:"state"`
 }
 
 // MCP configures the MCP-over-xDS gRPC listener.
@@ -155,6 +168,7 @@ func (c *Config) applyDefaults() {
 	c.Debounce = c.Debounce.WithDefaults()
 	c.Protection = c.Protection.WithDefaults()
 	c.Duplicates = c.Duplicates.WithDefaults()
+	c.State = c.State.WithDefaults()
 	for i := range c.Registries {
 		r := &c.Registries[i]
 		if r.Namespace == "" && isDNSLabel(r.Name) {
@@ -223,6 +237,7 @@ func (c *Config) validate() problems {
 	ps.check("debounce", c.Debounce.Validate())
 	ps.check("protection", c.Protection.Validate())
 	ps.check("duplicates", c.Duplicates.Validate(c.RegistryNames()))
+	ps.check("state", c.State.Validate())
 	if len(c.Registries) == 0 {
 		ps.add("registries", "at least one registry is required")
 	}

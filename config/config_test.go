@@ -64,6 +64,9 @@ func TestParseRejectsMalformedConfig(t *testing.T) {
 		{"bad VIP CIDR", "translate:\n  vipCIDR: 10.0.0.0\n" + fileRegistry, []string{"line 2", "translate.vipCIDR"}},
 		{"VIP CIDR overlapping Istio's", "translate:\n  vipCIDR: 240.240.0.0/16\n" + fileRegistry, []string{"line 2", "translate.vipCIDR"}},
 		{"unknown protocol in servicePorts", "translate:\n  servicePorts:\n    thrift: 9090\n" + fileRegistry, []string{"translate.servicePorts", "thrift"}},
+		{"state file is a directory", "state:\n  file: " + dir + "\n" + fileRegistry, []string{"line 2", "state.file", "is a directory"}},
+		{"negative state interval", "state:\n  file: /var/lib/mcp-bridge/state.json.gz\n  interval: -5s\n" + fileRegistry, []string{"line 3", "state.interval", "negative"}},
+		{"unknown field in state", "state:\n  path: /x\n" + fileRegistry, []string{"line 2", `unknown field "path" in state`, "file, interval"}},
 		{"missing static resource file", "staticResources: [/nonexistent/vs.yaml]\n" + fileRegistry, []string{"line 1", "staticResources[0]", "/nonexistent/vs.yaml"}},
 	}
 	for _, tt := range tests {
@@ -116,6 +119,8 @@ func TestDefaults(t *testing.T) {
 		{"debounce.quiet", c.Debounce.Quiet, 100 * time.Millisecond},
 		{"translate.endpointMode", c.Translate.EndpointMode, "inline"},
 		{"translate registries follow the registry list", len(c.Translate.Registries), 1},
+		{"state.file (off: no path is right everywhere)", c.State.File, ""},
+		{"state.interval", c.State.Interval, 5 * time.Second},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

@@ -282,7 +282,6 @@ type problems []problem
 type problem struct {
 	path string
 	msg  string
-	line int
 }
 
 func (ps *problems) add(path, msg string) { *ps = append(*ps, problem{path: path, msg: msg}) }

@@ -28,9 +28,10 @@ type Snapshot struct {
 // Run emits snapshots until ctx is cancelled, calling emit serially from its own goroutine;
 // events arriving while emit runs are batched into the next snapshot. Call it once.
 //
-// The first snapshot waits until Ready (every registry synced or failed) or
-// Protection.InitialSyncTimeout,
-// so a restarted bridge never serves an empty state for a registry that has not synced yet.
+// The first snapshot waits until Ready (every registry synced, or restored from a state file)
+// or Protection.InitialSyncTimeout, so a restarted bridge never serves an empty state for a
+// registry that has not been read: not even for one that is failing, since Istiod keeps what it
+// has while the bridge has not answered, and deletes what an answer leaves out.
 // After that a snapshot is emitted once events pause for Debounce.Quiet, at the latest
 // Debounce.Max after the first event of the batch, and only if some service changed.
 func (m *Merger) Run(ctx context.Context, emit func(*Snapshot)) {
@@ -73,22 +74,27 @@ func (m *Merger) Run(ctx context.Context, emit func(*Snapshot)) {
 func (m *Merger) poll(now time.Time) (*Snapshot, time.Time) {
 	m.mu.Lock()
 	next := m.expireHolds(now)
-	if !m.emitted && !m.syncTimedOut && !m.allSynced() {
+	if !m.emitted && !m.syncTimedOut && !m.allReady() {
 		deadline := m.started.Add(m.opts.Protection.InitialSyncTimeout)
 		if now.Before(deadline) {
 			m.mu.Unlock()
 			return nil, earliest(next, deadline)
 		}
 		m.syncTimedOut = true
-		var missing []string
 		for _, r := range m.regs {
-			if !r.synced && !r.everFailed {
-				r.missedInitialSync = true
-				missing = append(missing, r.name)
+			if r.ready() {
+				continue
 			}
+			r.missedInitialSync = true
+			why := "it sent nothing"
+			if r.everFailed {
+				why = r.lastErr
+			}
+			// Error level: whatever Istiod had from this registry is deleted by this snapshot.
+			m.log.Error("registry could not be read before protection.initialSyncTimeout and no saved state restored it: "+
+				"serving without its services until it syncs", "registry", r.name, "error", why,
+				"timeout", m.opts.Protection.InitialSyncTimeout.String())
 		}
-		m.log.Warn("initial sync timed out; serving without these registries until they sync",
-			"registries", missing, "timeout", m.opts.Protection.InitialSyncTimeout.String())
 	}
 	if len(m.dirty) == 0 && m.emitted {
 		m.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -117,23 +118,97 @@ func TestDebounce(t *testing.T) {
 }
 
 func TestReadiness(t *testing.T) {
-	t.Run("waits for every registry to sync or fail", func(t *testing.T) {
-		h := newHarness(t, Options{}, "a", "b", "c")
+	// Registry "a" has synced; what "b" did decides whether the first snapshot may go out. A
+	// registry's state must be known (read in this run, or restored from the previous one):
+	// failing says nothing about what it holds, and a first snapshot without it would make
+	// Istiod delete its services.
+	cases := []struct {
+		name  string
+		b     func(h *harness)
+		ready bool
+		want  string // the first snapshot, when ready
+	}{
+		{"synced", func(h *harness) { h.sink("b").Replace([]*registry.Service{svc("users", "10.0.1.1")}) }, true, "orders=1 users=1"},
+		{"synced empty", func(h *harness) { h.sink("b").Replace(nil) }, true, "orders=1"},
+		{"silent", func(h *harness) {}, false, ""},
+		{"failed before its first sync", func(h *harness) { h.sink("b").Fail(errors.New("connection refused")) }, false, ""},
+		{"only rejected entries", func(h *harness) { h.sink("b").Reject("/x", "bad-url", errors.New("no host")) }, false, ""},
+		{"changes without a full state", func(h *harness) { h.sink("b").Upsert([]*registry.Service{svc("users", "10.0.1.1")}) }, false, ""},
+		{"failed after its first sync", func(h *harness) {
+			h.sink("b").Replace([]*registry.Service{svc("users", "10.0.1.1")})
+			h.sink("b").Fail(errors.New("session expired"))
+		}, true, "orders=1 users=1"},
+		{"restored", func(h *harness) { h.m.Restore("b", []*registry.Service{svc("users", "10.0.1.1", "10.0.1.2")}) }, true, "orders=1 users=2"},
+		{"restored empty", func(h *harness) { h.m.Restore("b", nil) }, true, "orders=1"},
+		{"restored, then failed", func(h *harness) {
+			h.m.Restore("b", []*registry.Service{svc("users", "10.0.1.1")})
+			h.sink("b").Fail(errors.New("connection refused"))
+		}, true, "orders=1 users=1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, Options{}, "a", "b")
+			h.sink("a").Replace([]*registry.Service{svc("orders", "10.0.0.1")})
+			c.b(h)
+			if got := h.m.Ready(); got != c.ready {
+				t.Fatalf("Ready() = %v, want %v", got, c.ready)
+			}
+			if st := h.status("b"); st.AwaitingInitialSync == c.ready {
+				t.Errorf("status awaitingInitialSync = %v, want %v", st.AwaitingInitialSync, !c.ready)
+			}
+			snap := h.flush()
+			switch {
+			case c.ready && snap == nil:
+				t.Fatal("no first snapshot although ready")
+			case c.ready && describe(snap) != c.want:
+				t.Errorf("first snapshot %q, want %q", describe(snap), c.want)
+			case !c.ready && snap != nil:
+				t.Fatalf("first snapshot %q went out without b", describe(snap))
+			}
+			if !c.ready {
+				if _, next := h.poll(); !next.Equal(h.m.started.Add(DefaultInitialSyncTimeout)) {
+					t.Errorf("next wake-up %v, want the initial-sync deadline", next)
+				}
+			}
+		})
+	}
+
+	t.Run("a registry failing before its first sync is given up on at the timeout, loudly", func(t *testing.T) {
+		var logs strings.Builder
+		h := newHarness(t, Options{
+			Protection: Protection{InitialSyncTimeout: 10 * time.Second},
+			Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
+		}, "a", "zk")
 		h.sink("a").Replace([]*registry.Service{svc("orders", "10.0.0.1")})
-		if h.m.Ready() {
-			t.Fatal("ready with b and c silent")
+		h.sink("zk").Fail(errors.New("dial tcp 127.0.0.1:2181: connection refused"))
+		h.clock.Advance(9 * time.Second)
+		if snap, _ := h.poll(); snap != nil || h.m.Ready() {
+			t.Fatalf("emitted (%v) or ready (%v) before the timeout", snap, h.m.Ready())
+		}
+		if st := h.status("zk"); !st.AwaitingInitialSync || !st.Protected || st.Services != 0 {
+			t.Errorf("zk status %+v; want awaiting its initial sync, failed with nothing held", st)
 		}
 		h.clock.Advance(time.Second)
-		if snap, next := h.poll(); snap != nil || !next.Equal(h.m.started.Add(DefaultInitialSyncTimeout)) {
-			t.Fatalf("snapshot %v, next %v before readiness", snap, next)
+		snap, _ := h.poll()
+		if snap == nil || describe(snap) != "orders=1" {
+			t.Fatalf("at the timeout: %v", snap)
 		}
-		h.sink("b").Replace(nil) // synced, empty
-		h.sink("c").Fail(errors.New("unreachable"))
 		if !h.m.Ready() {
-			t.Fatal("not ready after every registry synced or failed")
+			t.Error("not ready after the first snapshot")
 		}
-		if got := describe(h.mustFlush()); got != "orders=1" {
-			t.Errorf("first snapshot %q", got)
+		st := h.status("zk")
+		if !st.MissedInitialSync || st.AwaitingInitialSync || !strings.Contains(st.LastError, "connection refused") {
+			t.Errorf("zk status %+v; want missed initial sync with its error", st)
+		}
+		if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "could not be read") || !strings.Contains(l, "registry=zk") {
+			t.Errorf("no error log naming the registry:\n%s", l)
+		}
+		h.sink("zk").Replace([]*registry.Service{svc("users", "10.0.1.1")})
+		if got := describe(h.mustFlush()); got != "orders=1 users=1" {
+			t.Errorf("after zk synced %q", got)
+		}
+		if st := h.status("zk"); st.MissedInitialSync || !st.Connected {
+			t.Errorf("after zk synced: status %+v", st)
 		}
 	})
 	t.Run("registries declared in options", func(t *testing.T) {
@@ -191,23 +266,30 @@ func TestReadiness(t *testing.T) {
 }
 
 func TestRestore(t *testing.T) {
-	t.Run("served when the registry fails at start", func(t *testing.T) {
+	t.Run("ready at once and served while the registry fails", func(t *testing.T) {
 		h := newHarness(t, Options{}, "zk")
 		h.m.Restore("zk", []*registry.Service{svc("orders", addrs(1, 3)...)})
-		if h.m.Ready() {
-			t.Fatal("ready on restored state alone")
+		if !h.m.Ready() {
+			t.Fatal("not ready on restored state")
 		}
-		h.sink("zk").Fail(errors.New("connection refused"))
+		// The first snapshot does not wait for the registry: its stale state goes out at once.
 		if got := describe(h.mustFlush()); got != "orders=3" {
 			t.Errorf("first snapshot %q; want the restored state", got)
 		}
+		h.sink("zk").Fail(errors.New("connection refused"))
+		h.noSnapshot()
 		st := h.status("zk")
-		if !st.Stale || st.Protection == nil || st.Synced {
-			t.Errorf("status %+v; want stale and protected", st)
+		if !st.Stale || st.Protection == nil || st.Synced || st.AwaitingInitialSync || st.Services != 1 || st.Instances != 3 {
+			t.Errorf("status %+v; want stale and protected, serving the restored 1/3", st)
 		}
+		restored := h.last.Services[0]
 		h.sink("zk").Replace([]*registry.Service{svc("orders", addrs(1, 3)...), svc("users", "10.0.2.1")})
-		if got := describe(h.mustFlush()); got != "orders=3 users=1" {
+		snap := h.mustFlush()
+		if got := describe(snap); got != "orders=3 users=1" {
 			t.Errorf("after sync %q", got)
+		}
+		if find(snap, "orders") != restored {
+			t.Error("a restored service the registry confirmed unchanged got a new pointer (translate would redo it)")
 		}
 		if st := h.status("zk"); st.Stale {
 			t.Error("still stale after the first Replace")

@@ -20,6 +20,13 @@
 // Services from different registries with the same Options.Key are combined by the declared
 // Duplicates rule. Run emits snapshots of the combined state; each emitted service is immutable,
 // and an unchanged service keeps its pointer from one snapshot to the next.
+//
+// Start-up: the first snapshot waits until every registry is ready, meaning it has synced (a
+// Replace arrived) or its last-known state was restored (Restore, from a state file kept across
+// restarts), or until Protection.InitialSyncTimeout. A registry that fails before its first sync
+// is not ready unless it has restored state: emitting without it would tell Istiod that its
+// services are gone. LastKnown, Revision and Changes let a state file keep what each registry
+// serves; the merger itself does no file I/O.
 package merge
 
 import (
@@ -41,6 +48,8 @@ type Merger struct {
 	met   *metrics
 	wake  chan struct{} // capacity 1: a pending wake-up for Run
 
+	changes chan struct{} // capacity 1: a pending "served state changed" for the state saver
+
 	mu      sync.Mutex
 	regs    []*regState
 	byName  map[string]*regState
@@ -55,6 +64,10 @@ type Merger struct {
 	emitted               bool // a snapshot was emitted
 	syncTimedOut          bool
 	dups                  map[string]*DuplicateStatus
+	// revision grows with every change of a registry's served services and every first sync;
+	// notified is the revision Changes last announced.
+	revision, notified uint64
+	syncedCount        int
 
 	// Owned by the Run goroutine.
 	merged map[string]*mergedEntry
@@ -84,6 +97,7 @@ type regState struct {
 	reportedInstances int
 
 	synced            bool // a Replace arrived
+	restored          bool // Restore seeded the served state before the first Replace
 	lastSync          time.Time
 	failed            bool // Fail since the last Replace
 	everFailed        bool
@@ -114,16 +128,17 @@ func New(opts Options) (*Merger, error) {
 		return nil, fmt.Errorf("merge options: Key is required (wiring passes translate's host naming)")
 	}
 	m := &Merger{
-		opts:   opts,
-		log:    opts.Logger,
-		clock:  opts.Clock,
-		met:    newMetrics(),
-		wake:   make(chan struct{}, 1),
-		byName: map[string]*regState{},
-		groups: map[string]map[memberRef]*registry.Service{},
-		dirty:  map[string]struct{}{},
-		dups:   map[string]*DuplicateStatus{},
-		merged: map[string]*mergedEntry{},
+		opts:    opts,
+		log:     opts.Logger,
+		clock:   opts.Clock,
+		met:     newMetrics(),
+		wake:    make(chan struct{}, 1),
+		changes: make(chan struct{}, 1),
+		byName:  map[string]*regState{},
+		groups:  map[string]map[memberRef]*registry.Service{},
+		dirty:   map[string]struct{}{},
+		dups:    map[string]*DuplicateStatus{},
+		merged:  map[string]*mergedEntry{},
 	}
 	if opts.Metrics != nil {
 		if err := m.met.register(opts.Metrics); err != nil {
@@ -165,12 +180,14 @@ func (m *Merger) declare(name string) *regState {
 	return r
 }
 
-// Restore seeds a registry's last-known services (from a state file kept across restarts), so
-// that a snapshot emitted before the registry syncs (after Protection.InitialSyncTimeout, or while it is
-// failing) serves them instead of nothing. They are flagged stale until the registry's first
-// Replace, which is compared with them like any Replace (a restored state the registry no longer
-// has in full is held as a mass drop). Restore after that Replace, or for an undeclared registry,
-// is ignored. The merger takes ownership of services.
+// Restore seeds a registry's last-known services (from a state file kept across restarts). The
+// registry then counts as ready at once: the first snapshot serves them instead of waiting for
+// (or, after Protection.InitialSyncTimeout, going without) a registry that cannot be read. They
+// are flagged stale until the registry's first Replace, which is compared with them like any
+// Replace (a restored state the registry no longer has in full is held as a mass drop). An empty
+// list restores a registry known to have had no services. Restore after that Replace, or for an
+// undeclared registry, is ignored. Call it before the adapters start. The merger takes ownership
+// of services.
 func (m *Merger) Restore(name string, services []*registry.Service) {
 	m.mu.Lock()
 	r := m.byName[name]
@@ -188,28 +205,34 @@ func (m *Merger) Restore(name string, services []*registry.Service) {
 	}
 	now := m.clock.Now()
 	r.reported, r.reportedInstances = incoming, countInstances(incoming)
-	r.stale = true
+	r.stale, r.restored = true, true
 	m.applyReported(r, now) // even while failed: this is the last-known state being seeded
 	m.log.Info("restored last-known state; stale until the registry syncs", "registry", name, "services", len(r.served), "instances", r.servedInstances)
 	m.endCall(r)
 }
 
-// Ready reports whether every declared registry has synced once or has failed (its last-known
-// state, if any, then held), or the initial-sync timeout has passed. Once true it stays true.
+// Ready reports whether the first snapshot may go out: every declared registry has synced once
+// or has restored state, or the initial-sync timeout has passed. A registry that failed before
+// its first sync, with nothing restored, keeps it false until the timeout. Once true it stays
+// true.
 func (m *Merger) Ready() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.emitted || m.syncTimedOut || m.allSynced()
+	return m.emitted || m.syncTimedOut || m.allReady()
 }
 
-func (m *Merger) allSynced() bool {
+func (m *Merger) allReady() bool {
 	for _, r := range m.regs {
-		if !r.synced && !r.everFailed {
+		if !r.ready() {
 			return false
 		}
 	}
 	return true
 }
+
+// ready tells whether the registry's state is known: read from the registry in this run, or
+// restored from the previous one.
+func (r *regState) ready() bool { return r.synced || r.restored }
 
 // sink is one registry's registry.Sink.
 type sink struct {
@@ -277,6 +300,10 @@ func (m *Merger) replace(r *regState, services []*registry.Service) {
 	if r.failed {
 		m.log.Info("registry recovered", "registry", r.name, "failedFor", now.Sub(r.failSince).String())
 		r.failed, r.withdrawn = false, false
+	}
+	if !r.synced {
+		m.syncedCount++
+		m.revision++ // a first sync is worth saving even if it changed nothing served
 	}
 	r.synced, r.lastSync, r.stale = true, now, false
 	if r.dropSince.IsZero() && m.massDrop(r.servedInstances, r.reportedInstances) {
@@ -412,6 +439,9 @@ func (m *Merger) setServed(r *regState, k registry.Key, svc *registry.Service, n
 	if had && old.svc == svc {
 		return
 	}
+	if had || svc != nil {
+		m.revision++
+	}
 	ref := memberRef{reg: r.order, key: k}
 	if had {
 		r.servedInstances -= len(old.svc.Instances)
@@ -456,7 +486,8 @@ func (m *Merger) markDirty(ident string, now time.Time) {
 }
 
 // endCall finishes a sink call: counts it into the batch if it changed the served state,
-// refreshes r's metrics and wakes Run (readiness and hold deadlines may have changed too).
+// refreshes r's metrics, wakes Run (readiness and hold deadlines may have changed too) and
+// announces a new revision on Changes.
 func (m *Merger) endCall(r *regState) {
 	if m.touched {
 		m.events++
@@ -466,6 +497,13 @@ func (m *Merger) endCall(r *regState) {
 	select {
 	case m.wake <- struct{}{}:
 	default:
+	}
+	if m.revision != m.notified {
+		m.notified = m.revision
+		select {
+		case m.changes <- struct{}{}:
+		default:
+		}
 	}
 }
 

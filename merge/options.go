@@ -96,10 +96,12 @@ type Protection struct {
 	// FailureHold is how long a failed registry's last-known services are kept. When it passes
 	// they are withdrawn (logged as an error). 0, the default: until the registry recovers.
 	FailureHold time.Duration `yaml:"failureHold"`
-	// InitialSyncTimeout is how long the first snapshot waits for every registry to sync (or
-	// fail) before it is emitted without the laggards, which Status then reports. Until then
-	// nothing is served, so a restarted bridge never pushes an empty state for a registry that
-	// has not been read yet. Default 30s.
+	// InitialSyncTimeout is how long the first snapshot waits for every registry to sync or to
+	// have its last-known state restored (from the state file) before it is emitted without the
+	// laggards, which are logged as errors and reported by Status. Until then nothing is served,
+	// so a restarted bridge never pushes an empty state for a registry that has not been read
+	// yet; a registry that fails before its first sync is waited for like a silent one, since
+	// failing says nothing about what it holds. Default 30s.
 	InitialSyncTimeout time.Duration `yaml:"initialSyncTimeout"`
 }
 

@@ -19,7 +19,11 @@ type RegistryStatus struct {
 	Connected bool `json:"connected"`
 	// Stale: the served state was restored from a previous run and not yet confirmed.
 	Stale bool `json:"stale,omitempty"`
-	// MissedInitialSync: the first snapshot went out without this registry (Protection.InitialSyncTimeout).
+	// AwaitingInitialSync: the first snapshot is waiting for this registry (it has neither
+	// synced nor restored state), at most until Protection.InitialSyncTimeout.
+	AwaitingInitialSync bool `json:"awaitingInitialSync,omitempty"`
+	// MissedInitialSync: the first snapshot went out without this registry (Protection.InitialSyncTimeout)
+	// and it has not synced since: Istiod has none of its services. LastError says why.
 	MissedInitialSync bool      `json:"missedInitialSync,omitempty"`
 	LastSync          time.Time `json:"lastSync,omitzero"`
 	LastError         string    `json:"lastError,omitempty"`
@@ -217,7 +221,8 @@ func (m *Merger) Status() []RegistryStatus {
 	for _, r := range m.regs {
 		s := RegistryStatus{
 			Name: r.name, Synced: r.synced, Connected: r.synced && !r.failed, Stale: r.stale,
-			MissedInitialSync: r.missedInitialSync && !r.synced, LastSync: r.lastSync,
+			AwaitingInitialSync: !m.emitted && !m.syncTimedOut && !r.ready(),
+			MissedInitialSync:   r.missedInitialSync && !r.synced, LastSync: r.lastSync,
 			LastError: r.lastErr, LastErrorTime: r.lastErrAt, Failures: r.failures, Withdrawn: r.withdrawn,
 			Services: len(r.served), Instances: r.servedInstances,
 			ReportedServices: len(r.reported), ReportedInstances: r.reportedInstances,

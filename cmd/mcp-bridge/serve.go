@@ -66,7 +66,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Handler: admin.Handler(admin.Sources{
 			Ready: ready,
 			Registries: func() any {
-				return map[string]any{"registries": p.merger.Status(), "adapters": p.describe()}
+				return map[string]any{"registries": p.merger.Status(), "adapters": p.describe(), "state": p.stateStatus()}
 			},
 			Clients: func() any { return p.server.Clients() },
 			Invalid: func() any { return p.invalid() },
@@ -89,6 +89,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			errc <- err
 		}
 	}()
+	// Restored before the adapters start (and after the listeners, which Istiod needs at once;
+	// it gets no answer before the first push anyway). The state file outlives the adapters: it
+	// is written last, with what they left.
+	p.restoreState()
+	stateCtx, stopState := context.WithCancel(context.Background())
+	defer stopState()
+	stateDone := p.runState(stateCtx)
 	adapters := p.runAdapters(ctx)
 	bridgeDone := make(chan struct{})
 	go func() {
@@ -125,20 +132,29 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	_ = adminServer.Shutdown(shutdownCtx)
 	adapters.Wait()
 	<-bridgeDone
+	stopState()
+	<-stateDone
 	return nil
 }
 
-// ready is true once every registry has synced or failed with its last-known state held, and the
-// first push has been served.
+// ready is true once every registry has synced or had its last-known state restored from the
+// state file (or protection.initialSyncTimeout passed), and the first push has been served. A
+// registry that fails before its first sync, with nothing restored, keeps the bridge unready:
+// serving without it would make Istiod delete its services.
 func (p *pipeline) ready() (bool, string) {
 	if !p.merger.Ready() {
 		var waiting []string
 		for _, s := range p.merger.Status() {
-			if !s.Synced && !s.Protected {
-				waiting = append(waiting, s.Name)
+			if !s.AwaitingInitialSync {
+				continue
 			}
+			w := s.Name
+			if s.LastError != "" {
+				w += " (failing: " + s.LastError + ")"
+			}
+			waiting = append(waiting, w)
 		}
-		return false, "waiting for the first sync of registries: " + strings.Join(waiting, ", ")
+		return false, "waiting for the first sync of registries with no restored state: " + strings.Join(waiting, ", ")
 	}
 	if !p.bridge.Pushed() {
 		return false, "first push not done yet"

@@ -17,6 +17,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/registry/file"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
+	"github.com/mcp-bridge/mcp-bridge/state"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
@@ -30,6 +31,8 @@ type pipeline struct {
 	translator *translate.Translator
 	server     *mcp.Server
 	bridge     *bridge.Bridge
+	// store keeps each registry's last-known services across restarts; nil when state.file is unset.
+	store *state.Store
 }
 
 type namedAdapter struct {
@@ -77,6 +80,11 @@ func buildPipeline(cfg *config.Config, log *slog.Logger) (*pipeline, error) {
 			Logger:     log.With("component", "bridge"),
 			Metrics:    reg,
 		}),
+	}
+	if cfg.State.Enabled() {
+		if p.store, err = state.New(cfg.State, state.Options{Logger: log.With("component", "state"), Metrics: reg}); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range cfg.Registries {
 		a, err := newAdapter(r, registry.Options{

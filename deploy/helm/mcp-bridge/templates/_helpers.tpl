@@ -25,5 +25,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.admin.expose -}}
 {{- $_ := set $cfg "admin" (dict "address" (printf ":%d" (int .Values.admin.port))) -}}
 {{- end -}}
+{{- if .Values.state.enabled -}}
+{{- $_ := set $cfg "state" (merge (dict "file" .Values.state.file) (default (dict) $cfg.state)) -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}

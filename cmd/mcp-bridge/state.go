@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+
+	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/state"
+)
+
+// restoreState seeds the merger with the registries' last-known services from the state file,
+// if one is configured. Call it before the adapters start: a registry restored here counts as
+// ready at once, so the first push serves its services even if it cannot be read now.
+func (p *pipeline) restoreState() {
+	if p.store == nil {
+		return
+	}
+	refs := make([]state.Ref, len(p.cfg.Registries))
+	for i, r := range p.cfg.Registries {
+		refs[i] = state.Ref{Name: r.Name, Type: r.Type}
+	}
+	p.store.Restore(refs, p.merger.Restore)
+}
+
+// runState keeps the state file up to date until ctx ends, then writes what is pending. It
+// returns a channel closed when the last write is done; nil-safe without a state file.
+func (p *pipeline) runState(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	if p.store == nil {
+		close(done)
+		return done
+	}
+	types := make(map[string]string, len(p.cfg.Registries))
+	for _, r := range p.cfg.Registries {
+		types[r.Name] = r.Type
+	}
+	go func() {
+		defer close(done)
+		p.store.Run(ctx, stateSource{m: p.merger, types: types})
+	}()
+	return done
+}
+
+// stateStatus is the state file's part of /debug/registries.
+func (p *pipeline) stateStatus() any {
+	if p.store == nil {
+		return map[string]any{"file": "", "note": "state.file is not set: a restart while a registry is unreachable waits for it (protection.initialSyncTimeout), then serves without it"}
+	}
+	return p.store.Status()
+}
+
+// stateSource is the merge layer as the state file sees it: the served services of each
+// configured registry, labelled with its configured type so that a registry whose type changes
+// is not restored from the other type's state.
+type stateSource struct {
+	m     *merge.Merger
+	types map[string]string
+}
+
+func (s stateSource) Changes() <-chan struct{}                { return s.m.Changes() }
+func (s stateSource) Revision() (revision uint64, synced int) { return s.m.Revision() }
+
+func (s stateSource) Collect() []state.Registry {
+	known := s.m.LastKnown()
+	out := make([]state.Registry, 0, len(known))
+	for _, lk := range known {
+		if typ, ok := s.types[lk.Registry]; ok {
+			out = append(out, state.Registry{Name: lk.Registry, Type: typ, Services: lk.Services})
+		}
+	}
+	return out
+}
