@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -199,5 +201,30 @@ func TestServeAddressInUse(t *testing.T) {
 	code, _, stderr := runCLI(t, "serve", "--mcp-addr", l.Addr().String(), "--admin-addr", freeAddr(t))
 	if code != 1 || !strings.Contains(stderr, "MCP listener on "+l.Addr().String()) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+// A bridge waiting for an unreachable registry's first sync is alive but not ready: the gRPC
+// health service says so separately, so a Kubernetes liveness probe does not restart it in a loop
+// while its readiness probe keeps Istiod's traffic away.
+func TestHealthSeparatesLivenessFromReadiness(t *testing.T) {
+	dead := freeAddr(t) // nothing listens here
+	cfg := writeFile(t, t.TempDir(), "config.yaml", fmt.Sprintf(
+		"registries:\n- name: zk\n  type: zookeeper\n  zookeeper:\n    servers: [%q]\n    reconnectBackoff: 50ms\n", dead))
+	r := startServe(t, cfg)
+	r.waitFor("liveness SERVING", 10*time.Second, func() error {
+		return r.serviceHealth(livenessService, healthpb.HealthCheckResponse_SERVING)
+	})
+	// Give the adapter time to fail its dials; readiness must stay NOT_SERVING all along.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := r.serviceHealth("", healthpb.HealthCheckResponse_NOT_SERVING); err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := r.get("/readyz"); code != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz = %d while the only registry was never read", code)
+		}
+	}
+	if _, body := r.get("/readyz"); !strings.Contains(body, "zk") {
+		t.Errorf("/readyz does not name the registry it waits for: %s", body)
 	}
 }

@@ -52,8 +52,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	grpcServer := grpc.NewServer(grpcOpts...)
 	p.server.Register(grpcServer)
+	// Two health services: "" is readiness (SERVING once the first push is served) and "liveness"
+	// is SERVING while the process runs. A bridge waiting for an unreachable registry's first sync
+	// is alive but not ready; a liveness probe on readiness would restart it in a loop.
 	healthServer := health.NewServer()
 	healthServer.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthServer.SetServingStatus(livenessService, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
 
 	adminLis, err := net.Listen("tcp", cfg.Admin.Address)
@@ -170,6 +174,9 @@ func (p *pipeline) invalid() any {
 	}
 	return map[string]any{"invalid": out.Invalid, "warnings": out.Warnings}
 }
+
+// livenessService is the gRPC health service name liveness probes ask for.
+const livenessService = "liveness"
 
 // watchReadiness mirrors readiness into the gRPC health service, so Kubernetes can probe the MCP
 // port itself (a grpc readiness probe) while the admin listener stays on loopback.

@@ -107,6 +107,11 @@ func (r *bridgeRun) ready() error {
 
 // health checks the gRPC health service on the MCP port (what Kubernetes' grpc probes ask).
 func (r *bridgeRun) health(want healthpb.HealthCheckResponse_ServingStatus) error {
+	return r.serviceHealth("", want)
+}
+
+// serviceHealth checks one named service of the gRPC health service ("" is readiness).
+func (r *bridgeRun) serviceHealth(service string, want healthpb.HealthCheckResponse_ServingStatus) error {
 	cc, err := grpc.NewClient(r.mcpAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -114,12 +119,12 @@ func (r *bridgeRun) health(want healthpb.HealthCheckResponse_ServingStatus) erro
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 	if err != nil {
-		return fmt.Errorf("health check: %w", err)
+		return fmt.Errorf("health check of %q: %w", service, err)
 	}
 	if resp.Status != want {
-		return fmt.Errorf("health status %v, want %v", resp.Status, want)
+		return fmt.Errorf("health status of %q %v, want %v", service, resp.Status, want)
 	}
 	return nil
 }
