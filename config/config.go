@@ -145,6 +145,10 @@ func Parse(b []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.Translate.Registries) > 0 {
+		// Naming is set per registry entry; silently replacing this list would hide a mistake.
+		return nil, problems{{path: "translate.registries", msg: "is not set here: give each registry's namespace and hosts in its entry under registries"}}.withLines(doc)
+	}
 	c.applyDefaults()
 	if errs := c.validate(); len(errs) > 0 {
 		return nil, errs.withLines(doc)

@@ -67,6 +67,7 @@ func TestParseRejectsMalformedConfig(t *testing.T) {
 		{"state file is a directory", "state:\n  file: " + dir + "\n" + fileRegistry, []string{"line 2", "state.file", "is a directory"}},
 		{"negative state interval", "state:\n  file: /var/lib/mcp-bridge/state.json.gz\n  interval: -5s\n" + fileRegistry, []string{"line 3", "state.interval", "negative"}},
 		{"unknown field in state", "state:\n  path: /x\n" + fileRegistry, []string{"line 2", `unknown field "path" in state`, "file, interval"}},
+		{"translate registries set by hand", "translate:\n  registries:\n  - name: a\n" + fileRegistry, []string{"line 2", "translate.registries", "in its entry under registries"}},
 		{"missing static resource file", "staticResources: [/nonexistent/vs.yaml]\n" + fileRegistry, []string{"line 1", "staticResources[0]", "/nonexistent/vs.yaml"}},
 	}
 	for _, tt := range tests {
@@ -147,8 +148,8 @@ func TestExampleDocumentsEveryOption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := decode(b); err != nil {
-		t.Fatalf("%s does not decode: %v", path, err)
+	if _, err := Parse(b); err != nil {
+		t.Fatalf("%s is not a valid configuration: %v", path, err)
 	}
 	text := string(b)
 	for typ, fields := range knownFields(reflect.TypeFor[Config]()) {
