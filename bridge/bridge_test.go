@@ -84,28 +84,110 @@ func TestLoadStatic(t *testing.T) {
 	}
 }
 
+// TestLoadStaticKinds: each kind a static file may hold loads, in any of its API versions.
+func TestLoadStaticKinds(t *testing.T) {
+	tests := []struct {
+		name, doc, collection string
+	}{
+		{"VirtualService", "apiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {name: a, namespace: shop}\nspec:\n  hosts: [a.file]\n  http: [{route: [{destination: {host: a.file}}]}]\n",
+			translate.CollectionVirtualService},
+		{"DestinationRule", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a, namespace: shop}\nspec:\n  host: a.file\n  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}\n",
+			translate.CollectionDestinationRule},
+		{"Sidecar", "apiVersion: networking.istio.io/v1beta1\nkind: Sidecar\nmetadata: {name: default, namespace: shop}\nspec:\n  egress: [{hosts: [\"./*\", \"istio-system/*\"]}]\n",
+			translate.CollectionSidecar},
+		{"ServiceEntry", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: legacy, namespace: shop}\nspec:\n  hosts: [legacy.example]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DNS\n",
+			translate.CollectionServiceEntry},
+		{"WorkloadEntry", "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: vm-1, namespace: shop}\nspec: {address: 10.0.0.7, labels: {app: legacy}}\n",
+			translate.CollectionWorkloadEntry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs, err := LoadStatic([]string{writeStatic(t, tt.doc)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rs) != 1 || rs[0].Collection != tt.collection || rs[0].Source != "static" || rs[0].Version == "" {
+				t.Fatalf("got %+v", rs)
+			}
+		})
+	}
+}
+
+// invalidDocs are the two resources of e2e TestBridgeStaticResourcesValidated that Istiod drops,
+// between two valid documents.
+const invalidDocs = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: good, namespace: static-check}
+spec:
+  host: static-ok.file
+  subsets: [{name: v1, labels: {version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: bad-host, namespace: static-check}
+spec:
+  hosts: ["bad_host!"]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.21.2}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: no-host, namespace: static-check}
+spec:
+  subsets: [{name: v1, labels: {version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: fine, namespace: static-check}
+spec:
+  hosts: [static-ok.file]
+  http: [{route: [{destination: {host: static-ok.file}}]}]
+`
+
 func TestLoadStaticErrors(t *testing.T) {
+	const vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: b}\n"
 	tests := []struct {
 		name, doc string
 		want      []string
 	}{
 		{"not YAML", "kind: [", []string{"not valid YAML"}},
 		{"unknown kind", "apiVersion: networking.istio.io/v1\nkind: VirtualServic\nmetadata: {name: a, namespace: b}\n", []string{"document at line 1", `kind "VirtualServic"`}},
-		{"not Istio", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: b}\n", []string{"not an Istio kind"}},
+		{"not Istio", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: b}\n", []string{"not a kind the bridge serves from static files"}},
+		{"kind without validator", "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: a, namespace: b}\nspec: {selector: {istio: ingressgateway}}\n",
+			[]string{`kind "Gateway" is not a kind the bridge serves from static files; supported: DestinationRule, ServiceEntry, Sidecar, VirtualService, WorkloadEntry`}},
+		{"security kind", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: b}\n", []string{`kind "AuthorizationPolicy" is not a kind`, "supported: DestinationRule"}},
+		{"unknown version", "apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: a, namespace: b}\n", []string{`apiVersion "networking.istio.io/v2": VirtualService has versions v1, v1beta1, v1alpha3`}},
 		{"no namespace", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\n", []string{"metadata.name and metadata.namespace are required"}},
-		{"unknown spec field", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: b}\nspec:\n  hostz: [x]\n", []string{"VirtualService b/a: spec", "hostz"}},
-		{"invalid name", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: A_b, namespace: b}\n", []string{"DNS-1123"}},
+		{"unknown spec field", vs + "spec:\n  hostz: [x]\n", []string{"VirtualService b/a: spec", "hostz"}},
+		{"invalid name", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: A_b, namespace: b}\nspec: {hosts: [a.file], http: [{route: [{destination: {host: a.file}}]}]}\n",
+			[]string{`VirtualService b/A_b: metadata.name: "A_b" is not a DNS-1123 subdomain`}},
+		{"reserved annotation", "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a, namespace: b, annotations: {internal.istio.io/parents: x}}\nspec: {egress: [{hosts: [./*]}]}\n",
+			[]string{`Sidecar b/a: metadata.annotations["internal.istio.io/parents"]: reserved for Istio`}},
+		{"empty spec", vs, []string{"VirtualService b/a: http, tcp or tls must be provided in virtual service"}},
+		{"invalid host", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: bad-host, namespace: b}\nspec:\n  hosts: [\"bad_host!\"]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n",
+			[]string{"document at line 1: ServiceEntry b/bad-host: hosts[0]: host \"bad_host!\" has an invalid label"}},
+		{"destination rule without host", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: no-host, namespace: b}\nspec: {subsets: [{name: v1}]}\n",
+			[]string{"DestinationRule b/no-host: host: empty domain name not allowed"}},
+		{"every problem of a document", vs + "spec:\n  hosts: [a.file]\n  http:\n  - route:\n    - {destination: {host: a.file, subset: v_1}, weight: 100}\n    - {destination: {host: \"\"}, weight: 0}\n    timeout: 0s\n",
+			[]string{"VirtualService b/a: 4 problems:\n", "\n  - http[0].route[0].destination.subset: subset name is invalid", "\n  - http[0].route[1].destination.host: empty domain name not allowed",
+				"\n  - http[0].route[1].weight: weight 0 in a split", "\n  - http[0].timeout: duration 0s must be at least 1ms"}},
+		{"every bad document", invalidDocs, []string{"document at line 8: ServiceEntry static-check/bad-host: hosts[0]", "document at line 17: DestinationRule static-check/no-host: host: empty domain name"}},
 		{"second document bad", staticGood + "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\n", []string{"document at line 29", "namespace are required"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadStatic([]string{writeStatic(t, tt.doc)})
+			path := writeStatic(t, tt.doc)
+			rs, err := LoadStatic([]string{path})
 			if err == nil {
-				t.Fatal("accepted")
+				t.Fatalf("accepted: %v", rs)
+			}
+			if !strings.HasPrefix(err.Error(), "static resources "+path+": ") {
+				t.Errorf("error does not start with the file: %v", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q: %v", w, err)
+					t.Errorf("error lacks %q:\n%v", w, err)
 				}
 			}
 		})
@@ -114,6 +196,18 @@ func TestLoadStaticErrors(t *testing.T) {
 		_, err := LoadStatic([]string{writeStatic(t, staticGood), writeStatic(t, staticGood)})
 		if err == nil || !strings.Contains(err.Error(), "is also defined in") {
 			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("every bad file", func(t *testing.T) {
+		bad1, bad2 := writeStatic(t, "kind: ["), writeStatic(t, invalidDocs)
+		_, err := LoadStatic([]string{bad1, writeStatic(t, staticGood), bad2})
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		for _, w := range []string{bad1 + ": not valid YAML", bad2 + ": document at line 8", bad2 + ": document at line 17"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error lacks %q:\n%v", w, err)
+			}
 		}
 	})
 }

@@ -12,9 +12,6 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	networking "istio.io/api/networking/v1alpha3"
-	security "istio.io/api/security/v1beta1"
 	"sigs.k8s.io/yaml"
 
 	yamlv3 "gopkg.in/yaml.v3"
@@ -22,48 +19,43 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
-// staticKinds are the Istio kinds a static resource file may hold, by "group/Kind" collection,
-// with the spec proto each one decodes into. Istiod reads every version of a kind into the same
-// proto, so the file may use v1, v1beta1 or v1alpha3.
-var staticKinds = map[string]func() proto.Message{
-	"networking.istio.io/VirtualService":    func() proto.Message { return &networking.VirtualService{} },
-	"networking.istio.io/DestinationRule":   func() proto.Message { return &networking.DestinationRule{} },
-	"networking.istio.io/ServiceEntry":      func() proto.Message { return &networking.ServiceEntry{} },
-	"networking.istio.io/WorkloadEntry":     func() proto.Message { return &networking.WorkloadEntry{} },
-	"networking.istio.io/WorkloadGroup":     func() proto.Message { return &networking.WorkloadGroup{} },
-	"networking.istio.io/Sidecar":           func() proto.Message { return &networking.Sidecar{} },
-	"networking.istio.io/Gateway":           func() proto.Message { return &networking.Gateway{} },
-	"networking.istio.io/EnvoyFilter":       func() proto.Message { return &networking.EnvoyFilter{} },
-	"security.istio.io/AuthorizationPolicy": func() proto.Message { return &security.AuthorizationPolicy{} },
-	"security.istio.io/PeerAuthentication":  func() proto.Message { return &security.PeerAuthentication{} },
-	"security.istio.io/RequestAuthentication": func() proto.Message {
-		return &security.RequestAuthentication{}
-	},
-}
+// staticGroup and staticVersions are what a static resource's apiVersion may be: Istiod reads
+// every version of a kind into the same proto, so v1, v1beta1 and v1alpha3 are all fine.
+const staticGroup = "networking.istio.io"
+
+var staticVersions = []string{"v1", "v1beta1", "v1alpha3"}
 
 // LoadStatic reads Istio resources from Kubernetes-style YAML files (several documents per file
-// allowed). Every error names the file and the document's line; one bad document fails the load,
-// so a typo never silently serves a partial policy.
+// allowed). The kinds are those translate can validate (translate.SpecCollections); every spec
+// is validated by Istio's rules (translate.NewResource), because Istiod drops an invalid resource
+// silently. Any problem fails the whole load, so a typo never serves a partial policy; the error
+// lists every bad document, each with its file, line, kind, namespace/name and all its problems.
 func LoadStatic(paths []string) ([]*translate.Resource, error) {
 	var out []*translate.Resource
+	var errs []error
 	seen := make(map[string]string)
 	for _, path := range paths {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("static resources: %w", err)
+			errs = append(errs, fmt.Errorf("static resources: %w", err))
+			continue
 		}
-		rs, err := parseStatic(b)
-		if err != nil {
-			return nil, fmt.Errorf("static resources %s: %w", path, err)
+		rs, docErrs := parseStatic(b)
+		for _, err := range docErrs {
+			errs = append(errs, fmt.Errorf("static resources %s: %w", path, err))
 		}
 		for _, r := range rs {
 			id := r.Collection + " " + r.Namespace + "/" + r.Name
 			if prev, dup := seen[id]; dup {
-				return nil, fmt.Errorf("static resources %s: %s %s/%s is also defined in %s", path, collectionKind(r.Collection), r.Namespace, r.Name, prev)
+				errs = append(errs, fmt.Errorf("static resources %s: %s %s/%s is also defined in %s", path, collectionKind(r.Collection), r.Namespace, r.Name, prev))
+				continue
 			}
 			seen[id] = path
 			out = append(out, r)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	// The MCP server takes each collection fastest when it arrives sorted by namespace/name.
 	slices.SortFunc(out, func(a, b *translate.Resource) int {
@@ -84,17 +76,20 @@ type staticObject struct {
 	Spec json.RawMessage `json:"spec"`
 }
 
-func parseStatic(b []byte) ([]*translate.Resource, error) {
+// parseStatic decodes every document of a file: the resources of the good ones, and one error
+// per bad one. A YAML syntax error ends the file, since nothing after it can be trusted.
+func parseStatic(b []byte) ([]*translate.Resource, []error) {
 	dec := yamlv3.NewDecoder(bytes.NewReader(b))
 	var out []*translate.Resource
+	var errs []error
 	for {
 		var node yamlv3.Node
 		err := dec.Decode(&node)
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return out, errs
 		}
 		if err != nil {
-			return nil, fmt.Errorf("not valid YAML: %w", err)
+			return out, append(errs, fmt.Errorf("not valid YAML: %w", err))
 		}
 		if len(node.Content) == 0 || (node.Content[0].Kind == yamlv3.ScalarNode && node.Content[0].Value == "") {
 			continue // an empty document between '---' separators
@@ -102,7 +97,8 @@ func parseStatic(b []byte) ([]*translate.Resource, error) {
 		line := node.Content[0].Line
 		r, err := decodeStatic(&node)
 		if err != nil {
-			return nil, fmt.Errorf("document at line %d: %w", line, err)
+			errs = append(errs, fmt.Errorf("document at line %d: %w", line, err))
+			continue
 		}
 		out = append(out, r)
 	}
@@ -121,25 +117,38 @@ func decodeStatic(node *yamlv3.Node) (*translate.Resource, error) {
 	if err := json.Unmarshal(js, &obj); err != nil {
 		return nil, fmt.Errorf("not a Kubernetes-style object: %w", err)
 	}
-	group, _, _ := strings.Cut(obj.APIVersion, "/")
+	group, version, _ := strings.Cut(obj.APIVersion, "/")
 	coll := group + "/" + obj.Kind
-	newSpec, ok := staticKinds[coll]
-	if !ok {
-		return nil, fmt.Errorf("apiVersion %q kind %q is not an Istio kind the bridge can serve", obj.APIVersion, obj.Kind)
+	spec, ok := translate.NewSpec(coll)
+	if !ok || group != staticGroup {
+		return nil, fmt.Errorf("apiVersion %q kind %q is not a kind the bridge serves from static files; supported: %s (apiVersion %s/%s)",
+			obj.APIVersion, obj.Kind, supportedKinds(), staticGroup, strings.Join(staticVersions, ", "+staticGroup+"/"))
+	}
+	if !slices.Contains(staticVersions, version) {
+		return nil, fmt.Errorf("apiVersion %q: %s has versions %s", obj.APIVersion, obj.Kind, strings.Join(staticVersions, ", "))
 	}
 	if obj.Metadata.Name == "" || obj.Metadata.Namespace == "" {
 		return nil, fmt.Errorf("%s: metadata.name and metadata.namespace are required", obj.Kind)
 	}
-	spec := newSpec()
 	if len(obj.Spec) > 0 {
 		if err := protojson.Unmarshal(obj.Spec, spec); err != nil {
 			return nil, fmt.Errorf("%s %s/%s: spec: %w", obj.Kind, obj.Metadata.Namespace, obj.Metadata.Name, err)
 		}
 	}
+	// The error names the kind, namespace/name and every problem.
 	r, err := translate.NewResource(coll, obj.Metadata.Namespace, obj.Metadata.Name, obj.Metadata.Labels, obj.Metadata.Annotations, spec)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s/%s: %w", obj.Kind, obj.Metadata.Namespace, obj.Metadata.Name, err)
+		return nil, err
 	}
 	r.Source = "static"
 	return r, nil
+}
+
+// supportedKinds lists the kinds of translate.SpecCollections, e.g. "DestinationRule, ServiceEntry".
+func supportedKinds() string {
+	var kinds []string
+	for _, c := range translate.SpecCollections() {
+		kinds = append(kinds, collectionKind(c))
+	}
+	return strings.Join(kinds, ", ")
 }

@@ -39,4 +39,11 @@
 // against Istio's rules for the fields we emit (validate.go); what fails is not emitted and is
 // listed in Output.Invalid with a reason code. Adjustments that still let a resource out (a label
 // dropped, a port moved, an endpoint left out) are listed in Output.Warnings.
+//
+// Static resources (operator-written files) are checked by ValidateSpec, which mirrors Istio's
+// ValidateVirtualService, ValidateDestinationRule and ValidateSidecar (validate_static.go and the
+// validate_<kind>.go files beside it) and applies the rules above to ServiceEntries and
+// WorkloadEntries; NewResource wraps nothing that fails it. Where a rule is not mirrored exactly,
+// ours is stricter. The test tables in testdata/static are cross-checked against Istio's own
+// validation outside the repository.
 package translate

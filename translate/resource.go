@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -9,14 +10,17 @@ import (
 
 // NewResource wraps a spec that did not come from a registry (a static resource from a file) the
 // way translated resources are wrapped: a deterministic body and a content-hash version, so it
-// costs Istiod nothing while it does not change.
+// costs Istiod nothing while it does not change. It refuses, listing every problem, a resource
+// Istiod would drop: invalid metadata, a spec ValidateSpec rejects, or a collection it cannot
+// validate.
 func NewResource(collection, namespace, name string, labels, annotations map[string]string, spec proto.Message) (*Resource, error) {
+	problems := append(checkMeta(namespace, name, labels, annotations), validateSpec(collection, namespace, spec)...)
+	if len(problems) > 0 {
+		return nil, &resourceError{Kind: collection[strings.LastIndexByte(collection, '/')+1:], Namespace: namespace, Name: name, Problems: problems}
+	}
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("marshalling %s %s/%s: %w", collection, namespace, name, err)
-	}
-	if p := validateMeta(namespace, name, labels); p != "" {
-		return nil, fmt.Errorf("%s %s/%s: %s", collection, namespace, name, p)
 	}
 	return &Resource{
 		Collection:  collection,
@@ -30,22 +34,51 @@ func NewResource(collection, namespace, name string, labels, annotations map[str
 	}, nil
 }
 
-// validateMeta checks what Istiod checks of every object's metadata: DNS-1123 names and valid
-// label keys and values. It returns "" when they are fine.
-func validateMeta(namespace, name string, labels map[string]string) string {
-	if !isDNS1123Label(namespace) {
-		return fmt.Sprintf("namespace %q is not a DNS-1123 label", namespace)
+// resourceError lists why a resource would be dropped by Istiod.
+type resourceError struct {
+	Kind, Namespace, Name string
+	// Problems, one per broken rule, each naming its field ("metadata.name: ...", "hosts[0]: ...").
+	Problems []error
+}
+
+// Error names the resource and lists its problems, one per line when there are several.
+func (e *resourceError) Error() string {
+	id := e.Kind + " " + e.Namespace + "/" + e.Name
+	if len(e.Problems) == 1 {
+		return id + ": " + e.Problems[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problems:", id, len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - " + strings.ReplaceAll(p.Error(), "\n", "\n    "))
+	}
+	return b.String()
+}
+
+func (e *resourceError) Unwrap() []error { return e.Problems }
+
+// reservedAnnotations are refused on every resource, as Istio's validation refuses them (or, for
+// route-semantics, relaxes its VirtualService rules on them, which our rules do not mirror):
+// istio.io/dry-run (AuthorizationPolicy only) and Istio's internal annotations.
+func reservedAnnotation(k string) bool {
+	return k == "istio.io/dry-run" || strings.HasPrefix(k, "internal.istio.io/")
+}
+
+// checkMeta checks what Istiod checks of every object's metadata, and what Kubernetes would:
+// DNS-1123 names, valid label keys and values, no reserved annotations.
+func checkMeta(namespace, name string, labels, annotations map[string]string) []error {
+	c := &specCheck{}
+	if !isDNSLabel(namespace) {
+		c.addf("metadata.namespace", "%q is not a DNS-1123 label", namespace)
 	}
 	if !isDNSSubdomain(name) {
-		return fmt.Sprintf("name %q is not a DNS-1123 subdomain", name)
+		c.addf("metadata.name", "%q is not a DNS-1123 subdomain", name)
 	}
-	for k, v := range labels {
-		if !validLabelKey(k) {
-			return fmt.Sprintf("label key %q is not valid", k)
-		}
-		if !validLabelValue(v) {
-			return fmt.Sprintf("label %s value %q is not valid", k, v)
+	checkLabelsAt(c, "metadata.labels", labels)
+	for _, k := range sortedKeys(annotations) {
+		if reservedAnnotation(k) {
+			c.addf(keyPath("metadata.annotations", k), "reserved for Istio; Istiod drops resources that set it")
 		}
 	}
-	return ""
+	return c.errs
 }

@@ -16,14 +16,42 @@ import (
 // returning problems with a reason code; where we are stricter than Istio (label value length,
 // lower-case names, IPv6 zones), the rule says so.
 
-// problem is one broken rule.
+// problem is one broken rule. field is the path of the offending field in the spec
+// ("ports[1].name"), for messages about operator-written specs; it is empty where the detail
+// already names the field.
 type problem struct {
 	reason string
 	detail string
+	field  string
 }
 
 func problemf(reason, format string, a ...any) problem {
 	return problem{reason: reason, detail: fmt.Sprintf(format, a...)}
+}
+
+// at sets the problem's field path.
+func (p problem) at(field string) problem {
+	p.field = field
+	return p
+}
+
+// nested puts problems found in a sub-message (an endpoint) under its path.
+func nested(prefix string, ps []problem) []problem {
+	for i := range ps {
+		ps[i].field = joinPath(prefix, ps[i].field)
+	}
+	return ps
+}
+
+// joinPath appends a field name to a path ("http[0]" + "route" -> "http[0].route").
+func joinPath(path, field string) string {
+	switch {
+	case path == "":
+		return field
+	case field == "":
+		return path
+	}
+	return path + "." + field
 }
 
 // seRule checks one aspect of a ServiceEntry.
@@ -128,16 +156,16 @@ func validateWorkloadEntry(we *networking.WorkloadEntry, c weContext) []problem 
 
 func seHosts(se *networking.ServiceEntry) []problem {
 	if len(se.Hosts) == 0 {
-		return []problem{problemf(ReasonInvalidHost, "service entry must have at least one host")}
+		return []problem{problemf(ReasonInvalidHost, "service entry must have at least one host").at("hosts")}
 	}
 	var ps []problem
-	for _, h := range se.Hosts {
+	for i, h := range se.Hosts {
 		if strings.Contains(h, "*") {
-			ps = append(ps, problemf(ReasonInvalidHost, "host %q: the bridge never emits wildcards", h))
+			ps = append(ps, problemf(ReasonInvalidHost, "host %q: the bridge never emits wildcards", h).at(indexPath("hosts", i)))
 			continue
 		}
 		if err := checkHost(h); err != nil {
-			ps = append(ps, problemf(ReasonInvalidHost, "%v", err))
+			ps = append(ps, problemf(ReasonInvalidHost, "%v", err).at(indexPath("hosts", i)))
 		}
 	}
 	return ps
@@ -147,17 +175,17 @@ func seHosts(se *networking.ServiceEntry) []problem {
 // and its rule that CIDR blocks need NONE or STATIC resolution.
 func seAddresses(se *networking.ServiceEntry) []problem {
 	var ps []problem
-	for _, a := range se.Addresses {
+	for i, a := range se.Addresses {
 		if strings.Contains(a, "/") {
 			if _, err := netip.ParsePrefix(a); err != nil {
-				ps = append(ps, problemf(ReasonInvalidAddress, "address %q is not a valid CIDR block", a))
+				ps = append(ps, problemf(ReasonInvalidAddress, "address %q is not a valid CIDR block", a).at(indexPath("addresses", i)))
 			} else if se.Resolution != networking.ServiceEntry_NONE && se.Resolution != networking.ServiceEntry_STATIC {
-				ps = append(ps, problemf(ReasonInvalidAddress, "address %q: CIDR addresses are allowed only for NONE/STATIC resolution types", a))
+				ps = append(ps, problemf(ReasonInvalidAddress, "address %q: CIDR addresses are allowed only for NONE/STATIC resolution types", a).at(indexPath("addresses", i)))
 			}
 			continue
 		}
 		if ip, err := netip.ParseAddr(a); err != nil || ip.Zone() != "" {
-			ps = append(ps, problemf(ReasonInvalidAddress, "address %q is not a valid IP address", a))
+			ps = append(ps, problemf(ReasonInvalidAddress, "address %q is not a valid IP address", a).at(indexPath("addresses", i)))
 		}
 	}
 	return ps
@@ -167,30 +195,31 @@ func sePorts(se *networking.ServiceEntry) []problem {
 	var ps []problem
 	names := map[string]bool{}
 	numbers := map[uint32]bool{}
-	for _, p := range se.Ports {
+	for i, p := range se.Ports {
+		at := indexPath("ports", i)
 		if p == nil {
-			ps = append(ps, problemf(ReasonInvalidPort, "service entry port may not be null"))
+			ps = append(ps, problemf(ReasonInvalidPort, "service entry port may not be null").at(at))
 			continue
 		}
 		if names[p.Name] {
-			ps = append(ps, problemf(ReasonDuplicatePort, "service entry port name %q already defined", p.Name))
+			ps = append(ps, problemf(ReasonDuplicatePort, "service entry port name %q already defined", p.Name).at(at+".name"))
 		}
 		names[p.Name] = true
 		if numbers[p.Number] {
-			ps = append(ps, problemf(ReasonDuplicatePort, "service entry port %d already defined", p.Number))
+			ps = append(ps, problemf(ReasonDuplicatePort, "service entry port %d already defined", p.Number).at(at+".number"))
 		}
 		numbers[p.Number] = true
 		if !isDNS1123Label(p.Name) {
-			ps = append(ps, problemf(ReasonInvalidPortName, "invalid port name: %q", p.Name))
+			ps = append(ps, problemf(ReasonInvalidPortName, "invalid port name: %q", p.Name).at(at+".name"))
 		}
 		if !knownProtocol(p.Protocol) {
-			ps = append(ps, problemf(ReasonInvalidProtocol, "unsupported protocol: %q", p.Protocol))
+			ps = append(ps, problemf(ReasonInvalidProtocol, "unsupported protocol: %q", p.Protocol).at(at+".protocol"))
 		}
 		if p.Number < 1 || p.Number > 65535 {
-			ps = append(ps, problemf(ReasonInvalidPort, "port number %d must be in the range 1..65535", p.Number))
+			ps = append(ps, problemf(ReasonInvalidPort, "port number %d must be in the range 1..65535", p.Number).at(at+".number"))
 		}
 		if p.TargetPort > 65535 {
-			ps = append(ps, problemf(ReasonInvalidPort, "target port %d must be in the range 1..65535", p.TargetPort))
+			ps = append(ps, problemf(ReasonInvalidPort, "target port %d must be in the range 1..65535", p.TargetPort).at(at+".targetPort"))
 		}
 	}
 	return ps
@@ -204,16 +233,16 @@ func seSelector(se *networking.ServiceEntry) []problem {
 	}
 	var ps []problem
 	if se.Endpoints != nil {
-		ps = append(ps, problemf(ReasonInvalidSpec, "only one of WorkloadSelector or Endpoints is allowed in Service Entry"))
+		ps = append(ps, problemf(ReasonInvalidSpec, "only one of WorkloadSelector or Endpoints is allowed in Service Entry").at("endpoints"))
 	}
 	if len(se.WorkloadSelector.Labels) == 0 {
 		// Istio only warns, then selects every workload of the namespace: never what we mean.
-		ps = append(ps, problemf(ReasonInvalidSelector, "workload selector specified without labels"))
+		ps = append(ps, problemf(ReasonInvalidSelector, "workload selector specified without labels").at("workloadSelector.labels"))
 	}
 	for _, k := range slices.Sorted(maps.Keys(se.WorkloadSelector.Labels)) {
 		v := se.WorkloadSelector.Labels[k]
 		if k == "" || strings.Contains(k, "*") || strings.Contains(v, "*") {
-			ps = append(ps, problemf(ReasonInvalidSelector, "selector %q=%q: empty key or wildcard", k, v))
+			ps = append(ps, problemf(ReasonInvalidSelector, "selector %q=%q: empty key or wildcard", k, v).at(keyPath("workloadSelector.labels", k)))
 		}
 	}
 	for _, p := range checkLabels("workloadSelector", se.WorkloadSelector.Labels) {
@@ -227,16 +256,16 @@ func seResolution(se *networking.ServiceEntry) []problem {
 	switch se.Resolution {
 	case networking.ServiceEntry_STATIC, networking.ServiceEntry_DNS:
 	default:
-		return []problem{problemf(ReasonInvalidSpec, "resolution %s is not one the bridge emits", se.Resolution)}
+		return []problem{problemf(ReasonInvalidSpec, "resolution %s is not one the bridge emits (STATIC or DNS)", se.Resolution).at("resolution")}
 	}
 	c := endpointContext(se.Ports, se.Resolution)
 	var ps []problem
 	for i, ep := range se.Endpoints {
 		if ep == nil {
-			ps = append(ps, problemf(ReasonInvalidSpec, "endpoint %d cannot be nil", i))
+			ps = append(ps, problemf(ReasonInvalidSpec, "endpoint %d cannot be nil", i).at(indexPath("endpoints", i)))
 			continue
 		}
-		ps = append(ps, validateWorkloadEntry(ep, c)...)
+		ps = append(ps, nested(indexPath("endpoints", i), validateWorkloadEntry(ep, c))...)
 	}
 	return ps
 }
@@ -249,7 +278,7 @@ func seMultipleHosts(se *networking.ServiceEntry) []problem {
 	}
 	for _, p := range se.Ports {
 		if p != nil && !httpOrTLS(p.Protocol) {
-			return []problem{problemf(ReasonMultipleHostsTCP, "multiple hosts provided with non-HTTP, non-TLS port %q", p.Name)}
+			return []problem{problemf(ReasonMultipleHostsTCP, "multiple hosts provided with non-HTTP, non-TLS port %q", p.Name).at("hosts")}
 		}
 	}
 	return nil
@@ -259,19 +288,19 @@ func seMultipleHosts(se *networking.ServiceEntry) []problem {
 func weAddress(we *networking.WorkloadEntry, c weContext) []problem {
 	a := we.Address
 	if a == "" {
-		return []problem{problemf(ReasonInvalidAddress, "address is required")}
+		return []problem{problemf(ReasonInvalidAddress, "address is required").at("address")}
 	}
 	if ip, err := netip.ParseAddr(a); err == nil {
 		if ip.Zone() != "" {
-			return []problem{problemf(ReasonInvalidAddress, "endpoint address %q has an IPv6 zone", a)}
+			return []problem{problemf(ReasonInvalidAddress, "endpoint address %q has an IPv6 zone", a).at("address")}
 		}
 		return nil
 	}
 	if !c.allowNames {
-		return []problem{problemf(ReasonInvalidAddress, "endpoint address %q is not a valid IP address", a)}
+		return []problem{problemf(ReasonInvalidAddress, "endpoint address %q is not a valid IP address", a).at("address")}
 	}
 	if err := checkFQDN(a); err != nil {
-		return []problem{problemf(ReasonInvalidAddress, "endpoint address %q is not a valid FQDN or an IP address", a)}
+		return []problem{problemf(ReasonInvalidAddress, "endpoint address %q is not a valid FQDN or an IP address", a).at("address")}
 	}
 	return nil
 }
@@ -279,14 +308,15 @@ func weAddress(we *networking.WorkloadEntry, c weContext) []problem {
 func wePorts(we *networking.WorkloadEntry, c weContext) []problem {
 	var ps []problem
 	for name, n := range we.Ports {
+		at := keyPath("ports", name)
 		if c.servicePorts != nil && !c.servicePorts[name] {
-			ps = append(ps, problemf(ReasonUndeclaredPort, "endpoint port %q is not defined by the service entry", name))
+			ps = append(ps, problemf(ReasonUndeclaredPort, "endpoint port %q is not defined by the service entry", name).at(at))
 		}
 		if !isDNS1123Label(name) {
-			ps = append(ps, problemf(ReasonInvalidPortName, "invalid port name: %q", name))
+			ps = append(ps, problemf(ReasonInvalidPortName, "invalid port name: %q", name).at(at))
 		}
 		if n < 1 || n > 65535 {
-			ps = append(ps, problemf(ReasonInvalidPort, "port %q number %d must be in the range 1..65535", name, n))
+			ps = append(ps, problemf(ReasonInvalidPort, "port %q number %d must be in the range 1..65535", name, n).at(at))
 		}
 	}
 	return sortProblems(ps)
