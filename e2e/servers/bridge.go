@@ -22,6 +22,8 @@ type BridgeOptions struct {
 	ConfigFile string
 	// Config is the config file's YAML text, written to the test's temporary directory.
 	Config string
+	// Embedded runs the bridge without --config: it serves its embedded example services.
+	Embedded bool
 	// Args are extra flags appended after the ones StartBridge sets.
 	Args []string
 	// Env adds to the bridge's environment (e.g. variables a registry Secret names).
@@ -37,7 +39,7 @@ type Bridge struct {
 	MCPAddr string
 	// AdminAddr serves /readyz, /metrics and the debug pages.
 	AdminAddr string
-	// ConfigFile is the config the bridge was started with; tests may rewrite it.
+	// ConfigFile is the config the bridge was started with ("" when Embedded); tests may rewrite it.
 	ConfigFile string
 
 	binary  string
@@ -49,15 +51,16 @@ type Bridge struct {
 }
 
 // StartBridge runs `mcp-bridge serve --config <file> --mcp-addr 127.0.0.1:P --admin-addr
-// 127.0.0.1:Q` on free ports and waits until GET /readyz on the admin address answers 200. Start
-// it before the Istiod that uses it: Istiod exits if an xds:// source is down when it starts.
+// 127.0.0.1:Q` (no --config when Embedded) on free ports and waits until GET /readyz on the
+// admin address answers 200. Start it before the Istiod that uses it: Istiod exits if an xds://
+// source is down when it starts.
 func StartBridge(t testing.TB, opts BridgeOptions) *Bridge {
 	t.Helper()
 	if opts.Binary == "" {
 		t.Fatalf("servers: BridgeOptions.Binary is required")
 	}
-	if (opts.ConfigFile == "") == (opts.Config == "") {
-		t.Fatalf("servers: set exactly one of BridgeOptions.ConfigFile and BridgeOptions.Config")
+	if n := btoi(opts.ConfigFile != "") + btoi(opts.Config != "") + btoi(opts.Embedded); n != 1 {
+		t.Fatalf("servers: set exactly one of BridgeOptions.ConfigFile, Config and Embedded")
 	}
 	b := &Bridge{
 		MCPAddr:    addr(FreePort(t)),
@@ -76,7 +79,11 @@ func StartBridge(t testing.TB, opts BridgeOptions) *Bridge {
 			t.Fatalf("servers: writing bridge config: %v", err)
 		}
 	}
-	b.args = append([]string{"serve", "--config", b.ConfigFile, "--mcp-addr", b.MCPAddr, "--admin-addr", b.AdminAddr}, opts.Args...)
+	b.args = []string{"serve", "--mcp-addr", b.MCPAddr, "--admin-addr", b.AdminAddr}
+	if b.ConfigFile != "" {
+		b.args = append(b.args, "--config", b.ConfigFile)
+	}
+	b.args = append(b.args, opts.Args...)
 	b.env = os.Environ()
 	for _, k := range slices.Sorted(maps.Keys(opts.Env)) {
 		b.env = append(b.env, k+"="+opts.Env[k])
@@ -115,6 +122,13 @@ func (b *Bridge) Restart(t testing.TB) {
 	if err := b.start(); err != nil {
 		t.Fatalf("servers: restarting mcp-bridge: %v", err)
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ConfigSource is the configSources entry that points Istiod at this bridge (plaintext).

@@ -33,7 +33,10 @@ type ConfigSource struct {
 type SourceTLS struct {
 	// Mode defaults to SIMPLE.
 	Mode string `yaml:"mode"`
-	// CACertificates is the path of the PEM bundle that verifies the server.
+	// CACertificates is the PEM text (not a file path) of the CA bundle that verifies the server:
+	// for configSources Istiod passes this field straight to x509.CertPool.AppendCertsFromPEM
+	// (pilot/pkg/bootstrap/configcontroller.go getTransportCredentials), unlike the file paths
+	// the same field holds in a DestinationRule.
 	CACertificates  string   `yaml:"caCertificates,omitempty"`
 	SNI             string   `yaml:"sni,omitempty"`
 	SubjectAltNames []string `yaml:"subjectAltNames,omitempty"`
