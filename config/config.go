@@ -36,7 +36,9 @@ type Config struct {
 	// Translate sets how services become Istio resources.
 	Translate translate.Options `yaml:"translate"`
 	// StaticResources are files of Istio resources (Kubernetes-style YAML: VirtualService,
-	// DestinationRule, ...) served to Istiod as they are, beside the generated ones.
+	// DestinationRule, Sidecar, ServiceEntry, WorkloadEntry) served to Istiod beside the generated
+	// ones. They are validated like generated resources; an invalid one stops the bridge from
+	// starting, naming the file, the document's line and every problem.
 	StaticResources []string `yaml:"staticResources"`
 	// State keeps each registry's last-known services in a file across restarts (`state.file`,
 	// `state.interval`, default 5s), so that a bridge restarted while a registry is unreachable
