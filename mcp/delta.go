@@ -1,8 +1,6 @@
 package mcp
 
 import (
-	"errors"
-	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -18,31 +16,8 @@ import (
 // DeltaAggregatedResources serves incremental xDS. Istiod does not use it; other MCP clients
 // may. Each response carries only what changed for the stream and the names removed.
 func (a adsService) DeltaAggregatedResources(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	s := a.s
-	c := newConn(s, stream.Context(), "delta")
-	if !s.addConn(c) {
-		return status.Error(codes.Unavailable, "mcp server is shutting down")
-	}
-	defer s.removeConn(c)
-	s.log.Info("mcp: client connected", "client", c.id, "peer", c.peer, "protocol", c.protocol)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err == nil {
-				err = c.onDeltaRequest(req)
-			}
-			if err != nil {
-				c.recvErr <- err
-				return
-			}
-		}
-	}()
-	err := c.loop(stream.Context(), func() (bool, time.Duration, error) { return c.sendDelta(stream) })
-	c.logEnd(err)
-	if errors.Is(err, io.EOF) {
-		return nil
-	}
-	return err
+	return serveStream(a.s, stream.Context(), "delta", stream.Recv, (*conn).onDeltaRequest,
+		func(c *conn) (bool, time.Duration, error) { return c.sendDelta(stream) })
 }
 
 // onDeltaRequest applies subscription changes and ACK/NACKs. A first request with no names is a

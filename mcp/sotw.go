@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"context"
 	"errors"
 	"io"
 	"slices"
@@ -15,8 +16,16 @@ import (
 type adsService struct{ s *Server }
 
 func (a adsService) StreamAggregatedResources(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
-	s := a.s
-	c := newConn(s, stream.Context(), "sotw")
+	return serveStream(a.s, stream.Context(), "sotw", stream.Recv, (*conn).onSotwRequest,
+		func(c *conn) (bool, time.Duration, error) { return c.sendSotw(stream) })
+}
+
+// serveStream runs one ADS stream of either protocol: it registers the connection, applies the
+// client's requests as they arrive (on their own goroutine, so a slow send never delays an ACK
+// being recorded), and sends whatever the connection's state calls for until the stream ends.
+func serveStream[Req any](s *Server, ctx context.Context, protocol string, recv func() (Req, error),
+	onRequest func(*conn, Req) error, send func(*conn) (sent bool, retryIn time.Duration, err error)) error {
+	c := newConn(s, ctx, protocol)
 	if !s.addConn(c) {
 		return status.Error(codes.Unavailable, "mcp server is shutting down")
 	}
@@ -24,9 +33,9 @@ func (a adsService) StreamAggregatedResources(stream discovery.AggregatedDiscove
 	s.log.Info("mcp: client connected", "client", c.id, "peer", c.peer, "protocol", c.protocol)
 	go func() {
 		for {
-			req, err := stream.Recv()
+			req, err := recv()
 			if err == nil {
-				err = c.onSotwRequest(req)
+				err = onRequest(c, req)
 			}
 			if err != nil {
 				c.recvErr <- err
@@ -34,7 +43,7 @@ func (a adsService) StreamAggregatedResources(stream discovery.AggregatedDiscove
 			}
 		}
 	}()
-	err := c.loop(stream.Context(), func() (bool, time.Duration, error) { return c.sendSotw(stream) })
+	err := c.loop(ctx, func() (bool, time.Duration, error) { return send(c) })
 	c.logEnd(err)
 	if errors.Is(err, io.EOF) {
 		return nil

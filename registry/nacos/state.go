@@ -1,6 +1,8 @@
 package nacos
 
 import (
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
@@ -254,15 +256,7 @@ func (st *state) consumerApps(ns string, match func(*dubbo.URL) bool, ifaces ...
 			}
 		}
 	}
-	if len(set) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(set))
-	for a := range set {
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(set)) // nil when empty
 }
 
 // build assembles one output from its contributors; nil when nothing feeds it.

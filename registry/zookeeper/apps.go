@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 
 	"github.com/go-zookeeper/zk"
@@ -420,15 +422,7 @@ func (w *watcher) interfaceConsumers(ifaces []string) []string {
 			}
 		}
 	}
-	if len(set) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(set))
-	for a := range set {
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(set)) // nil when empty
 }
 
 // expandTouched returns the interfaces and applications whose services must be rebuilt: those

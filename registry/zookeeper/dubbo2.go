@@ -2,8 +2,10 @@ package zookeeper
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -324,15 +326,7 @@ func consumerApps(consumers []*dubbo.URL, key dubbo.ServiceKey) []string {
 			set[app] = true
 		}
 	}
-	if len(set) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(set))
-	for a := range set {
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(set)) // nil when empty
 }
 
 func keyOf(k dubbo.ServiceKey) registry.Key {
