@@ -1,0 +1,61 @@
+package admin
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestHandler(t *testing.T) {
+	ready := false
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_bridge_test_total", Help: "test"})
+	reg.MustRegister(c)
+	c.Inc()
+	h := Handler(Sources{
+		Ready:      func() (bool, string) { return ready, "waiting for the first sync of registries: zk" },
+		Registries: func() any { return map[string]any{"registries": []string{"zk"}} },
+		Clients:    func() any { return []string{} },
+		Invalid:    func() any { return map[string]any{"invalid": []any{}} },
+		Resources: func(w io.Writer, kind string) error {
+			_, err := io.WriteString(w, "kind: "+kind+"\n")
+			return err
+		},
+		Gatherer: reg,
+	})
+	get := func(method, path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	tests := []struct {
+		name, method, path string
+		before             func()
+		code               int
+		want               string
+	}{
+		{"healthz", "GET", "/healthz", nil, 200, "ok"},
+		{"not ready says why", "GET", "/readyz", nil, 503, "zk"},
+		{"ready", "GET", "/readyz", func() { ready = true }, 200, "ready"},
+		{"metrics", "GET", "/metrics", nil, 200, "mcp_bridge_test_total 1"},
+		{"registries as JSON", "GET", "/debug/registries", nil, 200, `"registries": [`},
+		{"resources filtered by kind", "GET", "/debug/resources?kind=ServiceEntry", nil, 200, "kind: ServiceEntry"},
+		{"index lists the pages", "GET", "/", nil, 200, "/debug/invalid"},
+		{"unknown page", "GET", "/debug/nope", nil, 404, ""},
+		{"writes are refused", "POST", "/readyz", nil, 405, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.before != nil {
+				tt.before()
+			}
+			code, body := get(tt.method, tt.path)
+			if code != tt.code || !strings.Contains(body, tt.want) {
+				t.Fatalf("%s %s = %d %q; want %d containing %q", tt.method, tt.path, code, body, tt.code, tt.want)
+			}
+		})
+	}
+}
