@@ -16,61 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mcp-bridge/mcp-bridge/internal/fakeclock"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
-// fakeClock is a Clock the test moves by hand.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeWaiter
-}
+// fakeClock is a Clock the test moves by hand, so holds and timeouts take no real time.
+type fakeClock = fakeclock.Clock
 
-type fakeWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), ch: ch})
-	return ch
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-		} else {
-			w.ch <- c.now
-		}
-	}
-	c.waiters = kept
-}
-
-func (c *fakeClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.waiters)
-}
+func newFakeClock() *fakeClock { return fakeclock.New() }
 
 // fakeSource stands in for the merge layer (merge's own tests cover its side of Source).
 type fakeSource struct {
@@ -211,8 +164,8 @@ func TestRunRateLimits(t *testing.T) {
 		r.src.change(i, false)
 		r.settle()
 	}
-	if st := r.store.Status(); st.Writes != 1 || r.clock.pending() != 1 {
-		t.Fatalf("%d writes and %d timers 3s after the first; want 1 write and its follow-up scheduled", st.Writes, r.clock.pending())
+	if st := r.store.Status(); st.Writes != 1 || r.clock.Pending() != 1 {
+		t.Fatalf("%d writes and %d timers 3s after the first; want 1 write and its follow-up scheduled", st.Writes, r.clock.Pending())
 	}
 	r.clock.Advance(2 * time.Second) // 5s after the first write
 	r.waitWrites(2)
