@@ -7,6 +7,7 @@ package bridge
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -35,9 +36,14 @@ type Bridge struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	// converted caches the MCP form of each translated resource by pointer: translate returns the
-	// same *Resource for an unchanged service, so a push converts only what changed.
-	converted map[*translate.Resource]*mcp.Resource
+	// static groups Options.Static by collection.
+	static map[string][]*translate.Resource
+	// served is what the last push served per collection, in both forms. Translate returns the
+	// same *Resource for an unchanged service (and the same slice order), so a push compares
+	// pointers, converts only what changed, and hands the MCP server only the collections that
+	// changed: with 100,000 WorkloadEntries one changed instance costs a pointer walk, not a
+	// rebuilt map and 100,000 re-inserted entries.
+	served map[string]servedCollection
 
 	mu       sync.RWMutex
 	last     *translate.Output
@@ -54,11 +60,25 @@ func New(opts Options) *Bridge {
 		opts.Metrics = prometheus.NewRegistry()
 	}
 	return &Bridge{
-		opts:      opts,
-		log:       opts.Logger,
-		metrics:   newMetrics(opts.Metrics),
-		converted: make(map[*translate.Resource]*mcp.Resource),
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newMetrics(opts.Metrics),
+		static:  groupByCollection(opts.Static),
+		served:  make(map[string]servedCollection),
 	}
+}
+
+type servedCollection struct {
+	in  []*translate.Resource
+	out []*mcp.Resource
+}
+
+func groupByCollection(rs []*translate.Resource) map[string][]*translate.Resource {
+	m := make(map[string][]*translate.Resource)
+	for _, r := range rs {
+		m[r.Collection] = append(m[r.Collection], r)
+	}
+	return m
 }
 
 // Run drives the merge loop until ctx is done, pushing every snapshot.
@@ -73,32 +93,8 @@ func (b *Bridge) Push(snap *merge.Snapshot) {
 	out := b.opts.Translator.Translate(snap.Services)
 	translated := time.Since(start)
 
-	state := make(map[string][]*mcp.Resource, len(out.Resources)+2)
-	next := make(map[*translate.Resource]*mcp.Resource, len(b.converted))
-	add := func(r *translate.Resource) {
-		m, ok := b.converted[r]
-		if !ok {
-			m = toMCP(r)
-		}
-		next[r] = m
-		state[r.Collection] = append(state[r.Collection], m)
-	}
-	for _, coll := range sortedKeys(out.Resources) {
-		for _, r := range out.Resources[coll] {
-			add(r)
-		}
-	}
-	for _, r := range b.opts.Static {
-		add(r)
-	}
-	// Every collection we have ever served is set, so one that became empty is emptied in Istiod.
-	for coll := range b.metrics.seenCollections {
-		if _, ok := state[coll]; !ok {
-			state[coll] = nil
-		}
-	}
-	b.converted = next
-	b.opts.Server.Set(state)
+	state, changed := b.convert(out)
+	b.opts.Server.Set(changed)
 	elapsed := time.Since(start)
 
 	b.metrics.observePush(snap, out, state, translated, elapsed)
@@ -134,6 +130,65 @@ func (b *Bridge) Output() *translate.Output {
 
 // Static returns the static resources served beside the generated ones.
 func (b *Bridge) Static() []*translate.Resource { return b.opts.Static }
+
+// convert returns the MCP form of every collection (for metrics and logs) and the subset that
+// differs from the last push (for the MCP server). A collection served before and now empty is
+// in both, as nil, so Istiod deletes its resources.
+func (b *Bridge) convert(out *translate.Output) (state, changed map[string][]*mcp.Resource) {
+	state = make(map[string][]*mcp.Resource, len(out.Resources)+len(b.static))
+	changed = make(map[string][]*mcp.Resource)
+	inputs := make(map[string][]*translate.Resource, len(out.Resources)+len(b.static))
+	for coll, rs := range out.Resources {
+		inputs[coll] = rs
+	}
+	for coll, rs := range b.static {
+		// A new slice: appending to translate's would write into its backing array.
+		inputs[coll] = slices.Concat(inputs[coll], rs)
+	}
+	for coll, in := range inputs {
+		prev, ok := b.served[coll]
+		if ok && slices.Equal(in, prev.in) {
+			state[coll] = prev.out
+			continue
+		}
+		next := convertCollection(in, prev)
+		b.served[coll] = servedCollection{in: in, out: next}
+		state[coll], changed[coll] = next, next
+	}
+	for coll := range b.served {
+		if _, ok := inputs[coll]; !ok {
+			delete(b.served, coll)
+			state[coll], changed[coll] = nil, nil
+		}
+	}
+	return state, changed
+}
+
+// convertCollection converts in, reusing prev's MCP resources for unchanged inputs: by position
+// first (the usual case: an instance changed in place), else by pointer through a map built only
+// when positions shifted.
+func convertCollection(in []*translate.Resource, prev servedCollection) []*mcp.Resource {
+	out := make([]*mcp.Resource, len(in))
+	var byPtr map[*translate.Resource]*mcp.Resource
+	for i, r := range in {
+		if i < len(prev.in) && prev.in[i] == r {
+			out[i] = prev.out[i]
+			continue
+		}
+		if byPtr == nil {
+			byPtr = make(map[*translate.Resource]*mcp.Resource, len(prev.in))
+			for j, p := range prev.in {
+				byPtr[p] = prev.out[j]
+			}
+		}
+		if m, ok := byPtr[r]; ok {
+			out[i] = m
+		} else {
+			out[i] = toMCP(r)
+		}
+	}
+	return out
+}
 
 func toMCP(r *translate.Resource) *mcp.Resource {
 	return &mcp.Resource{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,10 +241,7 @@ func TestPushConvertsOnlyWhatChanged(t *testing.T) {
 	b, reg := newTestBridge(t, static)
 	orders, users := service("orders", "10.0.0.1"), service("users", "10.0.0.2")
 	b.Push(&merge.Snapshot{Services: []*registry.Service{orders, users}, OldestEvent: time.Now().Add(-time.Second)})
-	first := make(map[string]*mcp.Resource)
-	for r, m := range b.converted {
-		first[r.Name] = m
-	}
+	first := servedByName(b)
 	if len(first) != 4 {
 		t.Fatalf("converted %d resources, want 2 ServiceEntries + 2 static", len(first))
 	}
@@ -257,15 +255,15 @@ func TestPushConvertsOnlyWhatChanged(t *testing.T) {
 	// users changes; orders keeps its pointer, so its MCP form is reused, not rebuilt.
 	users2 := service("users", "10.0.0.2", "10.0.0.3")
 	b.Push(&merge.Snapshot{Services: []*registry.Service{orders, users2}})
-	for r, m := range b.converted {
-		switch r.Name {
+	for name, m := range servedByName(b) {
+		switch name {
 		case "users.file":
-			if m == first[r.Name] {
+			if m == first[name] {
 				t.Error("changed service's MCP resource was reused")
 			}
 		default:
-			if m != first[r.Name] {
-				t.Errorf("unchanged %s was converted again", r.Name)
+			if m != first[name] {
+				t.Errorf("unchanged %s was converted again", name)
 			}
 		}
 	}
@@ -278,8 +276,58 @@ func TestPushConvertsOnlyWhatChanged(t *testing.T) {
 	if got := testutil.ToFloat64(b.metrics.resources.WithLabelValues("VirtualService")); got != 1 {
 		t.Errorf("VirtualService gauge %v, want 1 (static resources stay)", got)
 	}
-	if len(b.converted) != 2 {
-		t.Errorf("%d conversions kept, want only the 2 static ones", len(b.converted))
+	if n := len(servedByName(b)); n != 2 {
+		t.Errorf("%d conversions kept, want only the 2 static ones", n)
+	}
+}
+
+// servedByName flattens what the bridge last served, by resource name.
+func servedByName(b *Bridge) map[string]*mcp.Resource {
+	m := make(map[string]*mcp.Resource)
+	for _, c := range b.served {
+		for i, r := range c.in {
+			m[r.Name] = c.out[i]
+		}
+	}
+	return m
+}
+
+// The MCP server is handed only the collections that changed, so an unchanged collection of
+// 100,000 WorkloadEntries costs it nothing; one that became empty is handed over empty.
+func TestConvertHandsOverOnlyChangedCollections(t *testing.T) {
+	static, err := LoadStatic([]string{writeStatic(t, staticGood)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newTestBridge(t, static)
+	orders := service("orders", "10.0.0.1")
+	tr := b.opts.Translator
+	steps := []struct {
+		name     string
+		services []*registry.Service
+		changed  []string // collection kinds handed to the server
+		emptied  []string // of which handed over empty
+	}{
+		{"first push", []*registry.Service{orders}, []string{"DestinationRule", "ServiceEntry", "VirtualService", "WorkloadEntry"}, []string{"WorkloadEntry"}},
+		{"same services", []*registry.Service{orders}, nil, nil},
+		{"one service changed", []*registry.Service{service("orders", "10.0.0.1", "10.0.0.2")}, []string{"ServiceEntry"}, nil},
+		{"every service gone", nil, []string{"ServiceEntry"}, []string{"ServiceEntry"}},
+		{"still gone", nil, nil, nil},
+	}
+	for _, step := range steps {
+		_, changed := b.convert(tr.Translate(step.services))
+		var kinds, emptied []string
+		for coll, rs := range changed {
+			kinds = append(kinds, collectionKind(coll))
+			if len(rs) == 0 {
+				emptied = append(emptied, collectionKind(coll))
+			}
+		}
+		slices.Sort(kinds)
+		slices.Sort(emptied)
+		if !slices.Equal(kinds, step.changed) || !slices.Equal(emptied, step.emptied) {
+			t.Errorf("%s: changed %v (emptied %v), want %v (emptied %v)", step.name, kinds, emptied, step.changed, step.emptied)
+		}
 	}
 }
 
