@@ -41,7 +41,7 @@ import (
 //	MCP_BRIDGE_SCALE_INTERVAL=<d>       least time from one change to the next (default 0.4s; 1.5s with MCP_BRIDGE_SCALE)
 //	MCP_BRIDGE_SCALE_BOUND=<d>          a change must reach the sidecar's EDS within this (default 2s; 30s over 20k instances)
 //	MCP_BRIDGE_SCALE_MODES=<m,...>      of inline, workloadEntry, workloadEntry-1ns (default all three, but not
-//	                                    workloadEntry-1ns over 10k instances, the default per-namespace cap: Istiod
+//	                                    workloadEntry-1ns over the default per-namespace cap of 2,000: Istiod
 //	                                    re-lists a namespace's WorkloadEntries on each one's event, DESIGN.md section 7)
 //
 // Changes are injected through the file registry. It re-reads a whole file on a change, so the
@@ -94,8 +94,8 @@ func scaleFromEnv(t *testing.T) scaleConfig {
 	c.bound = scaleEnvDuration(t, "MCP_BRIDGE_SCALE_BOUND", c.bound)
 	c.modes = []string{modeInline, modeWE}
 	if c.services*c.per <= translate.DefaultMaxWorkloadEntriesPerNamespace {
-		// Over the default cap it is slow, not cheap: at 2000x10 (20k WorkloadEntries in one
-		// namespace) Istiod took 34 s to become ready and 9m47s to give the sidecar every endpoint.
+		// Over the default cap it is slow, not cheap: 10,000 WorkloadEntries in one namespace took
+		// Istiod 2 min to give the sidecar every endpoint, 20,000 took 9m47s.
 		c.modes = append(c.modes, modeWEOneNS)
 	}
 	if s := os.Getenv("MCP_BRIDGE_SCALE_MODES"); s != "" {
@@ -662,10 +662,10 @@ func scaleFigure(v float64) string {
 }
 
 // edsWatch is a sidecar's CDS and EDS view of Istiod, all the harness needs. It stands in for
-// xdsview.View, which dials with grpc-go's default 4 MiB receive limit: Istiod's first EDS answer
-// is 4.9 MB at 2,000 services and far more at 10,000, so that view fails every receive and
-// reconnects for ever. It subscribes to LDS too (ACKed, not decoded), so Istiod builds for it what
-// it builds for a sidecar, and it fails the waits if its stream ends instead of reconnecting.
+// xdsview.View because it must be cheap at 100,000 endpoints and time each cluster's change: it
+// decodes only clusters and load assignments (LDS is subscribed and ACKed, not decoded, so Istiod
+// builds for it what it builds for a sidecar), records when each cluster's endpoints last changed,
+// and fails the waits if its stream ends instead of reconnecting.
 type edsWatch struct {
 	cancel context.CancelFunc
 	done   chan struct{}
