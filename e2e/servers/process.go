@@ -8,18 +8,21 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that nothing listened on a moment ago. Other processes
-// on these machines hold the usual ports, so every server gets one of these.
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on and that no other caller in
+// this process has been given. Other processes on these machines hold the usual ports, so every
+// server gets one of these.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	port, err := freePort()
@@ -29,7 +32,32 @@ func FreePort(t testing.TB) int {
 	return port
 }
 
+// Ports come from below the kernel's ephemeral range. A port the kernel hands out for
+// 127.0.0.1:0 is free only until the next outgoing connection on the machine: a server picked it,
+// and before it bound the port Istiod's own connection to the kube-apiserver or the bridge
+// could take it as its source port ("bind: address already in use", seen in parallel TLS tests).
+// Outgoing connections never use ports below the ephemeral range.
+const (
+	portRangeLow  = 20000
+	portRangeHigh = 32768 // exclusive; Linux's default ephemeral range starts here
+)
+
+// handedOut is process-wide because ports are: parallel tests must not be given the same port
+// in the moment between FreePort and their server's bind.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 func freePort() (int, error) {
+	low, high := portRangeLow, min(portRangeHigh, ephemeralLow())
+	for attempt := 0; attempt < 200 && high-low > 1000; attempt++ {
+		port := low + rand.IntN(high-low)
+		if reserve(port) {
+			return port, nil
+		}
+	}
+	// An unusual ephemeral range: fall back to the kernel's choice.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)
@@ -38,27 +66,44 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// reserve hands out port if no one in this process has it and nothing listens on it.
+func reserve(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports[port] {
+		return false
+	}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	handedOut.ports[port] = true
+	return true
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 if it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return portRangeHigh
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 0 {
+		return portRangeHigh
+	}
+	return lo
+}
+
 // FreePortRun returns the first of n consecutive free ports, for servers that derive ports from a
 // base (Polaris' Nacos gRPC port is its HTTP port + 1000, so callers ask for that separately).
 func FreePortRun(t testing.TB, n int) int {
 	t.Helper()
 	for attempt := 0; attempt < 50; attempt++ {
 		base := FreePort(t)
-		if base+n > 65535 {
-			continue
-		}
-		ok := true
-		var held []net.Listener
-		for i := 0; i < n && ok; i++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
+		ok := base+n <= 65535
+		for i := 1; i < n && ok; i++ {
+			ok = reserve(base + i)
 		}
 		if ok {
 			return base
