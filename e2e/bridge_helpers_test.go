@@ -118,31 +118,47 @@ func configz(t *testing.T, i *servers.Istiod, kinds ...string) []istioObject {
 	return filterKinds(all, kinds)
 }
 
+// bridgeAdmin fetches one of the bridge's admin pages.
+func bridgeAdmin(t *testing.T, b *servers.Bridge, path string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body, err := b.Admin(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
 // bridgeResources returns what the bridge says it serves (/debug/resources), optionally only the
 // given kinds.
 func bridgeResources(t *testing.T, b *servers.Bridge, kinds ...string) []istioObject {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	body, err := b.Admin(ctx, "/debug/resources")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := bridgeAdmin(t, b, "/debug/resources")
 	var all []istioObject
-	dec := yaml.NewDecoder(bytes.NewReader(body))
-	for {
-		var o istioObject
-		if err := dec.Decode(&o); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatalf("decoding /debug/resources: %v\n%.2000s", err, body)
-		}
+	for _, o := range decodeYAMLStream[istioObject](t, "/debug/resources", body) {
 		if o.Kind != "" {
 			all = append(all, o)
 		}
 	}
 	return filterKinds(all, kinds)
+}
+
+// decodeYAMLStream decodes every document of a YAML stream (what names it in errors).
+func decodeYAMLStream[T any](t *testing.T, what string, body []byte) []T {
+	t.Helper()
+	var out []T
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	for {
+		var v T
+		if err := dec.Decode(&v); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			t.Fatalf("decoding %s: %v\n%.2000s", what, err, body)
+		}
+		out = append(out, v)
+	}
 }
 
 func filterKinds(objs []istioObject, kinds []string) []istioObject {
@@ -197,6 +213,59 @@ func diffVersions(want, got map[string]string) string {
 	return strings.Join(d, "\n")
 }
 
+// registryStatus is the part of the bridge's /debug/registries the tests read: the merge layer's
+// view of one registry, with its adapter's reachability beside it.
+type registryStatus struct {
+	Name       string `json:"name"`
+	Connected  bool   `json:"connected"`
+	Stale      bool   `json:"stale"`
+	Protected  bool   `json:"protected"`
+	Protection *struct {
+		Reason string `json:"reason"`
+	} `json:"protection"`
+	LastError         string `json:"lastError"`
+	Services          int    `json:"services"`
+	Instances         int    `json:"instances"`
+	ReportedServices  int    `json:"reportedServices"`
+	ReportedInstances int    `json:"reportedInstances"`
+	Adapter           struct {
+		Reported   bool // the adapter publishes a status of its own (Nacos does)
+		Reachable  bool `json:"reachable"`
+		Recovering bool `json:"recovering"`
+	} `json:"-"`
+}
+
+// bridgeRegistry reads registry name's entries of the bridge's /debug/registries.
+func bridgeRegistry(b *servers.Bridge, name string) (registryStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	body, err := b.Admin(ctx, "/debug/registries")
+	if err != nil {
+		return registryStatus{}, err
+	}
+	var page struct {
+		Registries []registryStatus `json:"registries"`
+		Adapters   map[string]struct {
+			Status struct {
+				Reachable  bool `json:"reachable"`
+				Recovering bool `json:"recovering"`
+			} `json:"status"`
+		} `json:"adapters"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		return registryStatus{}, fmt.Errorf("decoding /debug/registries: %w", err)
+	}
+	for _, r := range page.Registries {
+		if r.Name == name {
+			if a, ok := page.Adapters[name]; ok {
+				r.Adapter.Reported, r.Adapter.Reachable, r.Adapter.Recovering = true, a.Status.Reachable, a.Status.Recovering
+			}
+			return r, nil
+		}
+	}
+	return registryStatus{}, fmt.Errorf("/debug/registries lists no registry %q: %s", name, body)
+}
+
 // invalidEntry is one entry of the bridge's /debug/invalid.
 type invalidEntry struct {
 	Collection, Namespace, Name, Source, Reason, Detail string
@@ -205,12 +274,7 @@ type invalidEntry struct {
 // bridgeInvalid returns what the bridge did not emit, and why.
 func bridgeInvalid(t *testing.T, b *servers.Bridge) []invalidEntry {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	body, err := b.Admin(ctx, "/debug/invalid")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := bridgeAdmin(t, b, "/debug/invalid")
 	var out struct {
 		Invalid []invalidEntry `json:"invalid"`
 	}
@@ -326,6 +390,61 @@ func endpointsMatch(s *xdsview.Snapshot, clusterName string, want []xdsview.Endp
 		}
 	}
 	return nil
+}
+
+// waitOwnedClusters waits until the outbound clusters of hosts are exactly the keys of want, each
+// with exactly its endpoints (address and weight; an empty list: a cluster with an empty EDS
+// assignment), and returns when the last of those clusters changed: when the state became
+// visible. Clusters of other hosts are ignored, so a test sees only the registry it drives.
+func waitOwnedClusters(t *testing.T, v *xdsview.View, hosts []string, what string, want map[string][]xdsview.Endpoint, timeout time.Duration) time.Time {
+	t.Helper()
+	var seen time.Time
+	v.WaitFor(t, what, timeout, func(s *xdsview.Snapshot) error {
+		if err := ownedClustersMatch(s, hosts, want); err != nil {
+			return err
+		}
+		seen = time.Time{}
+		for _, typ := range []xdsview.Type{xdsview.CDS, xdsview.EDS} {
+			for c, at := range s.Changed[typ] {
+				if ownedBy(hosts, c) && at.After(seen) {
+					seen = at
+				}
+			}
+		}
+		return nil
+	})
+	return seen
+}
+
+// ownedBy tells whether an outbound cluster belongs to one of hosts.
+func ownedBy(hosts []string, cluster string) bool {
+	return strings.HasPrefix(cluster, "outbound|") && slices.ContainsFunc(hosts, func(h string) bool { return strings.HasSuffix(cluster, "|"+h) })
+}
+
+func ownedClustersMatch(s *xdsview.Snapshot, hosts []string, want map[string][]xdsview.Endpoint) error {
+	var got []string
+	for _, c := range xdsview.ClusterNames(s, "outbound|") {
+		if ownedBy(hosts, c) {
+			got = append(got, c)
+		}
+	}
+	if w := slices.Sorted(maps.Keys(want)); !slices.Equal(got, w) {
+		return fmt.Errorf("clusters %v, want %v", got, w)
+	}
+	var errs []error
+	for _, c := range got {
+		eps, ok := s.Endpoints[c]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: no EDS answer yet", c))
+			continue
+		}
+		w := slices.Clone(want[c])
+		slices.SortFunc(w, func(a, b xdsview.Endpoint) int { return strings.Compare(a.Address, b.Address) })
+		if !slices.EqualFunc(eps, w, func(g, w xdsview.Endpoint) bool { return g.Address == w.Address && g.Weight == w.Weight }) {
+			errs = append(errs, fmt.Errorf("%s: endpoints %s, want %s", c, describeEndpoints(eps), describeEndpoints(w)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func describeEndpoints(eps []xdsview.Endpoint) string {

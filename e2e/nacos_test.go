@@ -81,13 +81,13 @@ func TestNacosThroughIstiod(t *testing.T) {
 	nacosRegister(t, orders2, nacosSpringInstance(nacosOrders, "127.0.0.22", nacosHTTPPort, 2, false))
 	nacosRegister(t, payments, nacosSpringInstance(nacosPayments, "127.0.0.23", nacosHTTPSPort, 1, true))
 	registered := map[string][]xdsview.Endpoint{
-		nacosOutbound(nacosOrdersHost, nacosHTTPPort): {
+		outboundCluster(nacosOrdersHost, nacosHTTPPort, ""): {
 			{Address: "127.0.0.21:8080", Weight: 100},
 			{Address: "127.0.0.22:8080", Weight: 200},
 		},
-		nacosOutbound(nacosPaymentsHost, nacosHTTPSPort): {{Address: "127.0.0.23:8443", Weight: 100}},
+		outboundCluster(nacosPaymentsHost, nacosHTTPSPort, ""): {{Address: "127.0.0.23:8443", Weight: 100}},
 	}
-	seen := nacosWaitClusters(t, view, "the registrations", registered, 30*time.Second)
+	seen := waitOwnedClusters(t, view, nacosHosts, "the registrations", registered, 30*time.Second)
 	t.Logf("measure: Nacos registration of two new services -> sidecar CDS+EDS %v (Polaris lists new services ~1 s late; the bridge polls every 300 ms)",
 		seen.Sub(registeredAt).Round(time.Millisecond))
 	// Listeners and routes arrive in their own responses, after clusters and endpoints.
@@ -105,8 +105,8 @@ func TestNacosThroughIstiod(t *testing.T) {
 			t.Fatalf("deregistering 127.0.0.22: ok=%v err=%v", ok, err)
 		}
 		want := maps.Clone(registered)
-		want[nacosOutbound(nacosOrdersHost, nacosHTTPPort)] = []xdsview.Endpoint{{Address: "127.0.0.21:8080", Weight: 100}}
-		seen := nacosWaitClusters(t, view, "orders down to one endpoint", want, 15*time.Second)
+		want[outboundCluster(nacosOrdersHost, nacosHTTPPort, "")] = []xdsview.Endpoint{{Address: "127.0.0.21:8080", Weight: 100}}
+		seen := waitOwnedClusters(t, view, nacosHosts, "orders down to one endpoint", want, 15*time.Second)
 		t.Logf("measure: Nacos deregistration -> sidecar EDS %v", seen.Sub(at).Round(time.Millisecond))
 		registered = want
 	})
@@ -117,13 +117,13 @@ func TestNacosThroughIstiod(t *testing.T) {
 	t.Run("server outage and restart", func(t *testing.T) {
 		killedAt := time.Now()
 		p.Kill()
-		var st nacosRegistryStatus
+		var st registryStatus
 		servers.WaitFor(t, 15*time.Second, "the bridge to hold the failed registry", func() error {
 			var err error
-			if st, err = nacosBridgeRegistry(b); err != nil {
+			if st, err = bridgeRegistry(b, nacosRegistryName); err != nil {
 				return err
 			}
-			if st.Connected || !st.Protected || st.Protection == nil || st.Protection.Reason != "failure" || st.Adapter.Reachable {
+			if st.Connected || !st.Protected || st.Protection == nil || st.Protection.Reason != "failure" || !st.Adapter.Reported || st.Adapter.Reachable {
 				return fmt.Errorf("registry status %+v, want not connected, protected for failure, server unreachable", st)
 			}
 			return nil
@@ -140,7 +140,7 @@ func TestNacosThroughIstiod(t *testing.T) {
 		const hold = 4 * time.Second
 		time.Sleep(hold)
 		s := view.Snapshot()
-		if err := nacosClustersMatch(s, registered); err != nil {
+		if err := ownedClustersMatch(s, nacosHosts, registered); err != nil {
 			t.Fatalf("%v after Nacos was killed: %v", time.Since(killedAt).Round(time.Millisecond), err)
 		}
 		for _, c := range slices.Sorted(maps.Keys(registered)) {
@@ -158,7 +158,7 @@ func TestNacosThroughIstiod(t *testing.T) {
 		t.Logf("Polaris restarted in %v; orders instances it lists at once: %s",
 			upAt.Sub(restartAt).Round(time.Millisecond), nacosServerInstances(p.NacosAddr(), nacosOrders))
 		servers.WaitFor(t, 30*time.Second, "the registry to recover", func() error {
-			st, err := nacosBridgeRegistry(b)
+			st, err := bridgeRegistry(b, nacosRegistryName)
 			if err != nil {
 				return err
 			}
@@ -174,7 +174,7 @@ func TestNacosThroughIstiod(t *testing.T) {
 		t.Logf("measure: Polaris up -> bridge recovered (recoveryDelay %v) %v; orders instances Polaris lists now: %s",
 			nacosRecoveryDelay, recoveredAt.Sub(upAt).Round(time.Millisecond), nacosServerInstances(p.NacosAddr(), nacosOrders))
 		s = view.Snapshot()
-		if err := nacosClustersMatch(s, registered); err != nil {
+		if err := ownedClustersMatch(s, nacosHosts, registered); err != nil {
 			t.Errorf("after recovery: %v", err)
 		}
 		for _, c := range slices.Sorted(maps.Keys(registered)) {
@@ -187,11 +187,11 @@ func TestNacosThroughIstiod(t *testing.T) {
 		at := time.Now()
 		nacosRegister(t, orders3, nacosSpringInstance(nacosOrders, "127.0.0.24", nacosHTTPPort, 1, false))
 		want := maps.Clone(registered)
-		want[nacosOutbound(nacosOrdersHost, nacosHTTPPort)] = []xdsview.Endpoint{
+		want[outboundCluster(nacosOrdersHost, nacosHTTPPort, "")] = []xdsview.Endpoint{
 			{Address: "127.0.0.21:8080", Weight: 100},
 			{Address: "127.0.0.24:8080", Weight: 100},
 		}
-		seen := nacosWaitClusters(t, view, "the registration after the restart", want, 15*time.Second)
+		seen := waitOwnedClusters(t, view, nacosHosts, "the registration after the restart", want, 15*time.Second)
 		t.Logf("measure: Nacos registration into an existing service after the restart -> sidecar EDS %v", seen.Sub(at).Round(time.Millisecond))
 		registered = want
 	})
@@ -207,7 +207,7 @@ func TestNacosThroughIstiod(t *testing.T) {
 		killedAt := time.Now()
 		p.Kill()
 		servers.WaitFor(t, 15*time.Second, "the bridge to hold the failed registry", func() error {
-			st, err := nacosBridgeRegistry(b)
+			st, err := bridgeRegistry(b, nacosRegistryName)
 			if err == nil && (st.Connected || !st.Protected) {
 				err = fmt.Errorf("registry status %+v, want not connected, protected", st)
 			}
@@ -224,7 +224,7 @@ func TestNacosThroughIstiod(t *testing.T) {
 		// every protection the bridge applies on the way.
 		reasons := map[string]bool{}
 		servers.WaitFor(t, 30*time.Second, "the registry to recover with every instance re-registered", func() error {
-			st, err := nacosBridgeRegistry(b)
+			st, err := bridgeRegistry(b, nacosRegistryName)
 			if err != nil {
 				return err
 			}
@@ -245,7 +245,7 @@ func TestNacosThroughIstiod(t *testing.T) {
 		// all, neither while the server was empty nor while the instances came back one by one.
 		time.Sleep(500 * time.Millisecond) // a push the recovery triggered reaches the view in ~0.3 s
 		s := view.Snapshot()
-		if err := nacosClustersMatch(s, registered); err != nil {
+		if err := ownedClustersMatch(s, nacosHosts, registered); err != nil {
 			t.Errorf("after the empty restart: %v", err)
 		}
 		for _, c := range slices.Sorted(maps.Keys(registered)) {
@@ -394,71 +394,6 @@ func nacosServerInstances(addr, service string) string {
 	return "[" + strings.Join(out, " ") + "]"
 }
 
-// nacosOutbound names an outbound cluster as Istio does: outbound|<port>||<host>.
-func nacosOutbound(host string, port int) string { return fmt.Sprintf("outbound|%d||%s", port, host) }
-
-// nacosWaitClusters waits until the outbound clusters of nacosHosts are exactly the keys of want,
-// each with exactly its endpoints (address and weight), and returns when the last of those
-// clusters changed: when the state became visible.
-func nacosWaitClusters(t *testing.T, v *xdsview.View, what string, want map[string][]xdsview.Endpoint, timeout time.Duration) time.Time {
-	t.Helper()
-	var seen time.Time
-	v.WaitFor(t, what, timeout, func(s *xdsview.Snapshot) error {
-		if err := nacosClustersMatch(s, want); err != nil {
-			return err
-		}
-		seen = time.Time{}
-		for _, typ := range []xdsview.Type{xdsview.CDS, xdsview.EDS} {
-			for c, at := range s.Changed[typ] {
-				if nacosOwned(c) && at.After(seen) {
-					seen = at
-				}
-			}
-		}
-		return nil
-	})
-	return seen
-}
-
-// nacosOwned tells whether an outbound cluster belongs to one of nacosHosts.
-func nacosOwned(cluster string) bool {
-	return strings.HasPrefix(cluster, "outbound|") && slices.ContainsFunc(nacosHosts, func(h string) bool { return strings.HasSuffix(cluster, "|"+h) })
-}
-
-func nacosClustersMatch(s *xdsview.Snapshot, want map[string][]xdsview.Endpoint) error {
-	var got []string
-	for _, c := range xdsview.ClusterNames(s, "outbound|") {
-		if nacosOwned(c) {
-			got = append(got, c)
-		}
-	}
-	if w := slices.Sorted(maps.Keys(want)); !slices.Equal(got, w) {
-		return fmt.Errorf("clusters %v, want %v", got, w)
-	}
-	var errs []error
-	for _, c := range got {
-		eps, ok := s.Endpoints[c]
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: no EDS answer yet", c))
-			continue
-		}
-		w := slices.Clone(want[c])
-		slices.SortFunc(w, func(a, b xdsview.Endpoint) int { return strings.Compare(a.Address, b.Address) })
-		if !slices.EqualFunc(eps, w, func(g, w xdsview.Endpoint) bool { return g.Address == w.Address && g.Weight == w.Weight }) {
-			errs = append(errs, fmt.Errorf("%s: endpoints %s, want %s", c, nacosDescribe(eps), nacosDescribe(w)))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func nacosDescribe(eps []xdsview.Endpoint) string {
-	parts := make([]string, len(eps))
-	for i, e := range eps {
-		parts[i] = fmt.Sprintf("%s(w=%d)", e.Address, e.Weight)
-	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
-
 // nacosProtocolHandling checks that Istio treats orders as HTTP and payments as HTTPS:
 //   - orders: the outbound listener of port 8080 runs an HTTP connection manager that takes its
 //     routes over RDS as route configuration "8080" (Istio names a sidecar's outbound HTTP routes by
@@ -472,7 +407,7 @@ func nacosDescribe(eps []xdsview.Endpoint) string {
 // Listeners alike could come from a TCP port; nacosIstioPorts checks the protocols themselves.
 func nacosProtocolHandling(s *xdsview.Snapshot) error {
 	var errs []error
-	ordersCluster := nacosOutbound(nacosOrdersHost, nacosHTTPPort)
+	ordersCluster := outboundCluster(nacosOrdersHost, nacosHTTPPort, "")
 	route := strconv.Itoa(nacosHTTPPort)
 	if !slices.ContainsFunc(slices.Collect(maps.Values(s.Listeners)), func(l *listenerv3.Listener) bool {
 		return l.GetAddress().GetSocketAddress().GetPortValue() == nacosHTTPPort && slices.Contains(nacosRDSNames(l), route)
@@ -485,7 +420,7 @@ func nacosProtocolHandling(s *xdsview.Snapshot) error {
 		errs = append(errs, fmt.Errorf("virtual host %s routes to %v, want %s", vh.GetName(), got, ordersCluster))
 	}
 
-	paymentsCluster := nacosOutbound(nacosPaymentsHost, nacosHTTPSPort)
+	paymentsCluster := outboundCluster(nacosPaymentsHost, nacosHTTPSPort, "")
 	var chains []string
 	for _, l := range s.Listeners {
 		for _, fc := range l.GetFilterChains() {
@@ -577,57 +512,4 @@ func nacosTCPProxyClusters(fc *listenerv3.FilterChain) []string {
 		}
 	}
 	return out
-}
-
-// nacosRegistryStatus is the part of the bridge's /debug/registries this test reads: the merge
-// layer's entry for the registry and the Nacos adapter's own status.
-type nacosRegistryStatus struct {
-	Name       string `json:"name"`
-	Connected  bool   `json:"connected"`
-	Protected  bool   `json:"protected"`
-	Protection *struct {
-		Reason string `json:"reason"`
-	} `json:"protection"`
-	LastError         string `json:"lastError"`
-	Services          int    `json:"services"`
-	Instances         int    `json:"instances"`
-	ReportedServices  int    `json:"reportedServices"`
-	ReportedInstances int    `json:"reportedInstances"`
-	Adapter           struct {
-		Reachable  bool `json:"reachable"`
-		Recovering bool `json:"recovering"`
-	} `json:"-"`
-}
-
-// nacosBridgeRegistry reads the registry's entries of the bridge's /debug/registries.
-func nacosBridgeRegistry(b *servers.Bridge) (nacosRegistryStatus, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	body, err := b.Admin(ctx, "/debug/registries")
-	if err != nil {
-		return nacosRegistryStatus{}, err
-	}
-	var page struct {
-		Registries []nacosRegistryStatus `json:"registries"`
-		Adapters   map[string]struct {
-			Status struct {
-				Reachable  bool `json:"reachable"`
-				Recovering bool `json:"recovering"`
-			} `json:"status"`
-		} `json:"adapters"`
-	}
-	if err := json.Unmarshal(body, &page); err != nil {
-		return nacosRegistryStatus{}, fmt.Errorf("decoding /debug/registries: %w", err)
-	}
-	for _, r := range page.Registries {
-		if r.Name == nacosRegistryName {
-			a, ok := page.Adapters[nacosRegistryName]
-			if !ok {
-				return nacosRegistryStatus{}, fmt.Errorf("/debug/registries has no adapter status for %q: %s", nacosRegistryName, body)
-			}
-			r.Adapter.Reachable, r.Adapter.Recovering = a.Status.Reachable, a.Status.Recovering
-			return r, nil
-		}
-	}
-	return nacosRegistryStatus{}, fmt.Errorf("/debug/registries lists no registry %q: %s", nacosRegistryName, body)
 }

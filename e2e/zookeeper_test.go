@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"gopkg.in/yaml.v3"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/e2e/xdsview"
@@ -84,12 +81,12 @@ func zkScenario(t *testing.T, mode string) {
 	zkCreate(t, admin, "/dubbo/mapping/"+zkCartIface, []byte(zkShopApp), false)
 
 	registered := zkWantAll()
-	seen := zkWaitClusters(t, view, "the registrations", registered, 20*time.Second)
+	seen := waitOwnedClusters(t, view, zkHosts, "the registrations", registered, 20*time.Second)
 	t.Logf("measure: ZooKeeper registration -> sidecar CDS+EDS %v", seen.Sub(registeredAt).Round(time.Millisecond))
 	zkCheckWorkloadEntries(t, cp.Istiod, mode == "workloadEntry", "127.0.0.2", "127.0.0.3")
 
 	t.Run("deregistration", func(t *testing.T) {
-		greeter := zkOutbound(zkGreeterHost, zkDubboPort)
+		greeter := outboundCluster(zkGreeterHost, zkDubboPort, "")
 		// Dubbo Admin disables the provider: the service keeps its instance and port, so the
 		// bridge serves a ServiceEntry with port 20880 and zero endpoints. Istio keeps such a
 		// ServiceEntry's cluster and answers its EDS with an empty assignment (clients get "no
@@ -100,10 +97,10 @@ func zkScenario(t *testing.T, mode string) {
 		zkCreate(t, admin, disable, nil, false)
 		want := zkWantAll()
 		want[greeter] = []xdsview.Endpoint{}
-		seen := zkWaitClusters(t, view, "the disabled provider's endpoint to go, its cluster kept", want, 10*time.Second)
+		seen := waitOwnedClusters(t, view, zkHosts, "the disabled provider's endpoint to go, its cluster kept", want, 10*time.Second)
 		t.Logf("measure: disabling configurator -> empty EDS %v", seen.Sub(at).Round(time.Millisecond))
 		zkDelete(t, admin, disable)
-		zkWaitClusters(t, view, "the provider enabled again, still weighing 250", registered, 10*time.Second)
+		waitOwnedClusters(t, view, zkHosts, "the provider enabled again, still weighing 250", registered, 10*time.Second)
 
 		// The interface's only provider leaves: the bridge deregisters the Dubbo 2 service (an
 		// interface without providers is no service to Dubbo either), its ServiceEntry is
@@ -112,7 +109,7 @@ func zkScenario(t *testing.T, mode string) {
 		zkDelete(t, greeterProc, greeterNode)
 		want = zkWantAll()
 		delete(want, greeter)
-		seen = zkWaitClusters(t, view, "the Greeter cluster to go", want, 10*time.Second)
+		seen = waitOwnedClusters(t, view, zkHosts, "the Greeter cluster to go", want, 10*time.Second)
 		t.Logf("measure: provider znode deleted -> cluster gone %v", seen.Sub(at).Round(time.Millisecond))
 
 		// The application's only instance leaves while /services/shop stays (Curator's container
@@ -122,18 +119,18 @@ func zkScenario(t *testing.T, mode string) {
 		// currently go.
 		at = time.Now()
 		zkDelete(t, shopProc, shopNode)
-		shopClusters := []string{zkOutbound(zkShopHost, zkDubboPort), zkOutbound(zkShopHost, zkTriPort), zkOutbound(zkCartHost, zkDubboPort), zkOutbound(zkCartHost, zkTriPort)}
+		shopClusters := []string{outboundCluster(zkShopHost, zkDubboPort, ""), outboundCluster(zkShopHost, zkTriPort, ""), outboundCluster(zkCartHost, zkDubboPort, ""), outboundCluster(zkCartHost, zkTriPort, "")}
 		var kept []string
 		view.WaitFor(t, "the shop instance's endpoints to go", 10*time.Second, func(s *xdsview.Snapshot) error {
 			kept = kept[:0]
 			var errs []error
 			for _, c := range xdsview.ClusterNames(s, "outbound|") {
 				switch {
-				case !zkOwned(c):
+				case !ownedBy(zkHosts, c):
 				case !slices.Contains(shopClusters, c):
 					errs = append(errs, fmt.Errorf("unexpected cluster %s", c))
 				case len(s.Endpoints[c]) > 0:
-					errs = append(errs, fmt.Errorf("%s: endpoints %s", c, zkDescribe(s.Endpoints[c])))
+					errs = append(errs, fmt.Errorf("%s: endpoints %s", c, describeEndpoints(s.Endpoints[c])))
 				default:
 					if _, ok := s.Endpoints[c]; !ok {
 						errs = append(errs, fmt.Errorf("%s: no EDS answer yet", c))
@@ -150,7 +147,7 @@ func zkScenario(t *testing.T, mode string) {
 		greeterNode = zkProviderPath(zkGreeterIface, zkDubbo2URL(zkGreeterIface, "127.0.0.2"))
 		zkCreate(t, greeterProc, greeterNode, []byte("127.0.0.2"), true)
 		zkCreate(t, shopProc, shopNode, zkCuratorInstance(t, zkShopApp, "127.0.0.3"), true)
-		zkWaitClusters(t, view, "the re-registrations", registered, 10*time.Second)
+		waitOwnedClusters(t, view, zkHosts, "the re-registrations", registered, 10*time.Second)
 	})
 	if t.Failed() {
 		return
@@ -159,10 +156,10 @@ func zkScenario(t *testing.T, mode string) {
 	t.Run("ZooKeeper outage and restart", func(t *testing.T) {
 		stopAt := time.Now()
 		z.Stop()
-		var st zkRegistryStatus
+		var st registryStatus
 		servers.WaitFor(t, 10*time.Second, "the bridge to hold the failed registry", func() error {
 			var err error
-			if st, err = zkBridgeRegistry(b); err != nil {
+			if st, err = bridgeRegistry(b, zkRegistryName); err != nil {
 				return err
 			}
 			if st.Connected || !st.Protected || st.Protection == nil || st.Protection.Reason != "failure" {
@@ -181,7 +178,7 @@ func zkScenario(t *testing.T, mode string) {
 		const hold = 3 * time.Second
 		time.Sleep(hold)
 		s := view.Snapshot()
-		if err := zkClustersMatch(s, registered); err != nil {
+		if err := ownedClustersMatch(s, zkHosts, registered); err != nil {
 			t.Fatalf("%v after ZooKeeper stopped: %v", time.Since(stopAt).Round(time.Millisecond), err)
 		}
 		// The view marks an EDS change when a cluster's endpoints change or its cluster goes, so
@@ -211,11 +208,11 @@ func zkScenario(t *testing.T, mode string) {
 		zkCreate(t, newProc, zkProviderPath(zkGreeterIface, zkDubbo2URL(zkGreeterIface, "127.0.0.4")), []byte("127.0.0.4"), true)
 		want := zkWantAll()
 		// 127.0.0.4 gets Dubbo's default weight: the configurator names 127.0.0.2 only.
-		want[zkOutbound(zkGreeterHost, zkDubboPort)] = append(want[zkOutbound(zkGreeterHost, zkDubboPort)],
+		want[outboundCluster(zkGreeterHost, zkDubboPort, "")] = append(want[outboundCluster(zkGreeterHost, zkDubboPort, "")],
 			xdsview.Endpoint{Address: "127.0.0.4:20880", Weight: zkDefaultWeight})
-		seen := zkWaitClusters(t, view, "convergence after the restart", want, 20*time.Second)
+		seen := waitOwnedClusters(t, view, zkHosts, "convergence after the restart", want, 20*time.Second)
 		servers.WaitFor(t, 10*time.Second, "the registry to recover", func() error {
-			st, err := zkBridgeRegistry(b)
+			st, err := bridgeRegistry(b, zkRegistryName)
 			if err != nil {
 				return err
 			}
@@ -308,12 +305,12 @@ func TestZooKeeperBridgeRestartDuringOutage(t *testing.T) {
 	proc := zkSession(t, z.Addr())
 	const host = "com.example.restartprobe" // a host no other test uses
 	zkCreate(t, proc, zkProviderPath("com.example.RestartProbe", zkDubbo2URL("com.example.RestartProbe", "127.0.0.5")), nil, true)
-	c := zkOutbound(host, zkDubboPort)
+	c := outboundCluster(host, zkDubboPort, "")
 	view.WaitClusterEndpoints(t, c, []string{"127.0.0.5:20880"}, 20*time.Second)
 
 	z.Stop()
 	servers.WaitFor(t, 10*time.Second, "the bridge to hold the failed registry", func() error {
-		st, err := zkBridgeRegistry(b)
+		st, err := bridgeRegistry(b, zkRegistryName)
 		if err == nil && !st.Protected {
 			err = fmt.Errorf("registry status %+v, want protected", st)
 		}
@@ -348,7 +345,7 @@ func TestZooKeeperBridgeRestartDuringOutage(t *testing.T) {
 	}
 	// What Istiod kept, the bridge serves: the registry's services restored from the state file,
 	// flagged stale and held for the failure, not merely an unanswered stream.
-	if st, err := zkBridgeRegistry(b); err != nil {
+	if st, err := bridgeRegistry(b, zkRegistryName); err != nil {
 		t.Error(err)
 	} else if !st.Stale || !st.Protected || st.Services != 1 || st.Instances != 1 {
 		t.Errorf("restarted bridge's registry status %+v; want its 1 service / 1 instance restored, stale and protected", st)
@@ -401,9 +398,6 @@ translate:
 `, zkRegistryName, addr, mode)
 }
 
-// zkOutbound names an outbound cluster as Istio does: outbound|<port>||<host>.
-func zkOutbound(host string, port int) string { return fmt.Sprintf("outbound|%d||%s", port, host) }
-
 // zkWantAll is the expected state after the initial registrations: Greeter on 127.0.0.2 with the
 // configurator's weight; shop on 127.0.0.3, dubbo and tri, as itself and as its alias Cart.
 func zkWantAll() map[string][]xdsview.Endpoint {
@@ -411,74 +405,12 @@ func zkWantAll() map[string][]xdsview.Endpoint {
 		return []xdsview.Endpoint{{Address: fmt.Sprintf("127.0.0.3:%d", port), Weight: zkDefaultWeight}}
 	}
 	return map[string][]xdsview.Endpoint{
-		zkOutbound(zkGreeterHost, zkDubboPort): {{Address: "127.0.0.2:20880", Weight: zkOverrideWeight}},
-		zkOutbound(zkShopHost, zkDubboPort):    shop(zkDubboPort),
-		zkOutbound(zkShopHost, zkTriPort):      shop(zkTriPort),
-		zkOutbound(zkCartHost, zkDubboPort):    shop(zkDubboPort),
-		zkOutbound(zkCartHost, zkTriPort):      shop(zkTriPort),
+		outboundCluster(zkGreeterHost, zkDubboPort, ""): {{Address: "127.0.0.2:20880", Weight: zkOverrideWeight}},
+		outboundCluster(zkShopHost, zkDubboPort, ""):    shop(zkDubboPort),
+		outboundCluster(zkShopHost, zkTriPort, ""):      shop(zkTriPort),
+		outboundCluster(zkCartHost, zkDubboPort, ""):    shop(zkDubboPort),
+		outboundCluster(zkCartHost, zkTriPort, ""):      shop(zkTriPort),
 	}
-}
-
-// zkWaitClusters waits until the outbound clusters of zkHosts are exactly the keys of want, each
-// with exactly its endpoints (address and weight; an empty list: a cluster with an empty EDS
-// assignment), and returns when the last of those clusters changed: when the state became visible.
-func zkWaitClusters(t *testing.T, v *xdsview.View, what string, want map[string][]xdsview.Endpoint, timeout time.Duration) time.Time {
-	t.Helper()
-	var seen time.Time
-	v.WaitFor(t, what, timeout, func(s *xdsview.Snapshot) error {
-		if err := zkClustersMatch(s, want); err != nil {
-			return err
-		}
-		seen = time.Time{}
-		for _, typ := range []xdsview.Type{xdsview.CDS, xdsview.EDS} {
-			for c, at := range s.Changed[typ] {
-				if zkOwned(c) && at.After(seen) {
-					seen = at
-				}
-			}
-		}
-		return nil
-	})
-	return seen
-}
-
-// zkOwned tells whether an outbound cluster belongs to one of zkHosts.
-func zkOwned(cluster string) bool {
-	return strings.HasPrefix(cluster, "outbound|") && slices.ContainsFunc(zkHosts, func(h string) bool { return strings.HasSuffix(cluster, "|"+h) })
-}
-
-func zkClustersMatch(s *xdsview.Snapshot, want map[string][]xdsview.Endpoint) error {
-	var got []string
-	for _, c := range xdsview.ClusterNames(s, "outbound|") {
-		if zkOwned(c) {
-			got = append(got, c)
-		}
-	}
-	if w := slices.Sorted(maps.Keys(want)); !slices.Equal(got, w) {
-		return fmt.Errorf("clusters %v, want %v", got, w)
-	}
-	var errs []error
-	for _, c := range got {
-		eps, ok := s.Endpoints[c]
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: no EDS answer yet", c))
-			continue
-		}
-		w := slices.Clone(want[c])
-		slices.SortFunc(w, func(a, b xdsview.Endpoint) int { return strings.Compare(a.Address, b.Address) })
-		if !slices.EqualFunc(eps, w, func(g, w xdsview.Endpoint) bool { return g.Address == w.Address && g.Weight == w.Weight }) {
-			errs = append(errs, fmt.Errorf("%s: endpoints %s, want %s", c, zkDescribe(eps), zkDescribe(w)))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func zkDescribe(eps []xdsview.Endpoint) string {
-	parts := make([]string, len(eps))
-	for i, e := range eps {
-		parts[i] = fmt.Sprintf("%s(w=%d)", e.Address, e.Weight)
-	}
-	return "[" + strings.Join(parts, " ") + "]"
 }
 
 // zkCheckWorkloadEntries checks, in Istiod's config store, that the registry's instances arrived as
@@ -519,42 +451,6 @@ func zkCheckWorkloadEntries(t *testing.T, i *servers.Istiod, workloadEntries boo
 	if !slices.Equal(got, want) {
 		t.Errorf("Istiod holds WorkloadEntries in %s for %v, want %v", zkRegistryName, got, want)
 	}
-}
-
-// zkRegistryStatus is the part of the bridge's /debug/registries entry this test reads.
-type zkRegistryStatus struct {
-	Name       string `json:"name"`
-	Connected  bool   `json:"connected"`
-	Stale      bool   `json:"stale"`
-	Protected  bool   `json:"protected"`
-	Protection *struct {
-		Reason string `json:"reason"`
-	} `json:"protection"`
-	LastError string `json:"lastError"`
-	Services  int    `json:"services"`
-	Instances int    `json:"instances"`
-}
-
-// zkBridgeRegistry reads the registry's entry of the bridge's /debug/registries.
-func zkBridgeRegistry(b *servers.Bridge) (zkRegistryStatus, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	body, err := b.Admin(ctx, "/debug/registries")
-	if err != nil {
-		return zkRegistryStatus{}, err
-	}
-	var page struct {
-		Registries []zkRegistryStatus `json:"registries"`
-	}
-	if err := json.Unmarshal(body, &page); err != nil {
-		return zkRegistryStatus{}, fmt.Errorf("decoding /debug/registries: %w", err)
-	}
-	for _, r := range page.Registries {
-		if r.Name == zkRegistryName {
-			return r, nil
-		}
-	}
-	return zkRegistryStatus{}, fmt.Errorf("/debug/registries lists no registry %q: %s", zkRegistryName, body)
 }
 
 // zkSession is a ZooKeeper client with its own session (10 s, the most a server with tickTime
@@ -702,22 +598,8 @@ func (se zkServiceEntry) ports() []string {
 // zkBridgeServiceEntries returns the ServiceEntries the bridge serves (its /debug/resources).
 func zkBridgeServiceEntries(t *testing.T, b *servers.Bridge) []zkServiceEntry {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	body, err := b.Admin(ctx, "/debug/resources")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []zkServiceEntry
-	dec := yaml.NewDecoder(bytes.NewReader(body))
-	for {
-		var se zkServiceEntry
-		if err := dec.Decode(&se); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatalf("decoding /debug/resources: %v\n%.2000s", err, body)
-		}
+	for _, se := range decodeYAMLStream[zkServiceEntry](t, "/debug/resources", bridgeAdmin(t, b, "/debug/resources")) {
 		if se.Kind == "ServiceEntry" {
 			out = append(out, se)
 		}
