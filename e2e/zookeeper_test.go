@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/e2e/xdsview"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 // What the ZooKeeper scenario registers, and what Istio must make of it. The expectations follow
@@ -68,17 +68,17 @@ func zkScenario(t *testing.T, mode string) {
 
 	// Each Dubbo process has its own session, so its ephemeral nodes live and die with it; Dubbo
 	// Admin (configurators) and Dubbo 3's mapping writer use persistent nodes.
-	greeterProc := zkSession(t, z.Addr())
-	shopProc := zkSession(t, z.Addr())
+	greeterProc := zktest.Session(t, z.Addr())
+	shopProc := zktest.Session(t, z.Addr())
 
 	registeredAt := time.Now()
-	greeterNode := zkProviderPath(zkGreeterIface, zkDubbo2URL(zkGreeterIface, "127.0.0.2"))
-	zkCreate(t, greeterProc, greeterNode, []byte("127.0.0.2"), true)
-	zkCreate(t, admin, "/dubbo/"+zkGreeterIface+"/configurators/"+zkJavaURLEncode(fmt.Sprintf(
+	greeterNode := zktest.ProviderPath("/dubbo", zkGreeterIface, zkDubbo2URL(zkGreeterIface, "127.0.0.2"))
+	zktest.Create(t, greeterProc, greeterNode, []byte("127.0.0.2"), true)
+	zktest.Create(t, admin, "/dubbo/"+zkGreeterIface+"/configurators/"+zktest.JavaURLEncode(fmt.Sprintf(
 		"override://127.0.0.2:%d/%s?category=configurators&dynamic=false&enabled=true&weight=%d", zkDubboPort, zkGreeterIface, zkOverrideWeight)), nil, false)
 	shopNode := "/services/" + zkShopApp + "/127.0.0.3:20880"
-	zkCreate(t, shopProc, shopNode, zkCuratorInstance(t, zkShopApp, "127.0.0.3"), true)
-	zkCreate(t, admin, "/dubbo/mapping/"+zkCartIface, []byte(zkShopApp), false)
+	zktest.Create(t, shopProc, shopNode, zkCuratorInstance(t, zkShopApp, "127.0.0.3"), true)
+	zktest.Create(t, admin, "/dubbo/mapping/"+zkCartIface, []byte(zkShopApp), false)
 
 	registered := zkWantAll()
 	seen := waitOwnedClusters(t, view, zkHosts, "the registrations", registered, 20*time.Second)
@@ -91,22 +91,22 @@ func zkScenario(t *testing.T, mode string) {
 		// bridge serves a ServiceEntry with port 20880 and zero endpoints. Istio keeps such a
 		// ServiceEntry's cluster and answers its EDS with an empty assignment (clients get "no
 		// healthy upstream", not "unknown cluster").
-		disable := "/dubbo/" + zkGreeterIface + "/configurators/" + zkJavaURLEncode(fmt.Sprintf(
+		disable := "/dubbo/" + zkGreeterIface + "/configurators/" + zktest.JavaURLEncode(fmt.Sprintf(
 			"override://127.0.0.2:%d/%s?category=configurators&dynamic=false&disabled=true", zkDubboPort, zkGreeterIface))
 		at := time.Now()
-		zkCreate(t, admin, disable, nil, false)
+		zktest.Create(t, admin, disable, nil, false)
 		want := zkWantAll()
 		want[greeter] = []xdsview.Endpoint{}
 		seen := waitOwnedClusters(t, view, zkHosts, "the disabled provider's endpoint to go, its cluster kept", want, 10*time.Second)
 		t.Logf("measure: disabling configurator -> empty EDS %v", seen.Sub(at).Round(time.Millisecond))
-		zkDelete(t, admin, disable)
+		zktest.Delete(t, admin, disable)
 		waitOwnedClusters(t, view, zkHosts, "the provider enabled again, still weighing 250", registered, 10*time.Second)
 
 		// The interface's only provider leaves: the bridge deregisters the Dubbo 2 service (an
 		// interface without providers is no service to Dubbo either), its ServiceEntry is
 		// withdrawn, and Istio removes the cluster with it.
 		at = time.Now()
-		zkDelete(t, greeterProc, greeterNode)
+		zktest.Delete(t, greeterProc, greeterNode)
 		want = zkWantAll()
 		delete(want, greeter)
 		seen = waitOwnedClusters(t, view, zkHosts, "the Greeter cluster to go", want, 10*time.Second)
@@ -118,7 +118,7 @@ func zkScenario(t *testing.T, mode string) {
 		// bridge keeps for an empty application; see TestZooKeeperEmptyApplication for why they
 		// currently go.
 		at = time.Now()
-		zkDelete(t, shopProc, shopNode)
+		zktest.Delete(t, shopProc, shopNode)
 		shopClusters := []string{outboundCluster(zkShopHost, zkDubboPort, ""), outboundCluster(zkShopHost, zkTriPort, ""), outboundCluster(zkCartHost, zkDubboPort, ""), outboundCluster(zkCartHost, zkTriPort, "")}
 		var kept []string
 		view.WaitFor(t, "the shop instance's endpoints to go", 10*time.Second, func(s *xdsview.Snapshot) error {
@@ -144,9 +144,9 @@ func zkScenario(t *testing.T, mode string) {
 
 		// Both processes register again (a restart: new timestamp, hence a new provider znode).
 		// The weight configurator still names 127.0.0.2, so it applies again.
-		greeterNode = zkProviderPath(zkGreeterIface, zkDubbo2URL(zkGreeterIface, "127.0.0.2"))
-		zkCreate(t, greeterProc, greeterNode, []byte("127.0.0.2"), true)
-		zkCreate(t, shopProc, shopNode, zkCuratorInstance(t, zkShopApp, "127.0.0.3"), true)
+		greeterNode = zktest.ProviderPath("/dubbo", zkGreeterIface, zkDubbo2URL(zkGreeterIface, "127.0.0.2"))
+		zktest.Create(t, greeterProc, greeterNode, []byte("127.0.0.2"), true)
+		zktest.Create(t, shopProc, shopNode, zkCuratorInstance(t, zkShopApp, "127.0.0.3"), true)
 		waitOwnedClusters(t, view, zkHosts, "the re-registrations", registered, 10*time.Second)
 	})
 	if t.Failed() {
@@ -204,8 +204,8 @@ func zkScenario(t *testing.T, mode string) {
 				return nil
 			})
 		}
-		newProc := zkSession(t, z.Addr())
-		zkCreate(t, newProc, zkProviderPath(zkGreeterIface, zkDubbo2URL(zkGreeterIface, "127.0.0.4")), []byte("127.0.0.4"), true)
+		newProc := zktest.Session(t, z.Addr())
+		zktest.Create(t, newProc, zktest.ProviderPath("/dubbo", zkGreeterIface, zkDubbo2URL(zkGreeterIface, "127.0.0.4")), []byte("127.0.0.4"), true)
 		want := zkWantAll()
 		// 127.0.0.4 gets Dubbo's default weight: the configurator names 127.0.0.2 only.
 		want[outboundCluster(zkGreeterHost, zkDubboPort, "")] = append(want[outboundCluster(zkGreeterHost, zkDubboPort, "")],
@@ -241,12 +241,12 @@ func zkScenario(t *testing.T, mode string) {
 func TestZooKeeperEmptyApplication(t *testing.T) {
 	t.Parallel()
 	z := servers.StartZooKeeper(t)
-	admin := zkSession(t, z.Addr())
+	admin := zktest.Session(t, z.Addr())
 	b := servers.StartBridge(t, servers.BridgeOptions{Binary: suite.Build(t, "./cmd/mcp-bridge"), Config: zkBridgeConfig(z.Addr(), "inline")})
-	proc := zkSession(t, z.Addr())
+	proc := zktest.Session(t, z.Addr())
 	node := "/services/" + zkShopApp + "/127.0.0.3:20880"
-	zkCreate(t, proc, node, zkCuratorInstance(t, zkShopApp, "127.0.0.3"), true)
-	zkCreate(t, admin, "/dubbo/mapping/"+zkCartIface, []byte(zkShopApp), false)
+	zktest.Create(t, proc, node, zkCuratorInstance(t, zkShopApp, "127.0.0.3"), true)
+	zktest.Create(t, admin, "/dubbo/mapping/"+zkCartIface, []byte(zkShopApp), false)
 	wantPorts := []string{"tcp-dubbo/20880/TCP", "grpc-tri/50051/GRPC"}
 	check := func(instances int) error {
 		var errs []error
@@ -274,7 +274,7 @@ func TestZooKeeperEmptyApplication(t *testing.T) {
 		return errors.Join(errs...)
 	}
 	servers.WaitFor(t, 10*time.Second, "the application and its alias", func() error { return check(1) })
-	zkDelete(t, proc, node)
+	zktest.Delete(t, proc, node)
 	servers.WaitFor(t, 10*time.Second, "the application without instances", func() error {
 		for _, se := range zkBridgeServiceEntries(t, b) {
 			if slices.Contains(se.Spec.Hosts, zkShopHost) && len(se.Spec.Endpoints) > 0 {
@@ -302,9 +302,9 @@ func TestZooKeeperBridgeRestartDuringOutage(t *testing.T) {
 	// manifests configure it (on an emptyDir), and restores them at start.
 	stateConfig := fmt.Sprintf("state:\n  file: %s\n  interval: 200ms\n", filepath.Join(t.TempDir(), "state.json.gz"))
 	z, _, b, _, view := zkStartWith(t, "inline", stateConfig)
-	proc := zkSession(t, z.Addr())
+	proc := zktest.Session(t, z.Addr())
 	const host = "com.example.restartprobe" // a host no other test uses
-	zkCreate(t, proc, zkProviderPath("com.example.RestartProbe", zkDubbo2URL("com.example.RestartProbe", "127.0.0.5")), nil, true)
+	zktest.Create(t, proc, zktest.ProviderPath("/dubbo", "com.example.RestartProbe", zkDubbo2URL("com.example.RestartProbe", "127.0.0.5")), nil, true)
 	c := outboundCluster(host, zkDubboPort, "")
 	view.WaitClusterEndpoints(t, c, []string{"127.0.0.5:20880"}, 20*time.Second)
 
@@ -369,7 +369,7 @@ func zkStartWith(t *testing.T, mode, extraConfig string) (*servers.ZooKeeper, *z
 	z := servers.StartZooKeeper(t)
 	// A first session before the bridge starts: ZooKeeper answers "ruok" before it serves
 	// sessions, and a bridge dialing in that moment would report its registry failed at start.
-	admin := zkSession(t, z.Addr())
+	admin := zktest.Session(t, z.Addr())
 	zkAt := time.Now()
 	// The bridge first: Istiod exits when an xds:// source does not answer at its start.
 	b := servers.StartBridge(t, servers.BridgeOptions{Binary: bin, Config: zkBridgeConfig(z.Addr(), mode) + extraConfig})
@@ -453,84 +453,12 @@ func zkCheckWorkloadEntries(t *testing.T, i *servers.Istiod, workloadEntries boo
 	}
 }
 
-// zkSession is a ZooKeeper client with its own session (10 s, the most a server with tickTime
-// 500 ms grants), as a Dubbo process has, closed when the test ends.
-func zkSession(t *testing.T, addr string) *zk.Conn {
-	t.Helper()
-	c, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(zkQuietLogger{}), zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	servers.WaitFor(t, 20*time.Second, "a ZooKeeper session", func() error {
-		if s := c.State(); s != zk.StateHasSession {
-			return fmt.Errorf("state %v", s)
-		}
-		return nil
-	})
-	return c
-}
-
-type zkQuietLogger struct{}
-
-func (zkQuietLogger) Printf(string, ...any) {}
-
-// zkCreate creates p with data, its missing parents as persistent nodes (as Dubbo and Curator
-// do); ephemeral for what a process registers about itself.
-func zkCreate(t *testing.T, c *zk.Conn, p string, data []byte, ephemeral bool) {
-	t.Helper()
-	parts := strings.Split(strings.Trim(p, "/"), "/")
-	cur := ""
-	for _, part := range parts[:len(parts)-1] {
-		cur += "/" + part
-		if _, err := c.Create(cur, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			t.Fatalf("creating %s: %v", cur, err)
-		}
-	}
-	var flags int32
-	if ephemeral {
-		flags = zk.FlagEphemeral
-	}
-	if _, err := c.Create(p, data, flags, zk.WorldACL(zk.PermAll)); err != nil {
-		t.Fatalf("creating %s: %v", p, err)
-	}
-}
-
-func zkDelete(t *testing.T, c *zk.Conn, p string) {
-	t.Helper()
-	if err := c.Delete(p, -1); err != nil {
-		t.Fatalf("deleting %s: %v", p, err)
-	}
-}
-
 // zkDubbo2URL is the provider URL a Dubbo 2.7 provider of iface on ip registers: no weight
 // parameter (Dubbo's default, 100), the volatile timestamp and pid.
 func zkDubbo2URL(iface, ip string) string {
 	return fmt.Sprintf("dubbo://%s:%d/%s?anyhost=true&application=greeter-provider&deprecated=false&dubbo=2.0.2&dynamic=true"+
 		"&generic=false&interface=%s&methods=greet,greetAll&pid=4242&release=2.7.23&side=provider&timestamp=%d",
 		ip, zkDubboPort, iface, iface, time.Now().UnixMilli())
-}
-
-// zkProviderPath is where Dubbo registers a provider URL: /dubbo/<interface>/providers/<encoded URL>.
-func zkProviderPath(iface, rawURL string) string {
-	return "/dubbo/" + iface + "/providers/" + zkJavaURLEncode(rawURL)
-}
-
-// zkJavaURLEncode is java.net.URLEncoder.encode(s, "UTF-8"), which Dubbo's URL.encode uses to name
-// provider znodes: A-Z a-z 0-9 . - * _ stay, space becomes '+', every other byte is %XX.
-func zkJavaURLEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '*', c == '_':
-			b.WriteByte(c)
-		case c == ' ':
-			b.WriteByte('+')
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
 }
 
 // zkCuratorInstance is the Curator ServiceInstance JSON a Dubbo 3 application writes at

@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -74,7 +75,7 @@ func TestConfigConnectString(t *testing.T) {
 }
 
 func TestDescribeChildMasksSecrets(t *testing.T) {
-	name := javaURLEncode("dubbo://10.0.0.1:20880/com.foo.Bar?token=abc123&application=x")
+	name := zktest.JavaURLEncode("dubbo://10.0.0.1:20880/com.foo.Bar?token=abc123&application=x")
 	got := describeChild("/dubbo/com.foo.Bar/providers", name)
 	if strings.Contains(got, "abc123") || !strings.Contains(got, "token=***") {
 		t.Errorf("describeChild = %q", got)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -17,8 +16,8 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 // recordingSink keeps what an adapter reported, as the merge layer would see it.
@@ -172,163 +171,6 @@ func (s *recordingSink) waitFor(t testing.TB, timeout time.Duration, what string
 	}
 }
 
-// adminConn is a plain client for the test to write the tree, as Dubbo applications do.
-func adminConn(t testing.TB, addr string, sessionTimeout time.Duration, opts ...func(*zk.Conn)) *zk.Conn {
-	t.Helper()
-	c, _, err := zk.Connect([]string{addr}, sessionTimeout, zk.WithLogger(quietLogger{}), zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	if err := servers.Poll(20*time.Second, func() error {
-		if c.State() != zk.StateHasSession {
-			return fmt.Errorf("state %v", c.State())
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("admin client: %v", err)
-	}
-	for _, o := range opts {
-		o(c)
-	}
-	return c
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(string, ...any) {}
-
-// mkdirs creates the persistent parents of p (as Curator's creatingParentsIfNeeded).
-func mkdirs(t testing.TB, c *zk.Conn, p string, acl []zk.ACL) {
-	t.Helper()
-	if acl == nil {
-		acl = zk.WorldACL(zk.PermAll)
-	}
-	parts := strings.Split(strings.Trim(p, "/"), "/")
-	cur := ""
-	for _, part := range parts {
-		cur += "/" + part
-		_, err := c.Create(cur, nil, 0, acl)
-		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			t.Fatalf("creating %s: %v", cur, err)
-		}
-	}
-}
-
-// createNode creates p (parents as persistent nodes) with data; ephemeral as Dubbo's providers.
-func createNode(t testing.TB, c *zk.Conn, p string, data []byte, ephemeral bool) {
-	t.Helper()
-	dir := p[:strings.LastIndexByte(p, '/')]
-	if dir != "" {
-		mkdirs(t, c, dir, zk.WorldACL(zk.PermAll))
-	}
-	var flags int32
-	if ephemeral {
-		flags = zk.FlagEphemeral
-	}
-	if _, err := c.Create(p, data, flags, zk.WorldACL(zk.PermAll)); err != nil {
-		t.Fatalf("creating %s: %v", truncateName(p), err)
-	}
-}
-
-func deleteNode(t testing.TB, c *zk.Conn, p string) {
-	t.Helper()
-	if err := c.Delete(p, -1); err != nil {
-		t.Fatalf("deleting %s: %v", truncateName(p), err)
-	}
-}
-
-// javaURLEncode is java.net.URLEncoder.encode(s, "UTF-8"), which Dubbo's URL.encode calls to
-// name provider znodes: unreserved are A-Z a-z 0-9 . - * _, space becomes '+'.
-func javaURLEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '*', c == '_':
-			b.WriteByte(c)
-		case c == ' ':
-			b.WriteByte('+')
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
-
-// providerPath is where Dubbo registers a provider URL under a root.
-func providerPath(root, iface, rawURL string) string {
-	return root + "/" + iface + "/providers/" + javaURLEncode(rawURL)
-}
-
-// createMany creates many nodes fast: parents first, then the nodes with concurrent (pipelined)
-// requests, as a fleet of applications registering at once would.
-func createMany(t testing.TB, c *zk.Conn, entries []treeEntry) {
-	t.Helper()
-	dirs := map[string]bool{}
-	for _, e := range entries {
-		dirs[e.path[:strings.LastIndexByte(e.path, '/')]] = true
-	}
-	sorted := make([]string, 0, len(dirs))
-	for d := range dirs {
-		sorted = append(sorted, d)
-	}
-	sort.Strings(sorted)
-	made := map[string]bool{}
-	for _, d := range sorted {
-		parts := strings.Split(strings.Trim(d, "/"), "/")
-		cur := ""
-		for _, part := range parts {
-			cur += "/" + part
-			if made[cur] {
-				continue
-			}
-			if _, err := c.Create(cur, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-				t.Fatalf("creating %s: %v", cur, err)
-			}
-			made[cur] = true
-		}
-	}
-	work := make(chan treeEntry)
-	errs := make(chan error, 64)
-	var wg sync.WaitGroup
-	for i := 0; i < 64; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for e := range work {
-				var flags int32
-				if e.ephemeral {
-					flags = zk.FlagEphemeral
-				}
-				if _, err := c.Create(e.path, e.data, flags, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-					select {
-					case errs <- fmt.Errorf("creating %s: %w", truncateName(e.path), err):
-					default:
-					}
-				}
-			}
-		}()
-	}
-	for _, e := range entries {
-		work <- e
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		t.Fatal(err)
-	default:
-	}
-}
-
-// treeEntry is one node of a fixture tree.
-type treeEntry struct {
-	path      string
-	data      []byte
-	ephemeral bool
-}
-
 // loadTree reads a fixture tree file:
 //
 //	# comment
@@ -337,14 +179,14 @@ type treeEntry struct {
 //	url /dubbo/<iface>/<category> <raw URL>      a URL child, encoded as Dubbo encodes it
 //
 // Provider and consumer nodes are ephemeral, as Dubbo creates them.
-func loadTree(t testing.TB, file string) []treeEntry {
+func loadTree(t testing.TB, file string) []zktest.Node {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out []treeEntry
+	var out []zktest.Node
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -352,17 +194,17 @@ func loadTree(t testing.TB, file string) []treeEntry {
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		var e treeEntry
+		var e zktest.Node
 		if rest, ok := strings.CutPrefix(line, "url "); ok {
 			parent, raw, _ := strings.Cut(rest, " ")
-			e.path = parent + "/" + javaURLEncode(raw)
+			e.Path = parent + "/" + zktest.JavaURLEncode(raw)
 		} else if p, data, ok := strings.Cut(line, " = "); ok {
-			e.path, e.data = p, []byte(data)
+			e.Path, e.Data = p, []byte(data)
 		} else {
-			e.path = line
+			e.Path = line
 		}
-		e.ephemeral = strings.Contains(e.path, "/providers/") || strings.Contains(e.path, "/consumers/") ||
-			strings.HasPrefix(e.path, "/services/") && strings.Count(e.path, "/") == 3
+		e.Ephemeral = strings.Contains(e.Path, "/providers/") || strings.Contains(e.Path, "/consumers/") ||
+			strings.HasPrefix(e.Path, "/services/") && strings.Count(e.Path, "/") == 3
 		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {
@@ -372,10 +214,10 @@ func loadTree(t testing.TB, file string) []treeEntry {
 }
 
 // writeTree creates the fixture nodes under prefix.
-func writeTree(t testing.TB, c *zk.Conn, prefix string, entries []treeEntry) {
+func writeTree(t testing.TB, c *zk.Conn, prefix string, entries []zktest.Node) {
 	t.Helper()
 	for _, e := range entries {
-		createNode(t, c, prefix+e.path, e.data, e.ephemeral)
+		zktest.Create(t, c, prefix+e.Path, e.Data, e.Ephemeral)
 	}
 }
 

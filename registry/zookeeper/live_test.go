@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 // providerConn is a ZooKeeper session of its own, like a Dubbo provider's, optionally through a
@@ -23,20 +24,7 @@ func providerConn(t testing.TB, addr string, sessionTimeout time.Duration, sw *n
 	if sw != nil {
 		dial = sw.dial
 	}
-	c, _, err := zk.Connect([]string{addr}, sessionTimeout, zk.WithDialer(dial), zk.WithLogger(quietLogger{}), zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	if err := servers.Poll(20*time.Second, func() error {
-		if c.State() != zk.StateHasSession {
-			return fmt.Errorf("state %v", c.State())
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("provider session: %v", err)
-	}
-	return c
+	return zktest.Connect(t, addr, sessionTimeout, zk.WithDialer(dial))
 }
 
 func metricValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
@@ -85,16 +73,16 @@ func wantInstances(r *runningAdapter, key registry.Key, ids ...string) func() er
 // The subtests share one server, each under its own chroot.
 func TestLive(t *testing.T) {
 	z := servers.StartZooKeeper(t)
-	admin := adminConn(t, z.Addr(), 10*time.Second)
+	admin := zktest.Session(t, z.Addr())
 	key := dubboKey("com.example.Live", "", "")
 
 	t.Run("register and deregister, reads proportional to the change", func(t *testing.T) {
 		const root = "/t-register"
 		// Unrelated interfaces: a change must not make the adapter read them again.
 		for i := 0; i < 40; i++ {
-			createNode(t, admin, providerPath(root+"/dubbo", fmt.Sprintf("com.example.Other%d", i), fmt.Sprintf("dubbo://10.9.0.%d:20880/com.example.Other%d?interface=com.example.Other%d", i+1, i, i)), nil, false)
+			zktest.Create(t, admin, zktest.ProviderPath(root+"/dubbo", fmt.Sprintf("com.example.Other%d", i), fmt.Sprintf("dubbo://10.9.0.%d:20880/com.example.Other%d?interface=com.example.Other%d", i+1, i, i)), nil, false)
 		}
-		mkdirs(t, admin, root+"/dubbo/com.example.Live/providers", zk.WorldACL(zk.PermAll))
+		zktest.MkdirAll(t, admin, root+"/dubbo/com.example.Live/providers", zk.WorldACL(zk.PermAll))
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, ResyncInterval: -1})
 		r.waitSynced(t)
 		if n := len(r.sink.snapshot()); n != 40 {
@@ -102,25 +90,25 @@ func TestLive(t *testing.T) {
 		}
 		prov := providerConn(t, z.Addr(), 10*time.Second, nil)
 		before := r.a.m.readsTotal.Load()
-		p1 := providerPath(root+"/dubbo", "com.example.Live", liveURL("10.0.0.1", 20880, ""))
-		createNode(t, prov, p1, []byte("10.0.0.1"), true)
+		p1 := zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.0.1", 20880, ""))
+		zktest.Create(t, prov, p1, []byte("10.0.0.1"), true)
 		r.sink.waitFor(t, 10*time.Second, "the provider", wantInstances(r, key, "10.0.0.1:20880"))
 		if d := r.a.m.readsTotal.Load() - before; d > 3 {
 			t.Errorf("a new provider cost %d znode reads, want at most 3 (the providers list, maybe the interface node)", d)
 		}
-		p2 := providerPath(root+"/dubbo", "com.example.Live", liveURL("10.0.0.2", 20880, "weight=30"))
-		createNode(t, prov, p2, nil, true)
+		p2 := zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.0.2", 20880, "weight=30"))
+		zktest.Create(t, prov, p2, nil, true)
 		r.sink.waitFor(t, 10*time.Second, "the second provider", wantInstances(r, key, "10.0.0.1:20880", "10.0.0.2:20880"))
 		if w := r.sink.service(key).Instances[1].Weight; w != 30 {
 			t.Errorf("weight %d, want 30", w)
 		}
 		before = r.a.m.readsTotal.Load()
-		deleteNode(t, prov, p1)
+		zktest.Delete(t, prov, p1)
 		r.sink.waitFor(t, 10*time.Second, "the first provider to go", wantInstances(r, key, "10.0.0.2:20880"))
 		if d := r.a.m.readsTotal.Load() - before; d > 1 {
 			t.Errorf("a deregistration cost %d znode reads, want 1", d)
 		}
-		deleteNode(t, prov, p2)
+		zktest.Delete(t, prov, p2)
 		r.sink.waitFor(t, 10*time.Second, "the service to be deleted", func() error {
 			if s := r.sink.service(key); s != nil {
 				return fmt.Errorf("still there: %v", instanceIDs(s))
@@ -135,8 +123,8 @@ func TestLive(t *testing.T) {
 	t.Run("configurators change weight and state", func(t *testing.T) {
 		const root = "/t-config"
 		prov := providerConn(t, z.Addr(), 10*time.Second, nil)
-		createNode(t, prov, providerPath(root+"/dubbo", "com.example.Live", liveURL("10.0.1.1", 20880, "")), nil, true)
-		createNode(t, prov, providerPath(root+"/dubbo", "com.example.Live", liveURL("10.0.1.2", 20880, "")), nil, true)
+		zktest.Create(t, prov, zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.1.1", 20880, "")), nil, true)
+		zktest.Create(t, prov, zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.1.2", 20880, "")), nil, true)
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, ResyncInterval: -1})
 		r.waitSynced(t)
 		weights := func(want ...uint32) func() error {
@@ -155,17 +143,17 @@ func TestLive(t *testing.T) {
 		}
 		r.sink.waitFor(t, 10*time.Second, "default weights", weights(100, 100))
 		// What Dubbo Admin writes to change one provider's weight.
-		cfg := root + "/dubbo/com.example.Live/configurators/" + javaURLEncode("override://10.0.1.2:20880/com.example.Live?category=configurators&dynamic=false&enabled=true&weight=250")
-		createNode(t, admin, cfg, nil, false)
+		cfg := root + "/dubbo/com.example.Live/configurators/" + zktest.JavaURLEncode("override://10.0.1.2:20880/com.example.Live?category=configurators&dynamic=false&enabled=true&weight=250")
+		zktest.Create(t, admin, cfg, nil, false)
 		r.sink.waitFor(t, 10*time.Second, "the configured weight", weights(100, 250))
 		d := r.a.Describe()["configurators"].([]configuratorStatus)
 		if len(d) != 1 || d[0].AppliedTo != 1 {
 			t.Errorf("status page configurators %+v, want one applied to 1 instance", d)
 		}
-		deleteNode(t, admin, cfg)
+		zktest.Delete(t, admin, cfg)
 		r.sink.waitFor(t, 10*time.Second, "the weight back", weights(100, 100))
-		disable := root + "/dubbo/com.example.Live/configurators/" + javaURLEncode("override://10.0.1.1:20880/com.example.Live?category=configurators&dynamic=false&disabled=true")
-		createNode(t, admin, disable, nil, false)
+		disable := root + "/dubbo/com.example.Live/configurators/" + zktest.JavaURLEncode("override://10.0.1.1:20880/com.example.Live?category=configurators&dynamic=false&disabled=true")
+		zktest.Create(t, admin, disable, nil, false)
 		r.sink.waitFor(t, 10*time.Second, "the provider disabled", func() error {
 			if s := r.sink.service(key); s == nil || s.Instances[0].Enabled {
 				return errors.New("10.0.1.1 still enabled")
@@ -176,14 +164,14 @@ func TestLive(t *testing.T) {
 
 	t.Run("a provider's session expiry removes its endpoint", func(t *testing.T) {
 		const root = "/t-expiry"
-		mkdirs(t, admin, root+"/dubbo/com.example.Live/providers", zk.WorldACL(zk.PermAll))
+		zktest.MkdirAll(t, admin, root+"/dubbo/com.example.Live/providers", zk.WorldACL(zk.PermAll))
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, ResyncInterval: -1})
 		r.waitSynced(t)
 		stable := providerConn(t, z.Addr(), 10*time.Second, nil)
-		createNode(t, stable, providerPath(root+"/dubbo", "com.example.Live", liveURL("10.0.2.1", 20880, "")), nil, true)
+		zktest.Create(t, stable, zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.2.1", 20880, "")), nil, true)
 		var sw netSwitch
 		doomed := providerConn(t, z.Addr(), time.Second, &sw) // the server grants 1 s (2 ticks)
-		createNode(t, doomed, providerPath(root+"/dubbo", "com.example.Live", liveURL("10.0.2.2", 20880, "")), nil, true)
+		zktest.Create(t, doomed, zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.2.2", 20880, "")), nil, true)
 		r.sink.waitFor(t, 10*time.Second, "both providers", wantInstances(r, key, "10.0.2.1:20880", "10.0.2.2:20880"))
 		cut := time.Now()
 		sw.cut() // the provider host drops off the network; ZooKeeper expires its session
@@ -194,21 +182,21 @@ func TestLive(t *testing.T) {
 	t.Run("malformed znodes are reported and never remove good services", func(t *testing.T) {
 		const root = "/t-garbage"
 		prov := providerConn(t, z.Addr(), 10*time.Second, nil)
-		createNode(t, prov, providerPath(root+"/dubbo", "com.example.Live", liveURL("10.0.3.1", 20880, "")), nil, true)
+		zktest.Create(t, prov, zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.3.1", 20880, "")), nil, true)
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, ResyncInterval: -1})
 		r.waitSynced(t)
 		r.sink.waitFor(t, 10*time.Second, "the good provider", wantInstances(r, key, "10.0.3.1:20880"))
-		huge := javaURLEncode("dubbo://10.0.3.9:20880/com.example.Live?interface=com.example.Live&methods=" + strings.Repeat("m", 100<<10))
+		huge := zktest.JavaURLEncode("dubbo://10.0.3.9:20880/com.example.Live?interface=com.example.Live&methods=" + strings.Repeat("m", 100<<10))
 		garbage := map[string]string{
-			root + "/dubbo/com.example.Live/providers/" + huge:                                                              "too-long",
-			root + "/dubbo/com.example.Live/providers/dubbo%3A%2F%2F%ZZ":                                                    "bad-encoding",
-			root + "/dubbo/com.example.Live/providers/not-a-url":                                                            "bad-url",
-			root + "/dubbo/com.example.Live/providers/" + javaURLEncode("thrift://10.0.3.8:9090/com.example.Live"):          "unknown-protocol",
-			root + "/dubbo/com.example.Live/providers/" + javaURLEncode("dubbo://10.0.3.7:20880/com.example.Live?weight=x"): "bad-weight",
-			root + "/services/live-app/10.0.3.6:20880":                                                                      "empty-data",
+			root + "/dubbo/com.example.Live/providers/" + huge:                                                                     "too-long",
+			root + "/dubbo/com.example.Live/providers/dubbo%3A%2F%2F%ZZ":                                                           "bad-encoding",
+			root + "/dubbo/com.example.Live/providers/not-a-url":                                                                   "bad-url",
+			root + "/dubbo/com.example.Live/providers/" + zktest.JavaURLEncode("thrift://10.0.3.8:9090/com.example.Live"):          "unknown-protocol",
+			root + "/dubbo/com.example.Live/providers/" + zktest.JavaURLEncode("dubbo://10.0.3.7:20880/com.example.Live?weight=x"): "bad-weight",
+			root + "/services/live-app/10.0.3.6:20880":                                                                             "empty-data",
 		}
 		for p := range garbage {
-			createNode(t, admin, p, nil, false)
+			zktest.Create(t, admin, p, nil, false)
 		}
 		r.sink.waitFor(t, 10*time.Second, "every malformed znode reported", func() error {
 			got := r.sink.rejectReasons()
@@ -239,7 +227,7 @@ func TestLive(t *testing.T) {
 		}
 		// A garbled update of a good Curator instance keeps its last good state.
 		inst := root + "/services/live-app/10.0.3.5:20880"
-		createNode(t, admin, inst, []byte(`{"name":"live-app","id":"10.0.3.5:20880","address":"10.0.3.5","port":20880,"payload":{"@class":"org.apache.dubbo.registry.zookeeper.ZookeeperInstance","metadata":{}}}`), false)
+		zktest.Create(t, admin, inst, []byte(`{"name":"live-app","id":"10.0.3.5:20880","address":"10.0.3.5","port":20880,"payload":{"@class":"org.apache.dubbo.registry.zookeeper.ZookeeperInstance","metadata":{}}}`), false)
 		appKey := registry.Key{Kind: registry.KindDubboApplication, Name: "live-app"}
 		r.sink.waitFor(t, 10*time.Second, "the Dubbo 3 instance", wantInstances(r, appKey, "10.0.3.5:20880"))
 		if _, err := admin.Set(inst, []byte("{garbled"), -1); err != nil {
@@ -256,7 +244,7 @@ func TestLive(t *testing.T) {
 		}
 		// Garbage removed: its reports are withdrawn.
 		for p := range garbage {
-			deleteNode(t, admin, p)
+			zktest.Delete(t, admin, p)
 		}
 		r.sink.waitFor(t, 10*time.Second, "reports withdrawn", func() error {
 			if got := r.sink.rejectReasons(); len(got) != 1 {
@@ -269,14 +257,14 @@ func TestLive(t *testing.T) {
 	t.Run("several roots: one interface in two registry groups is one service", func(t *testing.T) {
 		const root = "/t-roots"
 		prov := providerConn(t, z.Addr(), 10*time.Second, nil)
-		createNode(t, prov, providerPath(root+"/dubbo", "com.example.Live", liveURL("10.0.5.1", 20880, "")), nil, true)
-		gray := providerPath(root+"/dubbo-gray", "com.example.Live", liveURL("10.0.5.2", 20880, "dubbo.tag=gray"))
-		createNode(t, prov, gray, nil, true)
-		createNode(t, prov, providerPath(root+"/ignored", "com.example.Live", liveURL("10.0.5.3", 20880, "")), nil, true)
+		zktest.Create(t, prov, zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.5.1", 20880, "")), nil, true)
+		gray := zktest.ProviderPath(root+"/dubbo-gray", "com.example.Live", liveURL("10.0.5.2", 20880, "dubbo.tag=gray"))
+		zktest.Create(t, prov, gray, nil, true)
+		zktest.Create(t, prov, zktest.ProviderPath(root+"/ignored", "com.example.Live", liveURL("10.0.5.3", 20880, "")), nil, true)
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, DubboRoots: []string{"dubbo", "/dubbo-gray"}, ResyncInterval: -1})
 		r.waitSynced(t)
 		r.sink.waitFor(t, 10*time.Second, "providers of both roots", wantInstances(r, key, "10.0.5.1:20880", "10.0.5.2:20880"))
-		deleteNode(t, prov, gray)
+		zktest.Delete(t, prov, gray)
 		r.sink.waitFor(t, 10*time.Second, "the gray provider to go", wantInstances(r, key, "10.0.5.1:20880"))
 	})
 
@@ -287,8 +275,8 @@ func TestLive(t *testing.T) {
 			return []byte(`{"name":"shop","id":"10.0.4.1:20880","address":"10.0.4.1","port":20880,"sslPort":null,"payload":{"@class":"org.apache.dubbo.registry.zookeeper.ZookeeperInstance","id":"10.0.4.1:20880","name":"shop","metadata":{"dubbo.endpoints":"[{\"port\":20880,\"protocol\":\"dubbo\"},{\"port\":50051,\"protocol\":\"tri\"}]"` + extra + `}},"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null}`)
 		}
 		prov := providerConn(t, z.Addr(), 10*time.Second, nil)
-		createNode(t, prov, inst, data(""), true)
-		createNode(t, admin, root+"/dubbo/mapping/com.example.Cart", []byte("shop"), false)
+		zktest.Create(t, prov, inst, data(""), true)
+		zktest.Create(t, admin, root+"/dubbo/mapping/com.example.Cart", []byte("shop"), false)
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, ResyncInterval: -1})
 		r.waitSynced(t)
 		appKey := registry.Key{Kind: registry.KindDubboApplication, Name: "shop"}
@@ -305,7 +293,7 @@ func TestLive(t *testing.T) {
 		if _, err := admin.Set(root+"/dubbo/mapping/com.example.Cart", []byte("shop,other"), -1); err != nil {
 			t.Fatal(err)
 		}
-		createNode(t, admin, root+"/dubbo/mapping/com.example.Order", []byte("shop"), false)
+		zktest.Create(t, admin, root+"/dubbo/mapping/com.example.Order", []byte("shop"), false)
 		r.sink.waitFor(t, 10*time.Second, "a new mapped interface", func() error {
 			if s := r.sink.service(appKey); s == nil || strings.Join(s.Aliases, ",") != "com.example.Cart,com.example.Order" {
 				return fmt.Errorf("aliases %v", s.Aliases)
@@ -321,7 +309,7 @@ func TestLive(t *testing.T) {
 			}
 			return nil
 		})
-		deleteNode(t, prov, inst)
+		zktest.Delete(t, prov, inst)
 		r.sink.waitFor(t, 10*time.Second, "the application empty but kept, with its last ports", func() error {
 			s := r.sink.service(appKey)
 			if s == nil || len(s.Instances) != 0 {

@@ -6,12 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -30,7 +30,7 @@ type goldenModel struct {
 // review the diff).
 func TestGoldenModel(t *testing.T) {
 	z := servers.StartZooKeeper(t)
-	admin := adminConn(t, z.Addr(), 10*time.Second)
+	admin := zktest.Session(t, z.Addr())
 	writeTree(t, admin, "/golden", loadTree(t, filepath.Join("testdata", "tree.txt")))
 
 	for _, mode := range []string{HostsBoth, HostsApp, HostsInterface} {

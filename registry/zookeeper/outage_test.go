@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 // TestZooKeeperRestart stops ZooKeeper under the adapter and starts it again on the same port
@@ -25,10 +26,10 @@ func TestZooKeeperRestart(t *testing.T) {
 	z := servers.StartZooKeeper(t)
 	key := dubboKey("com.example.Live", "", "")
 	prov := providerConn(t, z.Addr(), 10*time.Second, nil) // survives a short server outage
-	p1 := providerPath("/dubbo", "com.example.Live", liveURL("10.1.0.1", 20880, ""))
-	p2 := providerPath("/dubbo", "com.example.Live", liveURL("10.1.0.2", 20880, ""))
-	createNode(t, prov, p1, nil, true)
-	createNode(t, prov, p2, nil, true)
+	p1 := zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.1.0.1", 20880, ""))
+	p2 := zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.1.0.2", 20880, ""))
+	zktest.Create(t, prov, p1, nil, true)
+	zktest.Create(t, prov, p2, nil, true)
 	r := startAdapter(t, Config{Servers: []string{z.Addr()}, ResyncInterval: -1, ReconnectBackoff: 100 * time.Millisecond, ReconnectBackoffMax: 500 * time.Millisecond})
 	r.waitSynced(t)
 	r.sink.waitFor(t, 10*time.Second, "both providers", wantInstances(r, key, "10.1.0.1:20880", "10.1.0.2:20880"))
@@ -68,8 +69,8 @@ func TestZooKeeperRestart(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	deleteNode(t, prov, p1)
-	createNode(t, prov, providerPath("/dubbo", "com.example.Live", liveURL("10.1.0.3", 20880, "")), nil, true)
+	zktest.Delete(t, prov, p1)
+	zktest.Create(t, prov, zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.1.0.3", 20880, "")), nil, true)
 	r.sink.waitFor(t, 15*time.Second, "convergence after the restart", wantInstances(r, key, "10.1.0.2:20880", "10.1.0.3:20880"))
 }
 
@@ -80,10 +81,10 @@ func TestAdapterSessionExpiry(t *testing.T) {
 	t.Parallel() // mostly waiting on timers and sessions
 	z := servers.StartZooKeeper(t)
 	proxy := startProxy(t, z.Addr())
-	admin := adminConn(t, z.Addr(), 10*time.Second)
+	admin := zktest.Session(t, z.Addr())
 	key := dubboKey("com.example.Live", "", "")
-	p1 := providerPath("/dubbo", "com.example.Live", liveURL("10.2.0.1", 20880, ""))
-	createNode(t, admin, p1, nil, false)
+	p1 := zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.2.0.1", 20880, ""))
+	zktest.Create(t, admin, p1, nil, false)
 	r := startAdapter(t, Config{Servers: []string{proxy.Addr()}, SessionTimeout: time.Second, ResyncInterval: -1,
 		ReconnectBackoff: 100 * time.Millisecond, ReconnectBackoffMax: 300 * time.Millisecond})
 	r.waitSynced(t)
@@ -98,8 +99,8 @@ func TestAdapterSessionExpiry(t *testing.T) {
 		return nil
 	})
 	// Changed while the adapter cannot see: one provider gone, one new.
-	deleteNode(t, admin, p1)
-	createNode(t, admin, providerPath("/dubbo", "com.example.Live", liveURL("10.2.0.2", 20880, "")), nil, false)
+	zktest.Delete(t, admin, p1)
+	zktest.Create(t, admin, zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.2.0.2", 20880, "")), nil, false)
 	time.Sleep(2 * time.Second) // past the 1 s session: the server expires it
 	if err := wantInstances(r, key, "10.2.0.1:20880")(); err != nil {
 		t.Fatalf("state not held during the partition: %v", err)
@@ -110,7 +111,7 @@ func TestAdapterSessionExpiry(t *testing.T) {
 		t.Errorf("session expirations %v, want 1", n)
 	}
 	// The watches are back: a later change arrives without a resync.
-	createNode(t, admin, providerPath("/dubbo", "com.example.Live", liveURL("10.2.0.3", 20880, "")), nil, false)
+	zktest.Create(t, admin, zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.2.0.3", 20880, "")), nil, false)
 	r.sink.waitFor(t, 10*time.Second, "a change on the new session", wantInstances(r, key, "10.2.0.2:20880", "10.2.0.3:20880"))
 	if w := r.a.Describe()["znodesWatched"].(int); w != watchedBefore {
 		t.Errorf("%d znodes watched after the new session, %d before", w, watchedBefore)
@@ -123,19 +124,18 @@ func TestDigestACLChrootAndServerList(t *testing.T) {
 	t.Parallel() // mostly waiting on timers and sessions
 	z := servers.StartZooKeeper(t)
 	const user, password = "bridge", "s3cret-pass"
-	admin := adminConn(t, z.Addr(), 10*time.Second, func(c *zk.Conn) {
-		if err := c.AddAuth("digest", []byte(user+":"+password)); err != nil {
-			t.Fatal(err)
-		}
-	})
+	admin := zktest.Session(t, z.Addr())
+	if err := admin.AddAuth("digest", []byte(user+":"+password)); err != nil {
+		t.Fatal(err)
+	}
 	acl := zk.DigestACL(zk.PermAll, user, password)
-	mkdirs(t, admin, "/tenant-a", zk.WorldACL(zk.PermAll))
+	zktest.MkdirAll(t, admin, "/tenant-a", zk.WorldACL(zk.PermAll))
 	for _, p := range []string{"/tenant-a/dubbo", "/tenant-a/dubbo/com.example.Secure", "/tenant-a/dubbo/com.example.Secure/providers"} {
 		if _, err := admin.Create(p, nil, 0, acl); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := admin.Create(providerPath("/tenant-a/dubbo", "com.example.Secure", "dubbo://10.3.0.1:20880/com.example.Secure?interface=com.example.Secure"), nil, zk.FlagEphemeral, acl); err != nil {
+	if _, err := admin.Create(zktest.ProviderPath("/tenant-a/dubbo", "com.example.Secure", "dubbo://10.3.0.1:20880/com.example.Secure?interface=com.example.Secure"), nil, zk.FlagEphemeral, acl); err != nil {
 		t.Fatal(err)
 	}
 	dead := deadAddr(t)
@@ -190,9 +190,9 @@ func deadAddr(t testing.TB) string {
 func TestPeriodicResync(t *testing.T) {
 	t.Parallel() // mostly waiting on timers and sessions
 	z := servers.StartZooKeeper(t)
-	admin := adminConn(t, z.Addr(), 10*time.Second)
+	admin := zktest.Session(t, z.Addr())
 	for i := 0; i < 5; i++ {
-		createNode(t, admin, providerPath("/dubbo", fmt.Sprintf("com.example.R%d", i), fmt.Sprintf("dubbo://10.4.0.%d:20880/com.example.R%d?interface=com.example.R%d", i+1, i, i)), nil, false)
+		zktest.Create(t, admin, zktest.ProviderPath("/dubbo", fmt.Sprintf("com.example.R%d", i), fmt.Sprintf("dubbo://10.4.0.%d:20880/com.example.R%d?interface=com.example.R%d", i+1, i, i)), nil, false)
 	}
 	r := startAdapter(t, Config{Servers: []string{z.Addr()}, ResyncInterval: time.Second})
 	r.waitSynced(t)
@@ -219,8 +219,8 @@ func TestPeriodicResync(t *testing.T) {
 func TestStartWithZooKeeperDown(t *testing.T) {
 	t.Parallel() // mostly waiting on timers and sessions
 	z := servers.StartZooKeeper(t)
-	admin := adminConn(t, z.Addr(), 10*time.Second)
-	createNode(t, admin, providerPath("/dubbo", "com.example.Live", liveURL("10.5.0.1", 20880, "")), nil, false)
+	admin := zktest.Session(t, z.Addr())
+	zktest.Create(t, admin, zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.5.0.1", 20880, "")), nil, false)
 	admin.Close()
 	z.Stop()
 	r := startAdapter(t, Config{Servers: []string{z.Addr()}, ResyncInterval: -1, ReconnectBackoff: 100 * time.Millisecond, ReconnectBackoffMax: 400 * time.Millisecond})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 // TestInitialSyncScale measures the first full read of a Dubbo 2 estate from a real ZooKeeper:
@@ -28,23 +29,23 @@ func TestInitialSyncScale(t *testing.T) {
 		}
 	}
 	z := servers.StartZooKeeper(t)
-	admin := adminConn(t, z.Addr(), 30*time.Second)
-	var entries []treeEntry
+	admin := zktest.Connect(t, z.Addr(), 30*time.Second)
+	var entries []zktest.Node
 	for i := 0; i < ifaces; i++ {
 		iface := fmt.Sprintf("com.example.scale.v%d.Service%d", i%7, i)
 		for _, cat := range []string{"consumers", "configurators", "routers"} {
-			entries = append(entries, treeEntry{path: "/dubbo/" + iface + "/" + cat})
+			entries = append(entries, zktest.Node{Path: "/dubbo/" + iface + "/" + cat})
 		}
 		for j := 0; j < perIface; j++ {
 			u := fmt.Sprintf("dubbo://10.%d.%d.%d:20880/%s?anyhost=true&application=scale-app-%d&background=false&deprecated=false"+
 				"&dubbo=2.0.2&dynamic=true&generic=false&interface=%s&methods=create,delete,get,list,update&pid=%d"+
 				"&release=3.2.0&service-name-mapping=true&side=provider&timestamp=1700000000000",
 				(i/250)%250, i%250, j+1, iface, i%50, iface, 1000+j)
-			entries = append(entries, treeEntry{path: providerPath("/dubbo", iface, u), ephemeral: true})
+			entries = append(entries, zktest.Node{Path: zktest.ProviderPath("/dubbo", iface, u), Ephemeral: true})
 		}
 	}
 	start := time.Now()
-	createMany(t, admin, entries)
+	zktest.CreateMany(t, admin, entries)
 	t.Logf("wrote %d interfaces x %d providers in %v", ifaces, perIface, time.Since(start).Round(time.Millisecond))
 
 	syncStart := time.Now()

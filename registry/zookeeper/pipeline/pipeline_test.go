@@ -27,6 +27,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
@@ -241,13 +242,13 @@ func (c *adsClient) waitFor(t testing.TB, timeout time.Duration, what string, co
 // appear, a configurator's weight reaches the WorkloadEntry, deregistration removes them.
 func TestPipelineServiceEntriesAndWorkloadEntries(t *testing.T) {
 	z := servers.StartZooKeeper(t)
-	admin := zkConn(t, z.Addr())
-	mkdirs(t, admin, "/dubbo/com.example.Live/providers")
+	admin := zktest.Session(t, z.Addr())
+	zktest.MkdirAll(t, admin, "/dubbo/com.example.Live/providers", nil)
 	p := startPipeline(t, zookeeper.Config{Servers: []string{z.Addr()}, ResyncInterval: -1}, merge.Debounce{Quiet: 10 * time.Millisecond})
 	c := startADS(t, p.addr)
-	prov := zkConn(t, z.Addr())
-	node := providerPath("com.example.Live", liveURL("10.6.0.1", 20880))
-	create(t, prov, node, true)
+	prov := zktest.Session(t, z.Addr())
+	node := zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.6.0.1", 20880))
+	zktest.Create(t, prov, node, nil, true)
 	c.waitFor(t, 10*time.Second, "the ServiceEntry and WorkloadEntry", func() error {
 		se := c.serviceEntryFor("com.example.live")
 		if se == nil {
@@ -259,15 +260,15 @@ func TestPipelineServiceEntriesAndWorkloadEntries(t *testing.T) {
 		}
 		return nil
 	})
-	cfg := "/dubbo/com.example.Live/configurators/" + javaURLEncode("override://10.6.0.1:20880/com.example.Live?category=configurators&dynamic=false&weight=40")
-	create(t, admin, cfg, false)
+	cfg := "/dubbo/com.example.Live/configurators/" + zktest.JavaURLEncode("override://10.6.0.1:20880/com.example.Live?category=configurators&dynamic=false&weight=40")
+	zktest.Create(t, admin, cfg, nil, false)
 	c.waitFor(t, 10*time.Second, "the configured weight on the WorkloadEntry", func() error {
 		if we := c.workloadEntry("10.6.0.1"); we == nil || we.GetWeight() != 40 {
 			return fmt.Errorf("WorkloadEntry %v", we)
 		}
 		return nil
 	})
-	remove(t, prov, node)
+	zktest.Delete(t, prov, node)
 	c.waitFor(t, 10*time.Second, "the WorkloadEntry and ServiceEntry to go", func() error {
 		if c.workloadEntry("10.6.0.1") != nil || c.serviceEntryFor("com.example.live") != nil {
 			return fmt.Errorf("still served")
@@ -291,16 +292,16 @@ func TestRegisterToSentLatency(t *testing.T) {
 		quiet = d
 	}
 	z := servers.StartZooKeeper(t)
-	admin := zkConn(t, z.Addr())
+	admin := zktest.Session(t, z.Addr())
 	// A realistic background: 200 interfaces with 5 providers each.
-	var bg []string
+	var bg []zktest.Node
 	for i := 0; i < 200; i++ {
 		for j := 0; j < 5; j++ {
-			bg = append(bg, providerPath(fmt.Sprintf("com.example.bg.Service%d", i), fmt.Sprintf("dubbo://10.7.%d.%d:20880/com.example.bg.Service%d?interface=com.example.bg.Service%d&application=bg", i, j+1, i, i)))
+			bg = append(bg, zktest.Node{Path: zktest.ProviderPath("/dubbo", fmt.Sprintf("com.example.bg.Service%d", i), fmt.Sprintf("dubbo://10.7.%d.%d:20880/com.example.bg.Service%d?interface=com.example.bg.Service%d&application=bg", i, j+1, i, i))})
 		}
 	}
-	createMany(t, admin, bg)
-	mkdirs(t, admin, "/dubbo/com.example.Latency/providers")
+	zktest.CreateMany(t, admin, bg)
+	zktest.MkdirAll(t, admin, "/dubbo/com.example.Latency/providers", nil)
 	p := startPipeline(t, zookeeper.Config{Servers: []string{z.Addr()}, ResyncInterval: -1}, merge.Debounce{Quiet: quiet})
 	c := startADS(t, p.addr)
 	c.waitFor(t, 30*time.Second, "the initial state", func() error {
@@ -313,7 +314,7 @@ func TestRegisterToSentLatency(t *testing.T) {
 	for i := 0; i < n; i++ {
 		addr := fmt.Sprintf("10.8.%d.%d", i/250, i%250+1)
 		start := time.Now()
-		create(t, admin, providerPath("com.example.Latency", fmt.Sprintf("dubbo://%s:20880/com.example.Latency?interface=com.example.Latency&application=lat", addr)), false)
+		zktest.Create(t, admin, zktest.ProviderPath("/dubbo", "com.example.Latency", fmt.Sprintf("dubbo://%s:20880/com.example.Latency?interface=com.example.Latency&application=lat", addr)), nil, false)
 		c.waitFor(t, 10*time.Second, "WorkloadEntry "+addr, func() error {
 			if c.workloadEntry(addr) == nil {
 				return fmt.Errorf("not yet")
