@@ -411,7 +411,11 @@ func runScaleMode(t *testing.T, sc scaleConfig, est *scaleEstate, mode, binary s
 	})
 	res.bridgeRSS, res.istiodRSS = scaleRSS(t, b.PID()), scaleRSS(t, cp.Istiod.PID())
 
-	// Idle baseline: what both processes burn doing nothing, over as long as the changes take.
+	// Idle baseline: what both processes burn doing nothing, over as long as the changes take. It
+	// starts once Istiod has finished its start-up work: with 5,000 WorkloadEntries in one
+	// namespace Istiod was still busy when the sidecar had every endpoint, the baseline came out
+	// above the busy window, and the CPU per change negative.
+	scaleWaitIdle(t, "istiod", cp.Istiod.PID(), max(sc.bound*3, 30*time.Second))
 	window := time.Duration(sc.changes) * sc.interval
 	i0, b0 := scaleProcCPU(t, cp.Istiod.PID()), scaleProcCPU(t, b.PID())
 	time.Sleep(window)
@@ -516,6 +520,23 @@ func runScaleMode(t *testing.T, sc scaleConfig, est *scaleEstate, mode, binary s
 		res.bridgeRSS>>20, res.istiodRSS>>20, percentile(lat, 50).Round(time.Millisecond), percentile(lat, 99).Round(time.Millisecond),
 		res.istiodCPU.Round(time.Millisecond), res.bridgeCPU.Round(time.Millisecond))
 	return res
+}
+
+// scaleWaitIdle waits until the process uses under 5 % of a core over a second, failing the test
+// after timeout.
+func scaleWaitIdle(t *testing.T, name string, pid int, timeout time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		c0 := scaleProcCPU(t, pid)
+		time.Sleep(time.Second)
+		if busy := scaleProcCPU(t, pid) - c0; busy < 50*time.Millisecond {
+			t.Logf("%s idle %v after its endpoints were all there", name, time.Since(start).Round(100*time.Millisecond))
+			return
+		} else if time.Since(start) > timeout {
+			t.Fatalf("%s still busy (%v CPU in the last second) %v after its endpoints were all there", name, busy, timeout)
+		}
+	}
 }
 
 // perChange is the CPU per change after subtracting the idle baseline (seconds over the window).
