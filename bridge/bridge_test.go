@@ -70,11 +70,19 @@ func TestLoadStatic(t *testing.T) {
 	if dr.Collection != "networking.istio.io/DestinationRule" || vs.Collection != "networking.istio.io/VirtualService" {
 		t.Fatalf("collections %q, %q", dr.Collection, vs.Collection)
 	}
-	if got := vs.Spec.(*networking.VirtualService).Http[0].Route[1].Weight; got != 10 {
+	vsSpec, err := vs.DecodeSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drSpec, err := dr.DecodeSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := vsSpec.(*networking.VirtualService).Http[0].Route[1].Weight; got != 10 {
 		t.Errorf("second route weight %d, want 10", got)
 	}
-	if dr.Labels["team"] != "payments" || len(dr.Spec.(*networking.DestinationRule).Subsets) != 2 {
-		t.Errorf("destination rule decoded wrong: %+v %v", dr.Labels, dr.Spec)
+	if dr.Labels["team"] != "payments" || len(drSpec.(*networking.DestinationRule).Subsets) != 2 {
+		t.Errorf("destination rule decoded wrong: %+v %v", dr.Labels, drSpec)
 	}
 	if dr.Body.TypeUrl != "type.googleapis.com/istio.networking.v1alpha3.DestinationRule" {
 		t.Errorf("body type %q", dr.Body.TypeUrl)

@@ -63,12 +63,16 @@ func Render(w io.Writer, resources []*translate.Resource, opts RenderOptions) er
 }
 
 func object(r *translate.Resource, withVersion bool) (map[string]any, error) {
-	specJSON, err := protojson.Marshal(r.Spec)
+	spec, err := r.DecodeSpec()
+	if err != nil {
+		return nil, fmt.Errorf("rendering: %w", err)
+	}
+	specJSON, err := protojson.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("rendering %s %s/%s: %w", r.Collection, r.Namespace, r.Name, err)
 	}
-	var spec map[string]any
-	if err := json.Unmarshal(specJSON, &spec); err != nil {
+	var specMap map[string]any
+	if err := json.Unmarshal(specJSON, &specMap); err != nil {
 		return nil, err
 	}
 	meta := map[string]any{"name": r.Name, "namespace": r.Namespace}
@@ -86,7 +90,7 @@ func object(r *translate.Resource, withVersion bool) (map[string]any, error) {
 		"apiVersion": group + "/v1",
 		"kind":       collectionKind(r.Collection),
 		"metadata":   meta,
-		"spec":       spec,
+		"spec":       specMap,
 	}, nil
 }
 

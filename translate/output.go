@@ -42,15 +42,29 @@ type Resource struct {
 	Collection          string
 	Namespace, Name     string
 	Labels, Annotations map[string]string
-	// Spec is a *networkingv1alpha3.ServiceEntry or *networkingv1alpha3.WorkloadEntry.
-	Spec proto.Message
-	// Body is the deterministic marshal of Spec.
+	// Body is the deterministic marshal of the spec (a *networkingv1alpha3.ServiceEntry or
+	// *networkingv1alpha3.WorkloadEntry for translated resources). The spec itself is not kept:
+	// at 100k endpoints the protos and their label maps were three quarters of translate's heap,
+	// and only the debug pages, render and tests read them; DecodeSpec rebuilds it.
 	Body *anypb.Any
 	// Version is a hash of Body, Labels and Annotations: equal content, equal version, on every
 	// replica and after restarts.
 	Version string
 	// Source is "<registry>/<service key>", plus "#<instance id>" for a WorkloadEntry.
 	Source string
+}
+
+// DecodeSpec decodes Body into a new spec of the collection's type. Each call decodes afresh, so
+// it is for the debug pages, render and tests, not for a push.
+func (r *Resource) DecodeSpec() (proto.Message, error) {
+	spec, ok := NewSpec(r.Collection)
+	if !ok {
+		return nil, fmt.Errorf("%s %s/%s: no spec type for the collection", r.Collection, r.Namespace, r.Name)
+	}
+	if err := proto.Unmarshal(r.Body.GetValue(), spec); err != nil {
+		return nil, fmt.Errorf("decoding %s %s/%s: %w", r.Collection, r.Namespace, r.Name, err)
+	}
+	return spec, nil
 }
 
 // Invalid is a resource that was not emitted.

@@ -57,12 +57,15 @@ type prepared struct {
 	warnings      []Warning
 }
 
-// endpoint is one instance as an Istio endpoint.
+// endpoint is one instance as an Istio endpoint. Only its encoding is kept, not the
+// *networking.WorkloadEntry it was encoded from: a ServiceEntry's body is built by appending the
+// encodings, and in workloadEntry mode an encoding is the WorkloadEntry's body as it is. After a
+// render, wire is shared with the bytes of the output (shareEndpointBytes), so it costs nothing
+// of its own.
 type endpoint struct {
 	id   string
 	name string // DNS label naming its WorkloadEntry within the service
-	spec *networking.WorkloadEntry
-	wire []byte // spec, encoded
+	wire []byte // the WorkloadEntry spec, encoded
 }
 
 // seName is the ServiceEntry name for a host: the host itself in lower case (hosts are at most
@@ -155,8 +158,8 @@ func (t *Translator) host(reg *regConfig, kind registry.Kind, name, group, names
 // STATIC resolution needs IP addresses: when every address is a host name the service resolves by
 // DNS instead; when names and IPs are mixed the names are dropped, with a note.
 //
-// In workloadEntry mode each endpoint already carries the selector label, so that its spec and
-// encoding serve as the WorkloadEntry as they are; when the namespace cap sends a service back to
+// In workloadEntry mode each endpoint already carries the selector label, so that its encoding
+// serves as the WorkloadEntry's body as it is; when the namespace cap sends a service back to
 // inline endpoints, they keep the label, which selects nothing there.
 func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector string, n *notes) (networking.ServiceEntry_Resolution, []endpoint) {
 	idx := make([]int, 0, len(s.Instances))
@@ -264,7 +267,7 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 			name = fitLen(name, 54, in.ID) + "-" + shortHash(in.ID)
 		}
 		names[name] = true
-		out = append(out, endpoint{id: in.ID, name: name, spec: spec, wire: wire})
+		out = append(out, endpoint{id: in.ID, name: name, wire: wire})
 	}
 	return resolution, out
 }

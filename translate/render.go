@@ -1,12 +1,14 @@
 package translate
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 )
@@ -85,24 +87,26 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 			reuse[r.Name] = r
 		}
 	}
-	// emit validates, encodes and versions a resource, or records why it is not emitted. The
+	// emit validates, encodes and versions a resource, or records why it is not emitted, and
+	// returns the resource emitted (nil for none). specProblems are those of its spec: the
 	// endpoints of a ServiceEntry were validated (and bad ones dropped) when the service was
-	// prepared, against the same ports and resolution, so only the rest is checked here.
-	emit := func(r *Resource, encode func() ([]byte, error)) bool {
-		if ps := validateResource(r, true); len(ps) > 0 {
+	// prepared, against the same ports and resolution, and in workloadEntry mode the same checked
+	// endpoint is the WorkloadEntry's spec, so only the rest of a ServiceEntry is checked here.
+	emit := func(r *Resource, specProblems []problem, encode func() ([]byte, error)) *Resource {
+		if ps := append(validateMeta(r), specProblems...); len(ps) > 0 {
 			details := make([]string, len(ps))
 			for i, pr := range ps {
 				details[i] = pr.detail
 			}
 			out.invalid = append(out.invalid, Invalid{Collection: r.Collection, Namespace: r.Namespace, Name: r.Name,
 				Source: r.Source, Reason: ps[0].reason, Detail: strings.Join(details, "; ")})
-			return false
+			return nil
 		}
 		body, err := encode()
 		if err != nil {
 			out.invalid = append(out.invalid, Invalid{Collection: r.Collection, Namespace: r.Namespace, Name: r.Name,
 				Source: r.Source, Reason: ReasonInvalidSpec, Detail: err.Error()})
-			return false
+			return nil
 		}
 		r = seal(r, body, reuse[r.Name])
 		if r.Collection == CollectionServiceEntry {
@@ -110,7 +114,7 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 		} else {
 			out.wes = append(out.wes, r)
 		}
-		return true
+		return r
 	}
 	var wires [][]byte
 	if !c.we {
@@ -119,8 +123,9 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 			wires[i] = ep.wire
 		}
 	}
-	encodeSE := func(r *Resource) func() ([]byte, error) {
-		return func() ([]byte, error) { return encodeServiceEntry(r.Spec.(*networking.ServiceEntry), wires) }
+	emitSE := func(name string, hosts []string, vip string) *Resource {
+		r, se := t.serviceEntry(p, c, name, hosts, vip)
+		return emit(r, validateServiceEntryHead(se), func() ([]byte, error) { return encodeServiceEntry(se, wires) })
 	}
 
 	// The ServiceEntry for the primary host and, where the ports allow several hosts, the aliases;
@@ -135,31 +140,76 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 			hosts = append(hosts, p.aliases[slices.Index(p.aliasKeys, k)])
 		}
 	}
-	main := t.serviceEntry(p, c, name, hosts, vips[0])
 	mainInvalid := len(out.invalid)
-	ok := emit(main, encodeSE(main))
+	main := emitSE(name, hosts, vips[0])
 	for i, k := range aliasSEs {
-		r := t.serviceEntry(p, c, seName(k), []string{p.aliases[slices.Index(p.aliasKeys, k)]}, vips[i+1])
-		emit(r, encodeSE(r))
+		emitSE(seName(k), []string{p.aliases[slices.Index(p.aliasKeys, k)]}, vips[i+1])
 	}
 	if !c.we {
+		if main != nil {
+			shareEndpointBytes(p.endpoints, main.Body.Value)
+		}
 		return out
 	}
-	if !ok {
+	if main == nil {
 		// Without its ServiceEntry a WorkloadEntry serves nothing; the ServiceEntry's entry in
 		// Invalid accounts for them.
 		out.invalid[mainInvalid].Detail += fmt.Sprintf(" (its %d WorkloadEntries are not emitted either)", len(p.endpoints))
 		return out
 	}
-	for _, ep := range p.endpoints {
+	for i, ep := range p.endpoints {
 		wire := ep.wire
-		emit(&Resource{Collection: CollectionWorkloadEntry, Namespace: p.ns, Name: weName(name, ep.name),
-			Labels: p.weLabels, Spec: ep.spec, Source: p.src + "#" + ep.id}, func() ([]byte, error) { return wire, nil })
+		r := emit(&Resource{Collection: CollectionWorkloadEntry, Namespace: p.ns, Name: weName(name, ep.name),
+			Labels: p.weLabels, Source: p.src + "#" + ep.id}, nil, func() ([]byte, error) { return wire, nil })
+		if r != nil {
+			// Keep the bytes the output holds: a WorkloadEntry reused from the previous output
+			// holds an equal copy of its own, and the fresh encoding would be a second one.
+			p.endpoints[i].wire = r.Body.Value
+		}
 	}
 	return out
 }
 
-func (t *Translator) serviceEntry(p *prepared, c *renderCtx, name string, hosts []string, vip string) *Resource {
+// shareEndpointBytes points each endpoint's encoding at its copy inside body, the encoding of a
+// ServiceEntry built from them (encodeServiceEntry puts the endpoints last), so that a service's
+// endpoints are held once, not once on their own and again in its ServiceEntry. body may be that
+// of the previous output's resource when the content did not change; it is read-only, and every
+// later use of the endpoints (encodeServiceEntry, a WorkloadEntry's body) only reads them. The
+// bytes are checked equal before they are shared; on any mismatch nothing changes.
+func shareEndpointBytes(eps []endpoint, body []byte) {
+	if len(eps) == 0 {
+		return
+	}
+	n := 0
+	for _, ep := range eps {
+		n += protowire.SizeTag(fieldSEEndpoints) + protowire.SizeBytes(len(ep.wire))
+	}
+	if n > len(body) {
+		return
+	}
+	b := body[len(body)-n:]
+	in := make([][]byte, len(eps))
+	for i, ep := range eps {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 || num != fieldSEEndpoints || typ != protowire.BytesType {
+			return
+		}
+		b = b[k:]
+		v, k := protowire.ConsumeBytes(b)
+		if k < 0 || !bytes.Equal(v, ep.wire) {
+			return
+		}
+		in[i] = v[:len(v):len(v)]
+		b = b[k:]
+	}
+	for i := range eps {
+		eps[i].wire = in[i]
+	}
+}
+
+// serviceEntry builds a ServiceEntry resource and its spec, without endpoints: those are appended
+// already encoded (encodeServiceEntry).
+func (t *Translator) serviceEntry(p *prepared, c *renderCtx, name string, hosts []string, vip string) (*Resource, *networking.ServiceEntry) {
 	se := &networking.ServiceEntry{
 		Hosts:      hosts,
 		Location:   networking.ServiceEntry_MESH_INTERNAL,
@@ -173,14 +223,9 @@ func (t *Translator) serviceEntry(p *prepared, c *renderCtx, name string, hosts 
 	}
 	if c.we {
 		se.WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{LabelService: p.selector}}
-	} else if len(p.endpoints) > 0 {
-		se.Endpoints = make([]*networking.WorkloadEntry, len(p.endpoints))
-		for i, ep := range p.endpoints {
-			se.Endpoints[i] = ep.spec
-		}
 	}
 	return &Resource{Collection: CollectionServiceEntry, Namespace: p.ns, Name: name, Labels: p.labels,
-		Annotations: p.annotations, Spec: se, Source: p.src}
+		Annotations: p.annotations, Source: p.src}, se
 }
 
 // weName names a service's WorkloadEntry for one instance: "<ServiceEntry name>.<instance label>".

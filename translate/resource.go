@@ -28,7 +28,6 @@ func NewResource(collection, namespace, name string, labels, annotations map[str
 		Name:        name,
 		Labels:      labels,
 		Annotations: annotations,
-		Spec:        spec,
 		Body:        &anypb.Any{TypeUrl: "type.googleapis.com/" + string(spec.ProtoReflect().Descriptor().FullName()), Value: body},
 		Version:     version(body, labels, annotations),
 	}, nil

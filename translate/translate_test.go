@@ -115,6 +115,20 @@ func mustNew(t testing.TB, o Options) *Translator {
 	return tr
 }
 
+// seSpec decodes a ServiceEntry resource's spec.
+func seSpec(t testing.TB, r *Resource) *networking.ServiceEntry {
+	t.Helper()
+	spec, err := r.DecodeSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	se, ok := spec.(*networking.ServiceEntry)
+	if !ok {
+		t.Fatalf("%s/%s: spec is %T", r.Namespace, r.Name, spec)
+	}
+	return se
+}
+
 // TestIncrementalMatchesRebuild drives a Translator through many random pushes and compares every
 // output with that of a Translator that re-renders everything on every call (same VIP history).
 // Any cache that misses a dependency between services (host ownership, aliases, VIPs, the
@@ -270,7 +284,7 @@ func vipsOf(t testing.TB, out *Output) map[string]string {
 	m := map[string]string{}
 	used := map[string]string{}
 	for _, r := range out.Resources[CollectionServiceEntry] {
-		se := r.Spec.(*networking.ServiceEntry)
+		se := seSpec(t, r)
 		if len(se.Addresses) != 1 {
 			t.Fatalf("%s: addresses %v", r.Name, se.Addresses)
 		}
@@ -371,7 +385,7 @@ func TestWorkloadEntryCap(t *testing.T) {
 	mode := func(out *Output) string {
 		var parts []string
 		for _, r := range out.Resources[CollectionServiceEntry] {
-			se := r.Spec.(*networking.ServiceEntry)
+			se := seSpec(t, r)
 			m := "inline"
 			if se.WorkloadSelector != nil {
 				m = "we"
@@ -419,7 +433,7 @@ func TestAliases(t *testing.T) {
 	hostsOf := func(out *Output) string {
 		var parts []string
 		for _, r := range out.Resources[CollectionServiceEntry] {
-			parts = append(parts, r.Name+"="+strings.Join(r.Spec.(*networking.ServiceEntry).Hosts, ","))
+			parts = append(parts, r.Name+"="+strings.Join(seSpec(t, r).Hosts, ","))
 		}
 		return strings.Join(parts, " ")
 	}
@@ -513,8 +527,8 @@ func TestPreserveHostCaseNames(t *testing.T) {
 		Ports: []registry.Port{{Name: "http", Protocol: registry.ProtocolHTTP}}}})
 	checkOutput(t, out)
 	r := out.Resources[CollectionServiceEntry][0]
-	if r.Name != "order.default-group.public.nacos" || r.Spec.(*networking.ServiceEntry).Hosts[0] != "Order.DEFAULT-GROUP.public.nacos" {
-		t.Errorf("name %q hosts %v", r.Name, r.Spec.(*networking.ServiceEntry).Hosts)
+	if r.Name != "order.default-group.public.nacos" || seSpec(t, r).Hosts[0] != "Order.DEFAULT-GROUP.public.nacos" {
+		t.Errorf("name %q hosts %v", r.Name, seSpec(t, r).Hosts)
 	}
 }
 
@@ -539,7 +553,7 @@ func TestEndpointFilters(t *testing.T) {
 	} {
 		out := mustNew(t, tc.o).Translate([]*registry.Service{s})
 		var got []string
-		for _, ep := range out.Resources[CollectionServiceEntry][0].Spec.(*networking.ServiceEntry).Endpoints {
+		for _, ep := range seSpec(t, out.Resources[CollectionServiceEntry][0]).Endpoints {
 			got = append(got, ep.Address)
 		}
 		slices.Sort(got)
@@ -555,7 +569,7 @@ func TestTLSModeLabel(t *testing.T) {
 		Instances: []registry.Instance{{ID: "a", Address: "10.0.0.1", Weight: 1, Healthy: true, Enabled: true}}}
 	for mode, want := range map[string]string{"": "disabled", TLSModeIstio: "istio", TLSModeNone: ""} {
 		out := mustNew(t, Options{WorkloadTLSMode: mode, Registries: []RegistryOptions{{Name: "file", Type: RegistryFile}}}).Translate([]*registry.Service{s})
-		ep := out.Resources[CollectionServiceEntry][0].Spec.(*networking.ServiceEntry).Endpoints[0]
+		ep := seSpec(t, out.Resources[CollectionServiceEntry][0]).Endpoints[0]
 		if got := ep.Labels[LabelTLSMode]; got != want {
 			t.Errorf("workloadTLSMode %q: label %q, want %q", mode, got, want)
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 )
 
@@ -82,15 +83,28 @@ var workloadEntryRules = []weRule{
 	weLabels,
 }
 
-// validateResource checks a resource's metadata and spec. Names and namespaces are checked here
-// although Istiod does not check those of MCP resources, because Kubernetes would and tools that
-// read Istiod's config assume it.
-//
-// With endpointsChecked, endpoints are taken as already validated: each is checked once, when its
-// service is prepared, against the ports and resolution of its ServiceEntry, which is stricter
-// than the rules for a standalone WorkloadEntry; in workloadEntry mode that same checked spec is
-// the WorkloadEntry's.
-func validateResource(r *Resource, endpointsChecked bool) []problem {
+// validateResource checks a resource's metadata and its spec in full. render checks its own
+// resources with validateMeta and validateServiceEntryHead instead: each endpoint is checked once,
+// when its service is prepared, against the ports and resolution of its ServiceEntry, which is
+// stricter than the rules for a standalone WorkloadEntry; in workloadEntry mode that same checked
+// endpoint is the WorkloadEntry's spec.
+func validateResource(r *Resource, spec proto.Message) []problem {
+	ps := validateMeta(r)
+	switch spec := spec.(type) {
+	case *networking.ServiceEntry:
+		ps = append(ps, validateServiceEntry(spec)...)
+	case *networking.WorkloadEntry:
+		ps = append(ps, validateWorkloadEntry(spec, weContext{allowNames: true})...)
+	default:
+		ps = append(ps, problemf(ReasonInvalidSpec, "unexpected spec type %T", spec))
+	}
+	return ps
+}
+
+// validateMeta checks a resource's name, namespace and labels. Names and namespaces are checked
+// here although Istiod does not check those of MCP resources, because Kubernetes would and tools
+// that read Istiod's config assume it.
+func validateMeta(r *Resource) []problem {
 	var ps []problem
 	if !isDNSSubdomain(r.Name) {
 		ps = append(ps, problemf(ReasonInvalidName, "name %q is not a DNS-1123 subdomain", r.Name))
@@ -98,22 +112,7 @@ func validateResource(r *Resource, endpointsChecked bool) []problem {
 	if !isDNSLabel(r.Namespace) {
 		ps = append(ps, problemf(ReasonInvalidNamespace, "namespace %q is not a DNS-1123 label", r.Namespace))
 	}
-	ps = append(ps, checkLabels("metadata.labels", r.Labels)...)
-	switch spec := r.Spec.(type) {
-	case *networking.ServiceEntry:
-		if endpointsChecked {
-			ps = append(ps, validateServiceEntryHead(spec)...)
-		} else {
-			ps = append(ps, validateServiceEntry(spec)...)
-		}
-	case *networking.WorkloadEntry:
-		if !endpointsChecked {
-			ps = append(ps, validateWorkloadEntry(spec, weContext{allowNames: true})...)
-		}
-	default:
-		ps = append(ps, problemf(ReasonInvalidSpec, "unexpected spec type %T", r.Spec))
-	}
-	return ps
+	return append(ps, checkLabels("metadata.labels", r.Labels)...)
 }
 
 func validateServiceEntry(se *networking.ServiceEntry) []problem {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 )
 
@@ -15,23 +16,23 @@ func TestValidation(t *testing.T) {
 	port := func(name, proto string, n uint32) *networking.ServicePort {
 		return &networking.ServicePort{Name: name, Protocol: proto, Number: n}
 	}
-	se := func(mod func(*networking.ServiceEntry)) *Resource {
+	se := func(mod func(*networking.ServiceEntry)) resourceSpec {
 		s := &networking.ServiceEntry{Hosts: []string{"a.example"}, Location: networking.ServiceEntry_MESH_INTERNAL,
 			Resolution: networking.ServiceEntry_STATIC, Ports: []*networking.ServicePort{port("http", "HTTP", 80)}}
 		mod(s)
-		return &Resource{Collection: CollectionServiceEntry, Namespace: "ns", Name: "a.example", Spec: s}
+		return resourceSpec{&Resource{Collection: CollectionServiceEntry, Namespace: "ns", Name: "a.example"}, s}
 	}
-	we := func(mod func(*networking.WorkloadEntry)) *Resource {
+	we := func(mod func(*networking.WorkloadEntry)) resourceSpec {
 		w := &networking.WorkloadEntry{Address: "10.0.0.1", Ports: map[string]uint32{"http": 8080}, Labels: map[string]string{"app": "a"}}
 		mod(w)
-		return &Resource{Collection: CollectionWorkloadEntry, Namespace: "ns", Name: "a.example.x", Spec: w}
+		return resourceSpec{&Resource{Collection: CollectionWorkloadEntry, Namespace: "ns", Name: "a.example.x"}, w}
 	}
 	ep := func(addr string, ports map[string]uint32) []*networking.WorkloadEntry {
 		return []*networking.WorkloadEntry{{Address: addr, Ports: ports}}
 	}
 	for _, tc := range []struct {
 		name string
-		r    *Resource
+		r    resourceSpec
 		want string // reason of the first problem; "" for valid
 	}{
 		{"valid", se(func(*networking.ServiceEntry) {}), ""},
@@ -84,9 +85,9 @@ func TestValidation(t *testing.T) {
 			s.WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{"app": "*"}}
 		}), ReasonInvalidSelector},
 		{"resolution none", se(func(s *networking.ServiceEntry) { s.Resolution = networking.ServiceEntry_NONE }), ReasonInvalidSpec},
-		{"bad name", func() *Resource { r := se(func(*networking.ServiceEntry) {}); r.Name = "A_B"; return r }(), ReasonInvalidName},
-		{"bad namespace", func() *Resource { r := se(func(*networking.ServiceEntry) {}); r.Namespace = "a.b"; return r }(), ReasonInvalidNamespace},
-		{"bad metadata label", func() *Resource {
+		{"bad name", func() resourceSpec { r := se(func(*networking.ServiceEntry) {}); r.Name = "A_B"; return r }(), ReasonInvalidName},
+		{"bad namespace", func() resourceSpec { r := se(func(*networking.ServiceEntry) {}); r.Namespace = "a.b"; return r }(), ReasonInvalidNamespace},
+		{"bad metadata label", func() resourceSpec {
 			r := se(func(*networking.ServiceEntry) {})
 			r.Labels = map[string]string{"k": strings.Repeat("v", 64)}
 			return r
@@ -100,7 +101,7 @@ func TestValidation(t *testing.T) {
 		{"workload entry label value", we(func(w *networking.WorkloadEntry) { w.Labels = map[string]string{"k": "-v"} }), ReasonInvalidLabel},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ps := validateResource(tc.r, false)
+			ps := validateResource(tc.r.Resource, tc.r.spec)
 			got := ""
 			if len(ps) > 0 {
 				got = ps[0].reason
@@ -110,4 +111,10 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resourceSpec is a resource with the spec its body would hold.
+type resourceSpec struct {
+	*Resource
+	spec proto.Message
 }

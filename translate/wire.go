@@ -30,43 +30,50 @@ const (
 	fieldWEServiceAccount = 7
 )
 
-// encodeWorkloadEntry returns the deterministic encoding of a WorkloadEntry.
+// encodeWorkloadEntry returns the deterministic encoding of a WorkloadEntry, in a slice of exactly
+// its size: in workloadEntry mode it is kept as the WorkloadEntry's body.
 func encodeWorkloadEntry(we *networking.WorkloadEntry) ([]byte, error) {
 	for _, s := range []string{we.Address, we.Network, we.Locality, we.ServiceAccount} {
 		if !utf8.ValidString(s) {
 			return nil, fmt.Errorf("string field %q is not valid UTF-8", s)
 		}
 	}
-	b := make([]byte, 0, 64+32*len(we.Labels)+16*len(we.Ports))
-	b = appendString(b, fieldWEAddress, we.Address)
-	if len(we.Ports) > 0 {
-		keys := sortedKeys(we.Ports)
-		for _, k := range keys {
-			v := we.Ports[k]
-			n := protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeVarint(uint64(v))
-			b = protowire.AppendTag(b, fieldWEPorts, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(n))
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendString(b, k)
-			b = protowire.AppendTag(b, 2, protowire.VarintType)
-			b = protowire.AppendVarint(b, uint64(v))
-		}
+	portKeys, labelKeys := sortedKeys(we.Ports), sortedKeys(we.Labels)
+	size := sizeString(fieldWEAddress, we.Address) + sizeString(fieldWENetwork, we.Network) +
+		sizeString(fieldWELocality, we.Locality) + sizeString(fieldWEServiceAccount, we.ServiceAccount)
+	for _, k := range portKeys {
+		size += protowire.SizeTag(fieldWEPorts) + protowire.SizeBytes(portEntrySize(k, we.Ports[k]))
 	}
-	if len(we.Labels) > 0 {
-		keys := sortedKeys(we.Labels)
-		for _, k := range keys {
-			v := we.Labels[k]
-			if !utf8.ValidString(k) || !utf8.ValidString(v) {
-				return nil, fmt.Errorf("label %q=%q is not valid UTF-8", k, v)
-			}
-			n := protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeBytes(len(v))
-			b = protowire.AppendTag(b, fieldWELabels, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(n))
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendString(b, k)
-			b = protowire.AppendTag(b, 2, protowire.BytesType)
-			b = protowire.AppendString(b, v)
+	for _, k := range labelKeys {
+		v := we.Labels[k]
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, fmt.Errorf("label %q=%q is not valid UTF-8", k, v)
 		}
+		size += protowire.SizeTag(fieldWELabels) + protowire.SizeBytes(labelEntrySize(k, v))
+	}
+	if we.Weight != 0 {
+		size += protowire.SizeTag(fieldWEWeight) + protowire.SizeVarint(uint64(we.Weight))
+	}
+
+	b := make([]byte, 0, size)
+	b = appendString(b, fieldWEAddress, we.Address)
+	for _, k := range portKeys {
+		v := we.Ports[k]
+		b = protowire.AppendTag(b, fieldWEPorts, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(portEntrySize(k, v)))
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, 2, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(v))
+	}
+	for _, k := range labelKeys {
+		v := we.Labels[k]
+		b = protowire.AppendTag(b, fieldWELabels, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(labelEntrySize(k, v)))
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, v)
 	}
 	b = appendString(b, fieldWENetwork, we.Network)
 	b = appendString(b, fieldWELocality, we.Locality)
@@ -75,7 +82,19 @@ func encodeWorkloadEntry(we *networking.WorkloadEntry) ([]byte, error) {
 		b = protowire.AppendVarint(b, uint64(we.Weight))
 	}
 	b = appendString(b, fieldWEServiceAccount, we.ServiceAccount)
+	if len(b) != size {
+		return nil, fmt.Errorf("encoded %d bytes, computed %d", len(b), size)
+	}
 	return b, nil
+}
+
+// portEntrySize and labelEntrySize are the sizes of a map entry's message (key 1, value 2).
+func portEntrySize(k string, v uint32) int {
+	return protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeVarint(uint64(v))
+}
+
+func labelEntrySize(k, v string) int {
+	return protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeBytes(len(v))
 }
 
 // encodeServiceEntry returns the deterministic encoding of se, whose endpoints are given already
@@ -99,6 +118,13 @@ func encodeServiceEntry(se *networking.ServiceEntry, endpoints [][]byte) ([]byte
 		b = protowire.AppendBytes(b, e)
 	}
 	return b, nil
+}
+
+func sizeString(field protowire.Number, s string) int {
+	if s == "" {
+		return 0
+	}
+	return protowire.SizeTag(field) + protowire.SizeBytes(len(s))
 }
 
 func appendString(b []byte, field protowire.Number, s string) []byte {

@@ -292,8 +292,12 @@ func resources(t testing.TB, services []*registry.Service) []map[string]any {
 	var rendered []map[string]any
 	for _, coll := range []string{translate.CollectionServiceEntry, translate.CollectionWorkloadEntry} {
 		for _, r := range out.Resources[coll] {
+			msg, err := r.DecodeSpec()
+			if err != nil {
+				t.Fatal(err)
+			}
 			// protojson's spacing is deliberately unstable: go through encoding/json.
-			b, err := protojson.Marshal(r.Spec)
+			b, err := protojson.Marshal(msg)
 			if err != nil {
 				t.Fatal(err)
 			}
