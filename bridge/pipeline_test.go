@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"sync"
@@ -16,11 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding"
-	protocodec "google.golang.org/grpc/encoding/proto"
-	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/mcp-bridge/mcp-bridge/internal/benchestate"
+	"github.com/mcp-bridge/mcp-bridge/internal/rawads"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
@@ -36,48 +33,15 @@ import (
 
 // The estate's two registries: Dubbo services in ZooKeeper, Spring Cloud services in Nacos.
 const (
-	regZK    = "zk"
-	regNacos = "nacos"
+	regZK    = benchestate.RegistryZK
+	regNacos = benchestate.RegistryNacos
 )
 
-// estate builds n services of per instances each: a third Dubbo 2 interfaces (one dubbo port),
-// a third Dubbo 3 applications (dubbo and tri ports), a third Spring Cloud HTTP services. Every
-// instance has ten registry labels, two of them volatile (timestamp, pid: dropped by translate)
-// and one bulky (methods: dropped too).
+// estate builds n services of per instances each (see benchestate.Estate). Every instance has ten
+// registry labels, two of them volatile (timestamp, pid: dropped by translate) and one bulky
+// (methods: dropped too). Addresses start at 10.0.0.1, as the recorded pipeline results had them.
 func estate(n, per int) []*registry.Service {
-	out := make([]*registry.Service, n)
-	k := 0 // instance counter: unique addresses across the estate
-	for i := range out {
-		var s *registry.Service
-		switch i % 3 {
-		case 0:
-			s = &registry.Service{Registry: regZK, Kind: registry.KindDubboInterface, Version: "1.0.0",
-				Name:  fmt.Sprintf("com.example.biz%d.OrderService%d", i%97, i),
-				Ports: []registry.Port{{Name: "dubbo", Protocol: registry.ProtocolDubbo}}}
-		case 1:
-			s = &registry.Service{Registry: regZK, Kind: registry.KindDubboApplication, Name: fmt.Sprintf("shop-app-%d", i),
-				Ports: []registry.Port{{Name: "dubbo", Protocol: registry.ProtocolDubbo}, {Name: "tri", Protocol: registry.ProtocolTriple}}}
-		default:
-			s = &registry.Service{Registry: regNacos, Kind: registry.KindApplication, Group: "DEFAULT_GROUP", Name: fmt.Sprintf("web-%d", i),
-				Ports: []registry.Port{{Name: "http", Protocol: registry.ProtocolHTTP}}}
-		}
-		s.Instances = make([]registry.Instance, per)
-		for j := range s.Instances {
-			k++
-			ip := fmt.Sprintf("10.%d.%d.%d", k>>16&255, k>>8&255, k&255)
-			ports := map[string]uint32{}
-			for _, p := range s.Ports {
-				ports[p.Name] = map[registry.Protocol]uint32{registry.ProtocolDubbo: 20880, registry.ProtocolTriple: 50051, registry.ProtocolHTTP: 8080}[p.Protocol]
-			}
-			s.Instances[j] = registry.Instance{
-				ID: fmt.Sprintf("%s:%d", ip, ports[s.Ports[0].Name]), Address: ip, Ports: ports, Weight: 100, Healthy: true, Enabled: true,
-				Locality: registry.Locality{Region: "cn-hangzhou", Zone: fmt.Sprintf("cn-hangzhou-%c", 'a'+j%3)},
-				Labels:   instanceLabels(s, i, j),
-			}
-		}
-		out[i] = s
-	}
-	return out
+	return benchestate.Estate(n, per, benchestate.Options{AppPrefix: "shop-app-", FirstAddress: 1, Labels: instanceLabels})
 }
 
 func instanceLabels(s *registry.Service, i, j int) map[string]string {
@@ -176,7 +140,7 @@ func newPipeline(tb testing.TB, mode string) *pipeline {
 		})
 	}()
 	p.cc, err = grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.ForceCodecV2(rawCodec{next: encoding.GetCodecV2(protocodec.Name)})))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.ForceCodecV2(rawads.Codec())))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -353,90 +317,6 @@ type adsClient struct {
 	err       error
 }
 
-// rawResponse is a DiscoveryResponse's top-level fields; the resources are counted, not decoded.
-type rawResponse struct {
-	size                    int
-	resources               int
-	version, typeURL, nonce string
-}
-
-// rawCodec decodes responses into rawResponse and encodes requests as protobuf. It streams through
-// gRPC's receive buffers without copying the response into one slice: a 30 MB copy per response
-// would make the benchmark measure the client's garbage collection rather than the bridge.
-type rawCodec struct{ next encoding.CodecV2 }
-
-func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) { return c.next.Marshal(v) }
-func (c rawCodec) Name() string                           { return protocodec.Name }
-func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	r, ok := v.(*rawResponse)
-	if !ok {
-		return c.next.Unmarshal(data, v)
-	}
-	r.size = data.Len()
-	rd := data.Reader()
-	defer rd.Close()
-	var skip [32 << 10]byte
-	for rd.Remaining() > 0 {
-		tag, err := readVarint(rd)
-		if err != nil {
-			return err
-		}
-		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
-		switch typ {
-		case protowire.VarintType:
-			if _, err := readVarint(rd); err != nil {
-				return err
-			}
-		case protowire.BytesType:
-			n, err := readVarint(rd)
-			if err != nil {
-				return err
-			}
-			if num == 2 { // resources: counted and skipped
-				r.resources++
-				for n > 0 {
-					m, err := rd.Read(skip[:min(n, uint64(len(skip)))])
-					if err != nil {
-						return fmt.Errorf("skipping a resource: %w", err)
-					}
-					n -= uint64(m)
-				}
-				continue
-			}
-			val := make([]byte, n)
-			if _, err := io.ReadFull(rd, val); err != nil {
-				return fmt.Errorf("reading field %d: %w", num, err)
-			}
-			switch num {
-			case 1:
-				r.version = string(val)
-			case 4:
-				r.typeURL = string(val)
-			case 5:
-				r.nonce = string(val)
-			}
-		default:
-			return fmt.Errorf("unexpected wire type %d of field %d in a DiscoveryResponse", typ, num)
-		}
-	}
-	return nil
-}
-
-func readVarint(rd *mem.Reader) (uint64, error) {
-	var v uint64
-	for shift := 0; shift < 64; shift += 7 {
-		b, err := rd.ReadByte()
-		if err != nil {
-			return 0, fmt.Errorf("reading a varint: %w", err)
-		}
-		v |= uint64(b&0x7f) << shift
-		if b < 0x80 {
-			return v, nil
-		}
-	}
-	return 0, fmt.Errorf("varint overflows 64 bits")
-}
-
 const istiodNodeID = "sidecar~10.244.0.7~istiod-bench.istio-system~istio-system.svc.cluster.local"
 
 func startADSClient(tb testing.TB, ctx context.Context, cc *grpc.ClientConn, typeURLs []string) *adsClient {
@@ -459,18 +339,18 @@ func startADSClient(tb testing.TB, ctx context.Context, cc *grpc.ClientConn, typ
 	c := &adsClient{kick: make(chan struct{}, 1), versions: map[string]string{}, resources: map[string]int{}}
 	go func() {
 		for {
-			r := &rawResponse{}
+			r := &rawads.Response{}
 			err := stream.RecvMsg(r)
 			if err == nil {
-				err = stream.SendMsg(&discovery.DiscoveryRequest{TypeUrl: r.typeURL, VersionInfo: r.version, ResponseNonce: r.nonce})
+				err = stream.SendMsg(&discovery.DiscoveryRequest{TypeUrl: r.TypeURL, VersionInfo: r.Version, ResponseNonce: r.Nonce})
 			}
 			c.mu.Lock()
 			if err != nil {
 				c.err = err
 			} else {
-				c.versions[r.typeURL] = r.version
-				c.resources[r.typeURL] = r.resources
-				c.received += int64(r.size)
+				c.versions[r.TypeURL] = r.Version
+				c.resources[r.TypeURL] = r.Resources
+				c.received += int64(r.Size)
 				c.responses++
 			}
 			c.mu.Unlock()

@@ -15,12 +15,10 @@ import (
 	gcpserver "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/encoding"
-	protocodec "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/encoding/protowire"
 	mcpapi "istio.io/api/mcp/v1alpha1"
+
+	"github.com/mcp-bridge/mcp-bridge/internal/rawads"
 )
 
 // fixture is one benchmark data set in two generations whose every resource differs, so
@@ -213,56 +211,16 @@ func (p *gcpPusher) push(gen int, _ []*Resource, changed *Resource) {
 }
 func (p *gcpPusher) marshalled() float64 { return -1 }
 
-// rawClient is an ACKing SotW client that does not decode resources, so the benchmark measures
-// the server and the transport, not proto decoding in the client.
+// rawClient is an ACKing SotW client that does not decode resources (see rawads), so the benchmark
+// measures the server and the transport, not proto decoding in the client.
 type rawClient struct {
 	stream grpc.ClientStream
 	resps  chan int
 	errs   chan error
 }
 
-type rawResponse struct {
-	size                  int
-	version, typeURL, nce string
-}
-
-// rawCodec decodes only a DiscoveryResponse's top-level scalar fields.
-type rawCodec struct{ next encoding.CodecV2 }
-
-func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) { return c.next.Marshal(v) }
-func (c rawCodec) Name() string                           { return protocodec.Name }
-func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	r := v.(*rawResponse)
-	buf := data.Materialize()
-	r.size = len(buf)
-	for len(buf) > 0 {
-		num, typ, n := protowire.ConsumeTag(buf)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		buf = buf[n:]
-		m := protowire.ConsumeFieldValue(num, typ, buf)
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		if typ == protowire.BytesType {
-			val, _ := protowire.ConsumeBytes(buf)
-			switch num {
-			case 1:
-				r.version = string(val)
-			case 4:
-				r.typeURL = string(val)
-			case 5:
-				r.nce = string(val)
-			}
-		}
-		buf = buf[m:]
-	}
-	return nil
-}
-
 func startRawClient(b *testing.B, addr, typeURL string) *rawClient {
-	cc := dial(b, addr, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{next: encoding.GetCodecV2(protocodec.Name)})))
+	cc := dial(b, addr, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawads.Codec())))
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	stream, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
@@ -277,16 +235,16 @@ func startRawClient(b *testing.B, addr, typeURL string) *rawClient {
 	c := &rawClient{stream: stream, resps: make(chan int, 16), errs: make(chan error, 1)}
 	go func() {
 		for {
-			r := &rawResponse{}
+			r := &rawads.Response{}
 			if err := stream.RecvMsg(r); err != nil {
 				c.errs <- err
 				return
 			}
-			if err := stream.SendMsg(&discovery.DiscoveryRequest{TypeUrl: r.typeURL, Node: node, ResponseNonce: r.nce, VersionInfo: r.version}); err != nil {
+			if err := stream.SendMsg(&discovery.DiscoveryRequest{TypeUrl: r.TypeURL, Node: node, ResponseNonce: r.Nonce, VersionInfo: r.Version}); err != nil {
 				c.errs <- err
 				return
 			}
-			c.resps <- r.size
+			c.resps <- r.Size
 		}
 	}()
 	return c

@@ -7,51 +7,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-bridge/mcp-bridge/internal/benchestate"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
 // estate builds n services of perService instances each, shaped like a real mixed estate: Dubbo
-// interfaces with provider-URL labels, Dubbo 3 applications with two ports, Spring Cloud services.
+// interfaces, Dubbo 3 applications with two ports, Spring Cloud services. Every instance carries
+// the same Dubbo provider-URL labels, whatever its kind: the recorded translate results were
+// measured on that.
 func estate(n, perService int) []*registry.Service {
-	out := make([]*registry.Service, n)
-	for i := range out {
-		var s *registry.Service
-		switch i % 3 {
-		case 0:
-			s = &registry.Service{Registry: "zk", Kind: registry.KindDubboInterface, Name: fmt.Sprintf("com.example.biz%d.OrderService%d", i%97, i),
-				Version: "1.0.0", Ports: []registry.Port{{Name: "dubbo", Protocol: registry.ProtocolDubbo}}}
-		case 1:
-			s = &registry.Service{Registry: "zk", Kind: registry.KindDubboApplication, Name: fmt.Sprintf("app-%d", i),
-				Ports: []registry.Port{{Name: "dubbo", Protocol: registry.ProtocolDubbo}, {Name: "tri", Protocol: registry.ProtocolTriple}}}
-		default:
-			s = &registry.Service{Registry: "nacos", Kind: registry.KindApplication, Name: fmt.Sprintf("web-%d", i), Group: "DEFAULT_GROUP",
-				Ports: []registry.Port{{Name: "http", Protocol: registry.ProtocolHTTP}}}
-		}
-		s.Instances = make([]registry.Instance, perService)
-		for j := range s.Instances {
-			ip := fmt.Sprintf("10.%d.%d.%d", (i*perService+j)>>16&255, (i*perService+j)>>8&255, (i*perService+j)&255)
-			ports := map[string]uint32{}
-			for _, p := range s.Ports {
-				ports[p.Name] = map[registry.Protocol]uint32{registry.ProtocolDubbo: 20880, registry.ProtocolTriple: 50051, registry.ProtocolHTTP: 8080}[p.Protocol]
-			}
-			s.Instances[j] = registry.Instance{
-				ID: fmt.Sprintf("%s:%d", ip, ports[s.Ports[0].Name]), Address: ip, Ports: ports, Weight: 100, Healthy: true, Enabled: true,
-				Locality: registry.Locality{Region: "cn-hangzhou", Zone: fmt.Sprintf("cn-hangzhou-%c", 'a'+j%3)},
-				Labels: map[string]string{
-					"application": fmt.Sprintf("app-%d", i), "side": "provider", "release": "3.2.10", "dubbo": "2.0.2",
-					"version": fmt.Sprintf("v%d", j%2), "anyhost": "true", "timestamp": "1712345678901", "pid": "4242",
-					"methods": "create,get,list,update,delete",
-				},
-			}
-		}
-		out[i] = s
+	return benchestate.Estate(n, perService, benchestate.Options{AppPrefix: "app-", Labels: providerURLLabels})
+}
+
+func providerURLLabels(_ *registry.Service, i, j int) map[string]string {
+	return map[string]string{
+		"application": fmt.Sprintf("app-%d", i), "side": "provider", "release": "3.2.10", "dubbo": "2.0.2",
+		"version": fmt.Sprintf("v%d", j%2), "anyhost": "true", "timestamp": "1712345678901", "pid": "4242",
+		"methods": "create,get,list,update,delete",
 	}
-	return out
 }
 
 func benchOptions(mode string) Options {
 	return Options{EndpointMode: mode, MaxWorkloadEntriesPerNamespace: -1, Registries: []RegistryOptions{
-		{Name: "zk", Type: RegistryZookeeper}, {Name: "nacos", Type: RegistryNacos},
+		{Name: benchestate.RegistryZK, Type: RegistryZookeeper}, {Name: benchestate.RegistryNacos, Type: RegistryNacos},
 	}}
 }
 
