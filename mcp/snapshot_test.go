@@ -3,9 +3,7 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -15,9 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	mcpapi "istio.io/api/mcp/v1alpha1"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+	"github.com/mcp-bridge/mcp-bridge/internal/golden"
+)
 
 func keys(s *snapshot) []string {
 	var out []string
@@ -155,22 +153,7 @@ func TestWireResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	norm.WriteByte('\n')
-	golden := filepath.Join("testdata", "sotw_response.golden.json")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, norm.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wantJSON, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestWireResponse -update to create it)", err)
-	}
-	if !bytes.Equal(norm.Bytes(), wantJSON) {
-		t.Errorf("response differs from %s (rerun with -update and review):\n%s", golden, norm.String())
-	}
+	golden.Compare(t, filepath.Join("testdata", "sotw_response.golden.json"), norm.Bytes())
 }
 
 // compactJSON removes protojson's deliberately unstable whitespace.

@@ -3,10 +3,8 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -14,9 +12,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+	"github.com/mcp-bridge/mcp-bridge/internal/golden"
+)
 
 // goldenOptions configures the registries of testdata/services.yaml. The WorkloadEntry cap is tiny
 // so that the golden file shows the fallback to inline endpoints.
@@ -58,19 +56,7 @@ func TestGolden(t *testing.T) {
 			checkOutput(t, out)
 			got := renderGolden(t, out)
 			path := filepath.Join("testdata", "golden-"+mode+".yaml")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./translate -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("output differs from %s (run go test ./translate -update and review the diff):\n%s", path, lineDiff(string(want), string(got)))
-			}
+			golden.Compare(t, path, got)
 		})
 	}
 }
@@ -175,33 +161,4 @@ func renderGolden(t testing.TB, out *Output) []byte {
 		t.Fatal(err)
 	}
 	return y
-}
-
-// lineDiff shows the first lines that differ, enough to see what changed.
-func lineDiff(want, got string) string {
-	wl, gl := bytes.Split([]byte(want), []byte("\n")), bytes.Split([]byte(got), []byte("\n"))
-	var b bytes.Buffer
-	shown := 0
-	for i := 0; i < len(wl) || i < len(gl); i++ {
-		var w, g []byte
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if !bytes.Equal(w, g) {
-			b.WriteString("line ")
-			b.WriteString(strconv.Itoa(i + 1))
-			b.WriteString(":\n- ")
-			b.Write(w)
-			b.WriteString("\n+ ")
-			b.Write(g)
-			b.WriteString("\n")
-			if shown++; shown == 10 {
-				break
-			}
-		}
-	}
-	return b.String()
 }

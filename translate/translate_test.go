@@ -11,6 +11,8 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
+
+	"github.com/mcp-bridge/mcp-bridge/internal/golden"
 )
 
 // gen builds random but reproducible estates: services drawn from small name pools, so that hosts
@@ -150,7 +152,7 @@ func TestIncrementalMatchesRebuild(t *testing.T) {
 					checkOutput(t, got)
 					if fingerprint(got) != fingerprint(want) {
 						a, b := string(renderGolden(t, got)), string(renderGolden(t, want))
-						t.Fatalf("seed %d round %d: incremental output differs from full rebuild:\n%s", seed, round, lineDiff(b, a))
+						t.Fatalf("seed %d round %d: incremental output differs from full rebuild:\n%s", seed, round, golden.LineDiff([]byte(b), []byte(a)))
 					}
 					services = g.mutate(services)
 				}
@@ -185,7 +187,7 @@ func TestSameInputSameOutput(t *testing.T) {
 			rand.New(rand.NewPCG(7, 7)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 			b := mustNew(t, goldenOptions(mode)).Translate(shuffled)
 			if x, y := string(renderGolden(t, a)), string(renderGolden(t, b)); x != y {
-				t.Fatalf("shuffled input gives different output:\n%s", lineDiff(x, y))
+				t.Fatalf("shuffled input gives different output:\n%s", golden.LineDiff([]byte(x), []byte(y)))
 			}
 		})
 	}

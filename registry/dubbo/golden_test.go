@@ -3,7 +3,6 @@ package dubbo
 import (
 	"bufio"
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +11,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/mcp-bridge/mcp-bridge/internal/golden"
+)
 
 // fixtureURLs reads testdata/provider_urls.txt: one URL or znode name per line, '#' comments.
 func fixtureURLs(t *testing.T) []string {
@@ -82,22 +81,5 @@ func TestProviderFixturesGolden(t *testing.T) {
 	if err := enc.Encode(out); err != nil {
 		t.Fatal(err)
 	}
-	compareGolden(t, filepath.Join("testdata", "provider_urls.golden.yaml"), buf.Bytes())
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (run go test -update and review the diff):\n%s", path, got)
-	}
+	golden.Compare(t, filepath.Join("testdata", "provider_urls.golden.yaml"), buf.Bytes())
 }

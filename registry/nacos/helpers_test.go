@@ -3,10 +3,8 @@ package nacos
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,8 +21,6 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // event is one call the adapter made on the sink.
 type event struct {
@@ -296,28 +292,6 @@ func register(t testing.TB, c naming_client.INamingClient, p vo.RegisterInstance
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("registering %s %s:%d: ok=%v err=%v", p.ServiceName, p.Ip, p.Port, ok, err)
-}
-
-// golden compares got with testdata/<name>, rewriting it with -update.
-func golden(t testing.TB, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs from the golden file (run with -update to accept):\n--- got ---\n%s", path, got)
-	}
 }
 
 func mustJSON(t testing.TB, v any) []byte {

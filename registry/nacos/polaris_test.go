@@ -11,6 +11,8 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+
+	"github.com/mcp-bridge/mcp-bridge/internal/golden"
 )
 
 // The estate registered in the tests against the real Nacos-protocol server, as the applications
@@ -135,11 +137,11 @@ func TestPolarisEstate(t *testing.T) {
 	r := startAdapter(t, cfg, nil)
 	r.waitSynced(t, 20*time.Second)
 	waitFor(t, 20*time.Second, "every registered instance", func() error { return estateComplete(r.sink) })
-	golden(t, "estate.json", mustJSON(t, r.sink.services()))
+	golden.Compare(t, filepath.Join("testdata", "estate.json"), mustJSON(t, r.sink.services()))
 	if len(r.sink.rejects) != 0 {
 		t.Errorf("rejected entries: %v", r.sink.rejects)
 	}
-	golden(t, "estate-resources.json", mustJSON(t, resources(t, r.sink.services())))
+	golden.Compare(t, filepath.Join("testdata", "estate-resources.json"), mustJSON(t, resources(t, r.sink.services())))
 
 	// The SDK wrote its cache under cacheDir; a new adapter on the same directory, with the server
 	// gone, serves nothing from it: only a live server counts.

@@ -2,8 +2,6 @@ package zookeeper
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -12,9 +10,9 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/mcp-bridge/mcp-bridge/internal/golden"
+)
 
 type goldenModel struct {
 	Services      []*registry.Service  `yaml:"services"`
@@ -51,29 +49,12 @@ func TestGoldenModel(t *testing.T) {
 			if err := enc.Encode(got); err != nil {
 				t.Fatal(err)
 			}
-			compareGolden(t, filepath.Join("testdata", "model-"+mode+".golden.yaml"), buf.Bytes())
+			golden.Compare(t, filepath.Join("testdata", "model-"+mode+".golden.yaml"), buf.Bytes())
 			for _, s := range got.Services {
 				if err := s.Validate(); err != nil {
 					t.Errorf("invalid service sent: %v", err)
 				}
 			}
 		})
-	}
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (run go test -update and review the diff):\n%s", path, got)
 	}
 }

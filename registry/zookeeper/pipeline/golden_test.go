@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,9 +12,9 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/translate"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/mcp-bridge/mcp-bridge/internal/golden"
+)
 
 // TestGoldenIstio turns what the adapter reported for the captured registrations
 // (../testdata/model-both.golden.yaml, itself checked against a real ZooKeeper by the adapter's
@@ -53,27 +52,7 @@ func TestGoldenIstio(t *testing.T) {
 			if err := bridge.Render(&buf, bridge.AllResources(out, nil), bridge.RenderOptions{Format: "yaml"}); err != nil {
 				t.Fatal(err)
 			}
-			compareGolden(t, filepath.Join("testdata", "istio-"+mode+".golden.yaml"), buf.Bytes())
+			golden.Compare(t, filepath.Join("testdata", "istio-"+mode+".golden.yaml"), buf.Bytes())
 		})
-	}
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (run go test -update and review the diff):\n%s", path, got)
 	}
 }
