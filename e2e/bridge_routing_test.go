@@ -71,21 +71,7 @@ spec:
 	waitRoute(t, view, port, host, 0, map[string]uint32{outboundCluster(host, port, "v1"): 90, outboundCluster(host, port, "v2"): 10})
 
 	client := traffic.StartClient(t, traffic.ClientOptions{Binary: suite.Build(t, traffic.ClientPackage), XDSAddr: cp.Istiod.GRPCAddr})
-	const n = 1000
-	res := client.Count(t, traffic.Target(host, port), n)
-	t.Logf("counts %v in %v", res.Counts, res.Elapsed.Round(time.Millisecond))
-	if res.Failed() > 0 {
-		t.Errorf("%d of %d RPCs failed: %v", res.Failed(), n, res.Errors)
-	}
-	if got := res.Counts[v1.Addr] + res.Counts[v2.Addr]; got != n-res.Failed() {
-		t.Errorf("answers from unexpected backends: %v", res.Counts)
-	}
-	// grpc-go picks a weighted cluster per RPC: the v2 count is Binomial(1000, 0.1), mean 100,
-	// standard deviation 9.5. [50, 150] is over 5 standard deviations each side (a false failure
-	// about once in 10 million runs) and still fails a split ignored (0 or 1000) or read as 50/50.
-	if c := res.Counts[v2.Addr]; c < 50 || c > 150 {
-		t.Errorf("v2 answered %d of %d RPCs, want 100 ± 50 (90/10 split)", c, n)
-	}
+	checkSplit9010(t, client, host, port, v1, v2)
 }
 
 // TestBridgeKubernetesAndMCP is issue 3 test 5: with configSources [xds://bridge, k8s://], a
@@ -166,4 +152,26 @@ func waitRoute(t *testing.T, v *xdsview.View, port int, host string, i int, want
 		}
 		return nil
 	})
+}
+
+// checkSplit9010 sends 1,000 RPCs through the client and checks that v1 and v2, and no other
+// backend, answered them about 90/10.
+func checkSplit9010(t *testing.T, client *traffic.Client, host string, port int, v1, v2 *traffic.Backend) {
+	t.Helper()
+	const n = 1000
+	res := client.Count(t, traffic.Target(host, port), n)
+	t.Logf("counts %v in %v", res.Counts, res.Elapsed.Round(time.Millisecond))
+	if res.Failed() > 0 {
+		t.Errorf("%d of %d RPCs failed: %v", res.Failed(), n, res.Errors)
+	}
+	if got := res.Counts[v1.Addr] + res.Counts[v2.Addr]; got != n-res.Failed() {
+		t.Errorf("answers from unexpected backends: %v", res.Counts)
+	}
+	// grpc-go picks a weighted cluster independently per RPC, so the v2 count is
+	// Binomial(1000, 0.1): mean 100, standard deviation 9.5. [50, 150] is more than 5 standard
+	// deviations each side (a false failure about once in 10 million runs), and still fails a
+	// split that was ignored (0 or 1000) or read as 50/50 (500).
+	if c := res.Counts[v2.Addr]; c < 50 || c > 150 {
+		t.Errorf("v2 answered %d of %d RPCs, want 100 ± 50 (90/10 split)", c, n)
+	}
 }
