@@ -99,7 +99,7 @@ type Registry struct {
 	// registry's name.
 	Namespace string `yaml:"namespace"`
 	// Hosts overrides the host name templates per kind of service. Defaults depend on the type
-	// (DESIGN.md section 5): e.g. Nacos "<service>.<group>.<namespace>.nacos".
+	// (docs/registries.md#hosts): e.g. Nacos "<service>.<group>.<namespace>.nacos".
 	Hosts translate.HostTemplates `yaml:"hosts"`
 
 	File      *file.Config      `yaml:"file"`

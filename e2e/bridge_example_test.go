@@ -19,7 +19,7 @@ import (
 )
 
 // What registry/file/example.yaml (the embedded default) documents, named by the rules of
-// DESIGN.md section 5 and translate's DefaultHostTemplates for a registry of type file:
+// docs/registries.md#hosts and translate's DefaultHostTemplates for a registry of type file:
 //   - the registry is called "example" (config.Default), so its resources go to namespace example;
 //   - a Dubbo interface is "<interface lower-cased>[-<group>][-<version, '.' -> '-'>]";
 //   - applications (Spring Cloud, Dubbo 3 apps) are "<name>.file";

@@ -38,7 +38,7 @@ func TestBridgeZeroInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The hosts that must reach Istiod, by the naming rules (DESIGN.md section 5 and
+	// The hosts that must reach Istiod, by the naming rules (docs/registries.md#hosts and
 	// translate.HostTemplates): "<name>.file" lower-cased, Punycode for non-ASCII; a Dubbo
 	// interface "<interface>-<group>-<version>" with separators made '-'; Odd-Labels and
 	// odd-labels share a host; multi-alias's aliases com.Example.A and com.example.a share one and

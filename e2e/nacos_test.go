@@ -31,7 +31,7 @@ import (
 )
 
 // What the Nacos scenario registers, and what Istio must make of it. The expectations follow
-// DESIGN.md sections 4 and 5 and the nacos package's documented mapping, never what the bridge
+// docs/registries.md and the nacos package's documented mapping, never what the bridge
 // reports about itself:
 //   - a Spring Cloud service is "<service>.<group>.<namespace>.nacos", lower-cased, '_' -> '-'
 //     (DEFAULT_GROUP/public: "<service>.default-group.public.nacos");
@@ -40,7 +40,7 @@ import (
 //   - the Nacos weight is multiplied by 100 (1.0 -> 100), and Istio reports an endpoint's weight as
 //     the EDS load_balancing_weight unchanged.
 //
-// The server is PolarisMesh speaking the Nacos protocols (REAL_SERVERS.md). Everything is
+// The server is PolarisMesh speaking the Nacos protocols (docs/real-servers.md). Everything is
 // registered in DEFAULT_GROUP of the public namespace, because Polaris pushes no changes of other
 // groups, and no service drops to zero instances, because Polaris may keep serving a service's
 // last instance after it left: both are Polaris quirks, not Nacos behaviour, and not tested here.

@@ -42,7 +42,7 @@ import (
 //	MCP_BRIDGE_SCALE_BOUND=<d>          a change must reach the sidecar's EDS within this (default 2s; 30s over 20k instances)
 //	MCP_BRIDGE_SCALE_MODES=<m,...>      of inline, workloadEntry, workloadEntry-1ns (default all three, but not
 //	                                    workloadEntry-1ns over the default per-namespace cap of 2,000: Istiod
-//	                                    re-lists a namespace's WorkloadEntries on each one's event, DESIGN.md section 7)
+//	                                    re-lists a namespace's WorkloadEntries on each one's event, docs/scale.md#workloadentries)
 //
 // Changes are injected through the file registry. It re-reads a whole file on a change, so the
 // estate is split over several files (one registry each, all writing to the same namespace, or

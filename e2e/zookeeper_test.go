@@ -20,7 +20,7 @@ import (
 )
 
 // What the ZooKeeper scenario registers, and what Istio must make of it. The expectations follow
-// DESIGN.md section 5 and translate's documented defaults for a registry of type zookeeper, never
+// docs/registries.md#hosts and translate's documented defaults for a registry of type zookeeper, never
 // what the bridge reports about itself:
 //   - a Dubbo 2 interface is its name lower-cased (no group, no version here);
 //   - a Dubbo 3 application is "<app>.zookeeper";
@@ -292,7 +292,7 @@ func TestZooKeeperEmptyApplication(t *testing.T) {
 // wipe the ZooKeeper services from Istiod. Its adapter reports the registry failed at the first
 // failed dial; had the bridge then answered Istiod's reconnect with empty ServiceEntry and
 // WorkloadEntry collections, Istiod would have deleted what it held, which is what empty
-// protection exists to prevent (DESIGN.md section 5). The bridge keeps each registry's
+// protection exists to prevent (docs/registries.md#empty-protection). The bridge keeps each registry's
 // last-known services in a state file and restores them at start (merge.Merger.Restore), so it
 // answers with what Istiod already has; without a state file it would not answer at all until
 // the registry synced or protection.initialSyncTimeout passed.

@@ -31,7 +31,7 @@ type fixture struct {
 	gens       [2][]*Resource
 }
 
-// Scale from DESIGN.md: 10k services with 100k instances inline as ServiceEntry endpoints, or
+// Scale from docs/scale.md: 10k services with 100k instances inline as ServiceEntry endpoints, or
 // 100k WorkloadEntries.
 func benchFixtures() []fixture {
 	se := fixture{name: "ServiceEntry-10k-svc-100k-inst", collection: CollectionServiceEntry, typeURL: seV1, instances: 100_000}

@@ -26,7 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Kind says what a service is, so translate can name it (DESIGN.md section 5) and so services from
+// Kind says what a service is, so translate can name it (docs/registries.md#hosts) and so services from
 // different registries that are the same logical service get the same identity.
 type Kind string
 

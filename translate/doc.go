@@ -1,5 +1,5 @@
 // Package translate turns the registry-neutral model (registry.Service) into Istio resources:
-// ServiceEntries, and WorkloadEntries in workloadEntry mode (DESIGN.md section 5). It is pure: no
+// ServiceEntries, and WorkloadEntries in workloadEntry mode (docs/registries.md). It is pure: no
 // I/O, no goroutines, no clocks. A Translator holds caches and the VIP table, nothing else.
 //
 // # Incremental by pointer

@@ -15,7 +15,7 @@ import (
 // Endpoint modes: where a service's instances go.
 const (
 	// EndpointModeInline puts instances in the ServiceEntry's endpoints. Istiod digests this far
-	// better at scale (DESIGN.md section 7), so it is the default.
+	// better at scale (docs/scale.md#inline-endpoints), so it is the default.
 	EndpointModeInline = "inline"
 	// EndpointModeWorkloadEntry emits one WorkloadEntry per (service, instance) and gives the
 	// ServiceEntry a workloadSelector that matches exactly its own WorkloadEntries.
@@ -35,7 +35,7 @@ const (
 	VIPForAll = "all" // every service gets one, so Istio's DNS proxy can answer for every host
 )
 
-// Registry types with default host templates (DESIGN.md section 5).
+// Registry types with default host templates (docs/registries.md#hosts).
 const (
 	RegistryFile      = "file"
 	RegistryZookeeper = "zookeeper"
@@ -162,7 +162,7 @@ type HostTemplates struct {
 // registered in ZooKeeper and in Nacos gets one host.
 const dubboInterfaceTemplate = `{{.Name}}{{with .Group}}-{{.}}{{end}}{{with .Version}}-{{.}}{{end}}`
 
-// DefaultHostTemplates returns the default host templates for a registry type (DESIGN.md section 5).
+// DefaultHostTemplates returns the default host templates for a registry type (docs/registries.md#hosts).
 // An unknown type gets "<name>.<registry name>" for applications.
 func DefaultHostTemplates(registryType string) HostTemplates {
 	app := `{{.Name}}.{{.Registry}}`

@@ -13,7 +13,7 @@ import (
 )
 
 // Polaris is a running PolarisMesh server: the real Nacos-protocol (v1 HTTP + v2 gRPC) and
-// Eureka-protocol registry of these machines (REAL_SERVERS.md). It keeps its boltdb store in a
+// Eureka-protocol registry of these machines (docs/real-servers.md). It keeps its boltdb store in a
 // temporary work directory, so Restart brings back the same data on the same ports.
 type Polaris struct {
 	// Dir is the work directory: config, boltdb store and Polaris' own logs.
@@ -35,7 +35,7 @@ type Polaris struct {
 // Nacos HTTP and Eureka listeners answer (about a second). It is killed when the test ends, and
 // its console log printed if the test failed; its own logs stay under Dir/log.
 //
-// Known differences from real Nacos seen through nacos-sdk-go (REAL_SERVERS.md lists more):
+// Known differences from real Nacos seen through nacos-sdk-go (docs/real-servers.md lists more):
 // weights are truncated to integers; changes of services outside DEFAULT_GROUP are not pushed;
 // a service's last instance may stay listed after it deregistered; the service list pages over
 // a randomly ordered list; new registrations show about a second late.
@@ -135,7 +135,7 @@ func (p *Polaris) Restart() {
 	p.start()
 }
 
-// polarisConfig is the smallest configuration Polaris v1.18 runs with (REAL_SERVERS.md): the
+// polarisConfig is the smallest configuration Polaris v1.18 runs with (docs/real-servers.md): the
 // batch and heartbeat blocks are required (nil pointer otherwise). Arguments: Eureka port,
 // api-http port, service-grpc port, Nacos HTTP port.
 const polarisConfig = `bootstrap:

@@ -14,7 +14,7 @@
 // A service missing from two lists in a row is dropped (Delete); one list that skips it, as
 // paging over a changing list can, withdraws nothing.
 //
-// The model (DESIGN.md sections 4 and 5): a service's Namespace is the Nacos namespace id
+// The model (docs/registries.md): a service's Namespace is the Nacos namespace id
 // ("public" for the default one, whatever id the server uses for it), its Group the Nacos group.
 // Host names are translate's business (default "<service>.<group>.<namespace>.nacos"). Instances
 // carry Nacos health, enabled flag and weight (x100: 1.0 is 100) faithfully; translate's defaults
