@@ -1,10 +1,18 @@
-package main
+// Package pipeline assembles and runs the bridge from a configuration: registry adapters -> merge
+// -> bridge (translate, static resources) -> mcp.Server, with readiness, the state file, a
+// render-once mode and hot reload of the configuration. It owns the lifecycle (which adapter runs,
+// what an adapter's error means to the merge layer, when the bridge is ready) and nothing else:
+// listeners, TLS, the admin HTTP server, flags and signals belong to the command, which hands the
+// pipeline's mcp.Server to its gRPC server and the pipeline's status functions to the admin pages.
+package pipeline
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,26 +29,52 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
-// pipeline is everything between the registries and the MCP listener, built from a Config.
-type pipeline struct {
-	cfg        *config.Config
-	log        *slog.Logger
-	metrics    *prometheus.Registry
-	adapters   []namedAdapter
-	merger     *merge.Merger
-	translator *translate.Translator
-	server     *mcp.Server
-	bridge     *bridge.Bridge
+// Options are what a Pipeline needs besides its configuration.
+type Options struct {
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// NewAdapter builds a registry's adapter; nil means NewAdapter, by the registry's type. Tests
+	// pass one to run an adapter built with test hooks inside the real pipeline.
+	NewAdapter func(config.Registry, registry.Options) (registry.Adapter, error)
+	// MCP configures the MCP server (Name, Logger and Metrics are set by the pipeline).
+	MCP mcp.Options
+}
+
+// Pipeline is everything between the registries and the MCP listener, built from a Config.
+// Its accessors are safe for concurrent use (the admin pages call them).
+type Pipeline struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *prometheus.Registry
+	merger  *merge.Merger
+	server  *mcp.Server
+	bridge  *bridge.Bridge
 	// store keeps each registry's last-known services across restarts; nil when state.file is unset.
 	store *state.Store
+	// tr is the translator in use; merge's identity (Key) reads it, so a reload that swaps it
+	// changes both together.
+	tr atomic.Pointer[translate.Translator]
+
+	mu  sync.Mutex
+	cfg *config.Config
+	// adapters by registry name: built by New and by reloads, running once Run has started.
+	adapters map[string]*adapterRun
+	runCtx   context.Context // set by Run: what adapters started later run under
+	wg       sync.WaitGroup  // running adapters
+
+	reload *reloadState
 }
 
-type namedAdapter struct {
-	name    string
-	adapter registry.Adapter
-}
-
-func buildPipeline(cfg *config.Config, log *slog.Logger) (*pipeline, error) {
+// New builds the pipeline without starting anything: every constructor's own checks run
+// (templates, CIDRs, credential sources), nothing connects. Run starts it.
+func New(cfg *config.Config, opts Options) (*Pipeline, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.NewAdapter == nil {
+		opts.NewAdapter = NewAdapter
+	}
+	log := opts.Logger
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -48,12 +82,14 @@ func buildPipeline(cfg *config.Config, log *slog.Logger) (*pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("translate: %w", err)
 	}
-	merger, err := merge.New(merge.Options{
+	p := &Pipeline{opts: opts, log: log, metrics: reg, cfg: cfg, adapters: map[string]*adapterRun{}}
+	p.tr.Store(translator)
+	p.merger, err = merge.New(merge.Options{
 		Registries: cfg.RegistryNames(),
 		Debounce:   cfg.Debounce,
 		Protection: cfg.Protection,
 		Duplicates: cfg.Duplicates,
-		Key:        translator.Host,
+		Key:        p.host,
 		Logger:     log.With("component", "merge"),
 		Metrics:    reg,
 	})
@@ -64,44 +100,38 @@ func buildPipeline(cfg *config.Config, log *slog.Logger) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	server := mcp.NewServer(mcp.Options{Name: "mcp", Logger: log.With("component", "mcp"), Metrics: reg})
-	p := &pipeline{
-		cfg:        cfg,
-		log:        log,
-		metrics:    reg,
-		merger:     merger,
-		translator: translator,
-		server:     server,
-		bridge: bridge.New(bridge.Options{
-			Merger:     merger,
-			Translator: translator,
-			Server:     server,
-			Static:     static,
-			Logger:     log.With("component", "bridge"),
-			Metrics:    reg,
-		}),
-	}
+	mcpOpts := opts.MCP
+	mcpOpts.Name, mcpOpts.Logger, mcpOpts.Metrics = "mcp", log.With("component", "mcp"), reg
+	p.server = mcp.NewServer(mcpOpts)
+	p.bridge = bridge.New(bridge.Options{
+		Merger:     p.merger,
+		Translator: translator,
+		Server:     p.server,
+		Static:     static,
+		Logger:     log.With("component", "bridge"),
+		Metrics:    reg,
+	})
 	if cfg.State.Enabled() {
 		if p.store, err = state.New(cfg.State, state.Options{Logger: log.With("component", "state"), Metrics: reg}); err != nil {
 			return nil, err
 		}
 	}
 	for _, r := range cfg.Registries {
-		a, err := newAdapter(r, registry.Options{
-			Name:    r.Name,
-			Logger:  log.With("registry", r.Name),
-			Metrics: prometheus.WrapRegistererWith(prometheus.Labels{"registry": r.Name}, reg),
-		})
+		a, err := p.newAdapterRun(r)
 		if err != nil {
-			return nil, fmt.Errorf("registry %q: %w", r.Name, err)
+			return nil, err
 		}
-		p.adapters = append(p.adapters, namedAdapter{r.Name, a})
+		p.adapters[r.Name] = a
 	}
+	p.reload = newReloadState(reg, cfg)
 	return p, nil
 }
 
-// newAdapter is the one place that knows every registry type.
-func newAdapter(r config.Registry, opts registry.Options) (registry.Adapter, error) {
+// host is merge's identity of a service: its primary host under the current translator.
+func (p *Pipeline) host(s *registry.Service) string { return p.tr.Load().Host(s) }
+
+// NewAdapter is the one place that knows every registry type.
+func NewAdapter(r config.Registry, opts registry.Options) (registry.Adapter, error) {
 	switch r.Type {
 	case config.TypeFile:
 		return file.New(*r.File, opts)
@@ -113,28 +143,70 @@ func newAdapter(r config.Registry, opts registry.Options) (registry.Adapter, err
 	return nil, fmt.Errorf("unknown registry type %q", r.Type)
 }
 
-// runAdapters starts every adapter; the returned WaitGroup ends when all have returned.
-func (p *pipeline) runAdapters(ctx context.Context) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	for _, na := range p.adapters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := na.adapter.Run(ctx, p.merger.Sink(na.name)); err != nil && ctx.Err() == nil {
-				p.log.Error("registry adapter stopped: its last-known services are held", "registry", na.name, "error", err)
-				p.merger.Sink(na.name).Fail(err)
+// Server is the MCP server to register on the gRPC server.
+func (p *Pipeline) Server() *mcp.Server { return p.server }
+
+// Bridge is the loop (its last output feeds the debug pages).
+func (p *Pipeline) Bridge() *bridge.Bridge { return p.bridge }
+
+// Merger is the merge layer (its status feeds /debug/registries).
+func (p *Pipeline) Merger() *merge.Merger { return p.merger }
+
+// Config returns the configuration being served. Callers must not modify it.
+func (p *Pipeline) Config() *config.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+// Ready is true once every registry has synced or had its last-known state restored from the
+// state file (or protection.initialSyncTimeout passed), and the first push has been served. A
+// registry that fails before its first sync, with nothing restored, keeps the bridge unready:
+// serving without it would make Istiod delete its services. A registry added by a reload never
+// makes a ready bridge unready.
+func (p *Pipeline) Ready() (bool, string) {
+	if !p.merger.Ready() {
+		var waiting []string
+		for _, s := range p.merger.Status() {
+			if !s.AwaitingInitialSync {
+				continue
 			}
-		}()
+			w := s.Name
+			if s.LastError != "" {
+				w += " (failing: " + s.LastError + ")"
+			}
+			waiting = append(waiting, w)
+		}
+		return false, "waiting for the first sync of registries with no restored state: " + strings.Join(waiting, ", ")
 	}
-	return &wg
+	if !p.bridge.Pushed() {
+		return false, "first push not done yet"
+	}
+	return true, ""
+}
+
+// Registries is /debug/registries: the merge layer's view, each adapter's own, the state file.
+func (p *Pipeline) Registries() any {
+	return map[string]any{"registries": p.merger.Status(), "adapters": p.describe(), "state": p.stateStatus()}
+}
+
+// Invalid lists what the last push did not emit, with reasons.
+func (p *Pipeline) Invalid() any {
+	out := p.bridge.Output()
+	if out == nil {
+		return map[string]any{"invalid": []any{}, "warnings": []any{}}
+	}
+	return map[string]any{"invalid": out.Invalid, "warnings": out.Warnings}
 }
 
 // describe returns each adapter's own status, keyed by registry name.
-func (p *pipeline) describe() map[string]any {
+func (p *Pipeline) describe() map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	out := make(map[string]any, len(p.adapters))
-	for _, na := range p.adapters {
-		if d, ok := na.adapter.(registry.Describer); ok {
-			out[na.name] = d.Describe()
+	for name, a := range p.adapters {
+		if d, ok := a.adapter.(registry.Describer); ok {
+			out[name] = d.Describe()
 		}
 	}
 	return out
