@@ -24,6 +24,8 @@ type Sources struct {
 	Registries func() any
 	Clients    func() any
 	Invalid    func() any
+	// Config returns the running configuration (credentials masked) and the reload history.
+	Config func() any
 	// Resources writes the current resources as YAML (kind filters by Istio kind, "" = all).
 	Resources func(w io.Writer, kind string) error
 	Gatherer  prometheus.Gatherer
@@ -48,6 +50,9 @@ func Handler(s Sources) http.Handler {
 	mux.HandleFunc("GET /debug/registries", jsonHandler(s.Registries))
 	mux.HandleFunc("GET /debug/clients", jsonHandler(s.Clients))
 	mux.HandleFunc("GET /debug/invalid", jsonHandler(s.Invalid))
+	if s.Config != nil {
+		mux.HandleFunc("GET /debug/config", jsonHandler(s.Config))
+	}
 	mux.HandleFunc("GET /debug/resources", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		if err := s.Resources(w, r.URL.Query().Get("kind")); err != nil {
@@ -70,6 +75,7 @@ mcp-bridge admin
   /debug/clients       connected MCP clients (Istiods): per type, last version sent, ACK, NACK
   /debug/resources     served resources as YAML (?kind=ServiceEntry)
   /debug/invalid       resources not emitted because Istiod would reject them, with reasons
+  /debug/config        running configuration (credentials masked), last reload and its error, options awaiting a restart
 `
 
 func jsonHandler(f func() any) http.HandlerFunc {

@@ -45,6 +45,12 @@ type Bridge struct {
 	// rebuilt map and 100,000 re-inserted entries.
 	served map[string]servedCollection
 
+	// pushMu serializes pushes: the merge loop's and Reconfigure's. It guards tr, static, served
+	// and lastSnap.
+	pushMu   sync.Mutex
+	tr       *translate.Translator
+	lastSnap *merge.Snapshot
+
 	mu       sync.RWMutex
 	last     *translate.Output
 	pushedAt time.Time
@@ -64,6 +70,7 @@ func New(opts Options) *Bridge {
 		log:     opts.Logger,
 		metrics: newMetrics(opts.Metrics),
 		static:  groupByCollection(opts.Static),
+		tr:      opts.Translator,
 		served:  make(map[string]servedCollection),
 	}
 }
@@ -89,8 +96,16 @@ func (b *Bridge) Run(ctx context.Context) {
 // Push translates one snapshot and serves the result. Run calls it for every snapshot; render
 // and tests call it directly.
 func (b *Bridge) Push(snap *merge.Snapshot) {
+	b.pushMu.Lock()
+	defer b.pushMu.Unlock()
+	b.push(snap)
+}
+
+// push is Push under pushMu.
+func (b *Bridge) push(snap *merge.Snapshot) {
+	b.lastSnap = snap
 	start := time.Now()
-	out := b.opts.Translator.Translate(snap.Services)
+	out := b.tr.Translate(snap.Services)
 	translated := time.Since(start)
 
 	state, changed := b.convert(out)
@@ -129,7 +144,11 @@ func (b *Bridge) Output() *translate.Output {
 }
 
 // Static returns the static resources served beside the generated ones.
-func (b *Bridge) Static() []*translate.Resource { return b.opts.Static }
+func (b *Bridge) Static() []*translate.Resource {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.opts.Static
+}
 
 // convert returns the MCP form of every collection (for metrics and logs) and the subset that
 // differs from the last push (for the MCP server). A collection served before and now empty is

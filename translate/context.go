@@ -115,6 +115,11 @@ func (t *Translator) assignVIPs(queue, removed []*entry, next map[*entry]*render
 			}
 		}
 	}
+	if t.inheritedVIPs {
+		// A successor's first call sees every service: inherited VIPs no host wants now go.
+		t.inheritedVIPs = false
+		t.vips.retain(wanted)
+	}
 	// A host keeps its VIP while some service still serves it with one; ownership moving from one
 	// service to another puts both in the queue, so looking at the queue is enough.
 	for _, list := range [][]*entry{queue, removed} {

@@ -28,6 +28,9 @@ type Translator struct {
 	warnings *sortedIndex[Warning]
 	last     *Output
 
+	// inheritedVIPs: the VIP table came from a predecessor (Successor) and has not been pruned.
+	inheritedVIPs bool
+
 	// rebuildAll makes every call recompute and re-render everything, keeping only the VIP table:
 	// the reference the incremental path is tested against.
 	rebuildAll bool

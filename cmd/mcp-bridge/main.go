@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
 
 // buildVersion is set by the release build: -ldflags "-X main.buildVersion=v1.2.3".
@@ -134,15 +135,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := common.load()
+	// load is also how a reload reads the file: the flags override it every time, so they never
+	// show as changed options.
+	load := func() (*config.Config, error) {
+		cfg, err := common.load()
+		if err != nil {
+			return nil, err
+		}
+		if *mcpAddr != "" {
+			cfg.MCP.Address = *mcpAddr
+		}
+		if *adminAddr != "" {
+			cfg.Admin.Address = *adminAddr
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
 	if err != nil {
 		return err
-	}
-	if *mcpAddr != "" {
-		cfg.MCP.Address = *mcpAddr
-	}
-	if *adminAddr != "" {
-		cfg.Admin.Address = *adminAddr
 	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
@@ -151,7 +161,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if common.configPath == "" {
 		log.Info("no --config given: serving the embedded example services (file registry \"example\")")
 	}
-	return serve(ctx, cfg, log)
+	return serve(ctx, cfg, common.configPath, load, log)
 }
 
 func runValidate(args []string, stdout, stderr io.Writer) error {
@@ -168,7 +178,7 @@ func runValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	// Building the pipeline runs every constructor's own checks (templates, CIDRs, credentials
 	// sources) without connecting to anything.
-	if _, err := buildPipeline(cfg, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := pipeline.New(cfg, pipeline.Options{}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "configuration is valid: %d registries (%s)\n", len(cfg.Registries), strings.Join(cfg.RegistryNames(), ", "))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,7 +9,7 @@ import (
 	"time"
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
-	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
 
 // runRender reads every registry once, translates, prints the resources Istiod would receive,
@@ -40,43 +39,17 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	// Render needs one snapshot with every registry read: no debounce wait beyond a short quiet
-	// period, and no waiting on protection holds.
-	cfg.Debounce = merge.Debounce{Quiet: 50 * time.Millisecond, Max: 200 * time.Millisecond}
-	cfg.Protection.InitialSyncTimeout = *timeout
-	p, err := buildPipeline(cfg, log)
+	rendered, err := pipeline.Render(ctx, cfg, pipeline.Options{Logger: log}, *timeout)
 	if err != nil {
 		return err
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, *timeout+5*time.Second)
-	defer cancel()
-	adapters := p.runAdapters(ctx)
-	first := make(chan *merge.Snapshot, 1)
-	go p.merger.Run(ctx, func(s *merge.Snapshot) {
-		select {
-		case first <- s:
-		default:
-		}
-	})
-	var snap *merge.Snapshot
-	select {
-	case snap = <-first:
-	case <-ctx.Done():
-	}
-	cancel()
-	adapters.Wait()
-	if snap == nil {
-		return errors.New("no registry snapshot before the timeout")
-	}
-	p.bridge.Push(snap)
-	out := p.bridge.Output()
-	if err := bridge.Render(stdout, bridge.AllResources(out, p.bridge.Static()), bridge.RenderOptions{Format: *format, Kind: *kind, Versions: *versions}); err != nil {
+	out := rendered.Output
+	if err := bridge.Render(stdout, rendered.Resources(), bridge.RenderOptions{Format: *format, Kind: *kind, Versions: *versions}); err != nil {
 		return err
 	}
 
 	var problems []string
-	for _, s := range p.merger.Status() {
+	for _, s := range rendered.Registries {
 		if !s.Synced {
 			problems = append(problems, fmt.Sprintf("registry %q was not read: %s", s.Name, s.LastError))
 		}

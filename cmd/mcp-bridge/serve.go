@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -22,14 +23,16 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
+	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
 
-// serve runs the bridge until SIGINT or SIGTERM.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// serve runs the bridge until SIGINT or SIGTERM. With a configuration file it reloads it when it
+// changes and on SIGHUP (load reads and validates it, flags included).
+func serve(ctx context.Context, cfg *config.Config, configPath string, load func() (*config.Config, error), log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	p, err := buildPipeline(cfg, log)
+	p, err := pipeline.New(cfg, pipeline.Options{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -51,7 +54,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(certs.config())))
 	}
 	grpcServer := grpc.NewServer(grpcOpts...)
-	p.server.Register(grpcServer)
+	p.Server().Register(grpcServer)
 	// Two health services: "" is readiness (SERVING once the first push is served) and "liveness"
 	// is SERVING while the process runs. A bridge waiting for an unreachable registry's first sync
 	// is alive but not ready; a liveness probe on readiness would restart it in a loop.
@@ -65,19 +68,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		mcpLis.Close()
 		return fmt.Errorf("admin listener on %s: %w", cfg.Admin.Address, err)
 	}
-	ready := func() (bool, string) { return p.ready() }
 	adminServer := &http.Server{
 		Handler: admin.Handler(admin.Sources{
-			Ready: ready,
-			Registries: func() any {
-				return map[string]any{"registries": p.merger.Status(), "adapters": p.describe(), "state": p.stateStatus()}
-			},
-			Clients: func() any { return p.server.Clients() },
-			Invalid: func() any { return p.invalid() },
+			Ready:      p.Ready,
+			Registries: p.Registries,
+			Clients:    func() any { return p.Server().Clients() },
+			Invalid:    p.Invalid,
+			Config:     func() any { return p.ConfigStatus() },
 			Resources: func(w io.Writer, kind string) error {
-				return bridge.Render(w, bridge.AllResources(p.bridge.Output(), p.bridge.Static()), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
+				b := p.Bridge()
+				return bridge.Render(w, bridge.AllResources(b.Output(), b.Static()), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
 			},
-			Gatherer: p.metrics,
+			Gatherer: p.Gatherer(),
 			Logger:   log.With("component", "admin"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -93,20 +95,29 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			errc <- err
 		}
 	}()
-	// Restored before the adapters start (and after the listeners, which Istiod needs at once;
-	// it gets no answer before the first push anyway). The state file outlives the adapters: it
-	// is written last, with what they left.
-	p.restoreState()
-	stateCtx, stopState := context.WithCancel(context.Background())
-	defer stopState()
-	stateDone := p.runState(stateCtx)
-	adapters := p.runAdapters(ctx)
-	bridgeDone := make(chan struct{})
+	pipelineDone := make(chan struct{})
 	go func() {
-		p.bridge.Run(ctx)
-		close(bridgeDone)
+		p.Run(ctx)
+		close(pipelineDone)
 	}()
-	go watchReadiness(ctx, ready, healthServer, log)
+	if configPath != "" {
+		w := p.Watch(configPath, load)
+		go w.Run(ctx)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					w.Trigger()
+				}
+			}
+		}()
+	}
+	go watchReadiness(ctx, p.Ready, healthServer, log)
 
 	select {
 	case <-ctx.Done():
@@ -120,7 +131,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// The MCP streams end first: GracefulStop alone would wait for them forever.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.server.Shutdown(shutdownCtx); err != nil {
+	if err := p.Server().Shutdown(shutdownCtx); err != nil {
 		log.Warn("MCP streams did not end in time", "error", err)
 	}
 	stopped := make(chan struct{})
@@ -134,45 +145,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		grpcServer.Stop()
 	}
 	_ = adminServer.Shutdown(shutdownCtx)
-	adapters.Wait()
-	<-bridgeDone
-	stopState()
-	<-stateDone
+	<-pipelineDone
 	return nil
-}
-
-// ready is true once every registry has synced or had its last-known state restored from the
-// state file (or protection.initialSyncTimeout passed), and the first push has been served. A
-// registry that fails before its first sync, with nothing restored, keeps the bridge unready:
-// serving without it would make Istiod delete its services.
-func (p *pipeline) ready() (bool, string) {
-	if !p.merger.Ready() {
-		var waiting []string
-		for _, s := range p.merger.Status() {
-			if !s.AwaitingInitialSync {
-				continue
-			}
-			w := s.Name
-			if s.LastError != "" {
-				w += " (failing: " + s.LastError + ")"
-			}
-			waiting = append(waiting, w)
-		}
-		return false, "waiting for the first sync of registries with no restored state: " + strings.Join(waiting, ", ")
-	}
-	if !p.bridge.Pushed() {
-		return false, "first push not done yet"
-	}
-	return true, ""
-}
-
-// invalid lists what the last push did not emit, with reasons.
-func (p *pipeline) invalid() any {
-	out := p.bridge.Output()
-	if out == nil {
-		return map[string]any{"invalid": []any{}, "warnings": []any{}}
-	}
-	return map[string]any{"invalid": out.Invalid, "warnings": out.Warnings}
 }
 
 // livenessService is the gRPC health service name liveness probes ask for.

@@ -1,5 +1,5 @@
-// Package pipeline_test follows ZooKeeper registrations through the whole bridge (adapter, merge,
-// translate, MCP server) to an MCP client. It lives apart from the adapter's own tests so those
+// Package pipeline_test follows ZooKeeper registrations through the whole bridge (the real
+// pipeline package: adapter, merge, bridge, MCP server) to an MCP client. It lives apart from the adapter's own tests so those
 // build and run without the rest of the pipeline.
 package pipeline_test
 
@@ -22,10 +22,11 @@ import (
 	mcpapi "istio.io/api/mcp/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
-	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 	"github.com/mcp-bridge/mcp-bridge/translate"
@@ -36,65 +37,41 @@ const (
 	typeWE = "networking.istio.io/v1/WorkloadEntry"
 )
 
-// pipeline is the bridge wired as cmd/mcp-bridge wires it, for one ZooKeeper registry named
-// "zk": adapter -> merge -> translate -> MCP server on a loopback gRPC port. (The bridge
-// package's loop is replaced by the few lines it amounts to, toMCP.)
-type pipeline struct {
-	addr   string
-	merger *merge.Merger
+// running is the real bridge pipeline (package pipeline, as `mcp-bridge serve` runs it) for one
+// ZooKeeper registry named "zk", in workloadEntry mode, with its MCP server on a loopback port.
+type running struct {
+	addr string
 }
 
-func startPipeline(t testing.TB, cfg zookeeper.Config, debounce merge.Debounce) *pipeline {
+func startPipeline(t testing.TB, zkCfg zookeeper.Config, debounce merge.Debounce) *running {
 	t.Helper()
-	tr, err := translate.New(translate.Options{EndpointMode: translate.EndpointModeWorkloadEntry,
-		Registries: []translate.RegistryOptions{{Name: "zk", Type: "zookeeper", Namespace: "zk"}}})
+	cfg := &config.Config{
+		Registries: []config.Registry{{Name: "zk", Type: config.TypeZooKeeper, Namespace: "zk", ZooKeeper: &zkCfg}},
+		Debounce:   debounce,
+		Translate:  translate.Options{EndpointMode: translate.EndpointModeWorkloadEntry},
+	}
+	cfg.Translate.Registries = cfg.TranslateRegistries()
+	p, err := pipeline.New(cfg, pipeline.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := merge.New(merge.Options{Debounce: debounce, Registries: []string{"zk"}, Key: tr.Host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := mcp.NewServer(mcp.Options{})
 	g := grpc.NewServer(mcp.ServerOptions()...)
-	srv.Register(g)
+	p.Server().Register(g)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = g.Serve(l) }()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := zookeeper.New(cfg, registry.Options{Name: "zk"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		m.Run(ctx, func(s *merge.Snapshot) { srv.Set(toMCP(tr.Translate(s.Services))) })
-	}()
-	go func() { defer wg.Done(); _ = a.Run(ctx, m.Sink("zk")) }()
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
 	t.Cleanup(func() {
 		cancel()
-		wg.Wait()
-		srv.Close()
+		<-done
+		p.Server().Close()
 		g.Stop()
 	})
-	return &pipeline{addr: l.Addr().String(), merger: m}
-}
-
-// toMCP hands translated resources to the MCP server, as the bridge package does.
-func toMCP(out *translate.Output) map[string][]*mcp.Resource {
-	state := make(map[string][]*mcp.Resource, len(out.Resources))
-	for coll, list := range out.Resources {
-		rs := make([]*mcp.Resource, len(list))
-		for i, r := range list {
-			rs[i] = &mcp.Resource{Namespace: r.Namespace, Name: r.Name, Version: r.Version, Labels: r.Labels, Annotations: r.Annotations, Body: r.Body}
-		}
-		state[coll] = rs
-	}
-	return state
+	return &running{addr: l.Addr().String()}
 }
 
 // adsClient subscribes to ServiceEntries and WorkloadEntries like an Istio >= 1.24 MCP client,

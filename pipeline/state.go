@@ -1,8 +1,9 @@
-package main
+package pipeline
 
 import (
 	"context"
 
+	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/state"
 )
@@ -10,12 +11,13 @@ import (
 // restoreState seeds the merger with the registries' last-known services from the state file,
 // if one is configured. Call it before the adapters start: a registry restored here counts as
 // ready at once, so the first push serves its services even if it cannot be read now.
-func (p *pipeline) restoreState() {
+func (p *Pipeline) restoreState() {
 	if p.store == nil {
 		return
 	}
-	refs := make([]state.Ref, len(p.cfg.Registries))
-	for i, r := range p.cfg.Registries {
+	cfg := p.Config()
+	refs := make([]state.Ref, len(cfg.Registries))
+	for i, r := range cfg.Registries {
 		refs[i] = state.Ref{Name: r.Name, Type: r.Type}
 	}
 	p.store.Restore(refs, p.merger.Restore)
@@ -23,25 +25,21 @@ func (p *pipeline) restoreState() {
 
 // runState keeps the state file up to date until ctx ends, then writes what is pending. It
 // returns a channel closed when the last write is done; nil-safe without a state file.
-func (p *pipeline) runState(ctx context.Context) <-chan struct{} {
+func (p *Pipeline) runState(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
 	if p.store == nil {
 		close(done)
 		return done
 	}
-	types := make(map[string]string, len(p.cfg.Registries))
-	for _, r := range p.cfg.Registries {
-		types[r.Name] = r.Type
-	}
 	go func() {
 		defer close(done)
-		p.store.Run(ctx, stateSource{m: p.merger, types: types})
+		p.store.Run(ctx, stateSource{m: p.merger, config: p.Config})
 	}()
 	return done
 }
 
 // stateStatus is the state file's part of /debug/registries.
-func (p *pipeline) stateStatus() any {
+func (p *Pipeline) stateStatus() any {
 	if p.store == nil {
 		return map[string]any{"file": "", "note": "state.file is not set: a restart while a registry is unreachable waits for it (protection.initialSyncTimeout), then serves without it"}
 	}
@@ -50,10 +48,11 @@ func (p *pipeline) stateStatus() any {
 
 // stateSource is the merge layer as the state file sees it: the served services of each
 // configured registry, labelled with its configured type so that a registry whose type changes
-// is not restored from the other type's state.
+// is not restored from the other type's state. The configuration is read at each save: a reload
+// adds and removes registries.
 type stateSource struct {
-	m     *merge.Merger
-	types map[string]string
+	m      *merge.Merger
+	config func() *config.Config
 }
 
 func (s stateSource) Changes() <-chan struct{}                { return s.m.Changes() }
@@ -61,9 +60,13 @@ func (s stateSource) Revision() (revision uint64, synced int) { return s.m.Revis
 
 func (s stateSource) Collect() []state.Registry {
 	known := s.m.LastKnown()
+	types := make(map[string]string)
+	for _, r := range s.config().Registries {
+		types[r.Name] = r.Type
+	}
 	out := make([]state.Registry, 0, len(known))
 	for _, lk := range known {
-		if typ, ok := s.types[lk.Registry]; ok {
+		if typ, ok := types[lk.Registry]; ok {
 			out = append(out, state.Registry{Name: lk.Registry, Type: typ, Services: lk.Services})
 		}
 	}

@@ -1,0 +1,213 @@
+// Package pipeline assembles and runs the bridge from a configuration: registry adapters -> merge
+// -> bridge (translate, static resources) -> mcp.Server, with readiness, the state file, a
+// render-once mode and hot reload of the configuration. It owns the lifecycle (which adapter runs,
+// what an adapter's error means to the merge layer, when the bridge is ready) and nothing else:
+// listeners, TLS, the admin HTTP server, flags and signals belong to the command, which hands the
+// pipeline's mcp.Server to its gRPC server and the pipeline's status functions to the admin pages.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mcp-bridge/mcp-bridge/bridge"
+	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/mcp"
+	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/file"
+	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
+	"github.com/mcp-bridge/mcp-bridge/state"
+	"github.com/mcp-bridge/mcp-bridge/translate"
+)
+
+// Options are what a Pipeline needs besides its configuration.
+type Options struct {
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// NewAdapter builds a registry's adapter; nil means NewAdapter, by the registry's type. Tests
+	// pass one to run an adapter built with test hooks inside the real pipeline.
+	NewAdapter func(config.Registry, registry.Options) (registry.Adapter, error)
+	// MCP configures the MCP server (Name, Logger and Metrics are set by the pipeline).
+	MCP mcp.Options
+}
+
+// Pipeline is everything between the registries and the MCP listener, built from a Config.
+// Its accessors are safe for concurrent use (the admin pages call them).
+type Pipeline struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *prometheus.Registry
+	merger  *merge.Merger
+	server  *mcp.Server
+	bridge  *bridge.Bridge
+	// store keeps each registry's last-known services across restarts; nil when state.file is unset.
+	store *state.Store
+	// tr is the translator in use; merge's identity (Key) reads it, so a reload that swaps it
+	// changes both together.
+	tr atomic.Pointer[translate.Translator]
+
+	mu  sync.Mutex
+	cfg *config.Config
+	// adapters by registry name: built by New and by reloads, running once Run has started.
+	adapters map[string]*adapterRun
+	runCtx   context.Context // set by Run: what adapters started later run under
+	wg       sync.WaitGroup  // running adapters
+
+	reload *reloadState
+}
+
+// New builds the pipeline without starting anything: every constructor's own checks run
+// (templates, CIDRs, credential sources), nothing connects. Run starts it.
+func New(cfg *config.Config, opts Options) (*Pipeline, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.NewAdapter == nil {
+		opts.NewAdapter = NewAdapter
+	}
+	log := opts.Logger
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	translator, err := translate.New(cfg.Translate)
+	if err != nil {
+		return nil, fmt.Errorf("translate: %w", err)
+	}
+	p := &Pipeline{opts: opts, log: log, metrics: reg, cfg: cfg, adapters: map[string]*adapterRun{}}
+	p.tr.Store(translator)
+	p.merger, err = merge.New(merge.Options{
+		Registries: cfg.RegistryNames(),
+		Debounce:   cfg.Debounce,
+		Protection: cfg.Protection,
+		Duplicates: cfg.Duplicates,
+		Key:        p.host,
+		Logger:     log.With("component", "merge"),
+		Metrics:    reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	static, err := bridge.LoadStatic(cfg.StaticResources)
+	if err != nil {
+		return nil, err
+	}
+	mcpOpts := opts.MCP
+	mcpOpts.Name, mcpOpts.Logger, mcpOpts.Metrics = "mcp", log.With("component", "mcp"), reg
+	p.server = mcp.NewServer(mcpOpts)
+	p.bridge = bridge.New(bridge.Options{
+		Merger:     p.merger,
+		Translator: translator,
+		Server:     p.server,
+		Static:     static,
+		Logger:     log.With("component", "bridge"),
+		Metrics:    reg,
+	})
+	if cfg.State.Enabled() {
+		if p.store, err = state.New(cfg.State, state.Options{Logger: log.With("component", "state"), Metrics: reg}); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range cfg.Registries {
+		a, err := p.newAdapterRun(r)
+		if err != nil {
+			return nil, err
+		}
+		p.adapters[r.Name] = a
+	}
+	p.reload = newReloadState(reg, cfg)
+	return p, nil
+}
+
+// host is merge's identity of a service: its primary host under the current translator.
+func (p *Pipeline) host(s *registry.Service) string { return p.tr.Load().Host(s) }
+
+// NewAdapter is the one place that knows every registry type.
+func NewAdapter(r config.Registry, opts registry.Options) (registry.Adapter, error) {
+	switch r.Type {
+	case config.TypeFile:
+		return file.New(*r.File, opts)
+	case config.TypeZooKeeper:
+		return zookeeper.New(*r.ZooKeeper, opts)
+	case config.TypeNacos:
+		return nacos.New(*r.Nacos, opts)
+	}
+	return nil, fmt.Errorf("unknown registry type %q", r.Type)
+}
+
+// Server is the MCP server to register on the gRPC server.
+func (p *Pipeline) Server() *mcp.Server { return p.server }
+
+// Bridge is the loop (its last output feeds the debug pages).
+func (p *Pipeline) Bridge() *bridge.Bridge { return p.bridge }
+
+// Merger is the merge layer (its status feeds /debug/registries).
+func (p *Pipeline) Merger() *merge.Merger { return p.merger }
+
+// Config returns the configuration being served. Callers must not modify it.
+func (p *Pipeline) Config() *config.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+// Ready is true once every registry has synced or had its last-known state restored from the
+// state file (or protection.initialSyncTimeout passed), and the first push has been served. A
+// registry that fails before its first sync, with nothing restored, keeps the bridge unready:
+// serving without it would make Istiod delete its services. A registry added by a reload never
+// makes a ready bridge unready.
+func (p *Pipeline) Ready() (bool, string) {
+	if !p.merger.Ready() {
+		var waiting []string
+		for _, s := range p.merger.Status() {
+			if !s.AwaitingInitialSync {
+				continue
+			}
+			w := s.Name
+			if s.LastError != "" {
+				w += " (failing: " + s.LastError + ")"
+			}
+			waiting = append(waiting, w)
+		}
+		return false, "waiting for the first sync of registries with no restored state: " + strings.Join(waiting, ", ")
+	}
+	if !p.bridge.Pushed() {
+		return false, "first push not done yet"
+	}
+	return true, ""
+}
+
+// Registries is /debug/registries: the merge layer's view, each adapter's own, the state file.
+func (p *Pipeline) Registries() any {
+	return map[string]any{"registries": p.merger.Status(), "adapters": p.describe(), "state": p.stateStatus()}
+}
+
+// Invalid lists what the last push did not emit, with reasons.
+func (p *Pipeline) Invalid() any {
+	out := p.bridge.Output()
+	if out == nil {
+		return map[string]any{"invalid": []any{}, "warnings": []any{}}
+	}
+	return map[string]any{"invalid": out.Invalid, "warnings": out.Warnings}
+}
+
+// describe returns each adapter's own status, keyed by registry name.
+func (p *Pipeline) describe() map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]any, len(p.adapters))
+	for name, a := range p.adapters {
+		if d, ok := a.adapter.(registry.Describer); ok {
+			out[name] = d.Describe()
+		}
+	}
+	return out
+}

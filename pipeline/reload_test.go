@@ -1,0 +1,324 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	mcpapi "istio.io/api/mcp/v1alpha1"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mcp-bridge/mcp-bridge/admin"
+	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/pipeline"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
+)
+
+const typeSE = "networking.istio.io/v1/ServiceEntry"
+
+// seClient is an MCP client on one ADS stream subscribed to ServiceEntries, as Istiod is. It
+// ACKs every response and records any end of its stream: a reload must never cause one.
+type seClient struct {
+	mu        sync.Mutex
+	byHost    map[string]*networking.ServiceEntry
+	responses int
+	err       error
+}
+
+func startClient(t *testing.T, addr string) *seClient {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &core.Node{Id: "sidecar~10.0.0.1~istiod.istio-system~istio-system.svc.cluster.local"}
+	if err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: typeSE}); err != nil {
+		t.Fatal(err)
+	}
+	c := &seClient{byHost: map[string]*networking.ServiceEntry{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			resp, err := stream.Recv()
+			if err == nil {
+				err = c.apply(resp)
+			}
+			if err == nil {
+				err = stream.Send(&discovery.DiscoveryRequest{TypeUrl: typeSE, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
+			}
+			if err != nil {
+				c.mu.Lock()
+				c.err = err
+				c.mu.Unlock()
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; cc.Close() })
+	return c
+}
+
+func (c *seClient) apply(resp *discovery.DiscoveryResponse) error {
+	next := map[string]*networking.ServiceEntry{}
+	for _, a := range resp.Resources {
+		var env mcpapi.Resource
+		if err := a.UnmarshalTo(&env); err != nil {
+			return err
+		}
+		var se networking.ServiceEntry
+		if err := env.Body.UnmarshalTo(&se); err != nil {
+			return err
+		}
+		for _, h := range se.Hosts {
+			next[h] = &se
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byHost = next
+	c.responses++
+	return nil
+}
+
+func (c *seClient) get(host string) (*networking.ServiceEntry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byHost[host], c.err
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting %v for %s: %v", timeout, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// configMapDir lays out a configuration as a Kubernetes ConfigMap volume does: dir/config.yaml ->
+// ..data/config.yaml, ..data -> a timestamped directory. update swaps ..data atomically, the only
+// change the watcher is told about.
+type configMapDir struct {
+	t   *testing.T
+	dir string
+	n   int
+}
+
+func newConfigMapDir(t *testing.T, content string) *configMapDir {
+	d := &configMapDir{t: t, dir: t.TempDir()}
+	d.update(content)
+	if err := os.Symlink(filepath.Join("..data", "config.yaml"), d.path()); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (d *configMapDir) path() string { return filepath.Join(d.dir, "config.yaml") }
+
+func (d *configMapDir) update(content string) {
+	d.t.Helper()
+	d.n++
+	ts := fmt.Sprintf("..2026_01_01_00_00_%02d", d.n)
+	if err := os.Mkdir(filepath.Join(d.dir, ts), 0o755); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d.dir, ts, "config.yaml"), []byte(content), 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+	tmp := filepath.Join(d.dir, "..data_tmp")
+	if err := os.Symlink(ts, tmp); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(d.dir, "..data")); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+func writeServices(t *testing.T, dir, name, service, addr string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	doc := fmt.Sprintf("services:\n  - name: %s\n    ports: [{name: http, protocol: http}]\n    instances:\n      - {address: %s, ports: {http: 8080}}\n", service, addr)
+	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestHotReload changes the configuration of a running bridge with a real ZooKeeper registry and
+// a connected MCP client: a file registry is added and another removed, and a translate option
+// changes, through a ConfigMap-style symlink swap. The new resources arrive on the same stream,
+// the ZooKeeper session is the same session, the VIP of the ZooKeeper service stays, the removed
+// registry's services go. A broken configuration then changes nothing and is reported on
+// /debug/config and in the metrics.
+func TestHotReload(t *testing.T) {
+	z := servers.StartZooKeeper(t)
+	zkAdmin := zktest.Session(t, z.Addr())
+	zktest.MkdirAll(t, zkAdmin, "/dubbo/com.example.Live/providers", nil)
+	zktest.Create(t, zkAdmin, zktest.ProviderPath("/dubbo", "com.example.Live",
+		"dubbo://10.6.0.1:20880/com.example.Live?application=live&interface=com.example.Live&side=provider"), nil, false)
+	dir := t.TempDir()
+	legacy := writeServices(t, dir, "legacy.yaml", "legacy", "10.1.0.1")
+	shop := writeServices(t, dir, "shop.yaml", "orders", "10.2.0.1")
+
+	zkBlock := fmt.Sprintf("  - name: zk\n    type: zookeeper\n    zookeeper: {servers: [%q], resyncInterval: -1s}\n", z.Addr())
+	first := "debounce: {quiet: 10ms}\nregistries:\n" + zkBlock +
+		fmt.Sprintf("  - name: old\n    type: file\n    file: {path: %s}\n", legacy)
+	second := "debounce: {quiet: 10ms}\ntranslate: {workloadTLSMode: istio}\nregistries:\n" + zkBlock +
+		fmt.Sprintf("  - name: shop\n    type: file\n    file: {path: %s}\n", shop)
+	cm := newConfigMapDir(t, first)
+	load := func() (*config.Config, error) { return config.Load(cm.path()) }
+	cfg, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := pipeline.New(cfg, pipeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	p.Server().Register(g)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(l) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	w := p.Watch(cm.path(), load)
+	w.PollInterval = time.Hour // the symlink swap's notification must do it
+	go w.Run(ctx)
+	t.Cleanup(func() { cancel(); <-done; g.Stop() })
+	page := httptest.NewServer(admin.Handler(admin.Sources{Config: func() any { return p.ConfigStatus() }, Gatherer: p.Gatherer()}))
+	t.Cleanup(page.Close)
+
+	c := startClient(t, l.Addr().String())
+	const live, orders, legacyHost = "com.example.live", "orders.file", "legacy.file"
+	waitFor(t, 20*time.Second, "the first state", func() error {
+		for _, h := range []string{live, legacyHost} {
+			if se, err := c.get(h); se == nil {
+				return fmt.Errorf("%s not served (stream: %v)", h, err)
+			}
+		}
+		return nil
+	})
+	liveSE, _ := c.get(live)
+	vip := liveSE.GetAddresses()
+	session := zkSession(t, p)
+
+	cm.update(second)
+	waitFor(t, 20*time.Second, "the reloaded state", func() error {
+		if se, err := c.get(orders); se == nil {
+			return fmt.Errorf("%s not served (stream: %v)", orders, err)
+		}
+		if se, _ := c.get(legacyHost); se != nil {
+			return fmt.Errorf("%s of the removed registry still served", legacyHost)
+		}
+		se, _ := c.get(live)
+		if tls := se.GetEndpoints()[0].GetLabels()["security.istio.io/tlsMode"]; tls != "istio" {
+			return fmt.Errorf("%s endpoint tlsMode %q, want istio (translate option not applied)", live, tls)
+		}
+		return nil
+	})
+	if _, err := c.get(live); err != nil {
+		t.Fatalf("the MCP stream ended during the reload: %v", err)
+	}
+	if se, _ := c.get(live); !equal(se.GetAddresses(), vip) {
+		t.Errorf("VIP of %s moved from %v to %v", live, vip, se.GetAddresses())
+	}
+	if got := zkSession(t, p); got != session {
+		t.Errorf("ZooKeeper session %s became %s: the unchanged registry was restarted", session, got)
+	}
+	if _, body := get(t, page.URL+"/debug/config"); !strings.Contains(body, `"result": "success"`) || !strings.Contains(body, shop) {
+		t.Errorf("/debug/config after the reload:\n%s", body)
+	}
+
+	// A broken configuration: rejected whole, nothing changes, the error is shown.
+	cm.update(second + "  - name: broken\n    type: file\n    file: {path: x, bogus: 1}\n")
+	waitFor(t, 10*time.Second, "the broken configuration to be reported", func() error {
+		if _, body := get(t, page.URL+"/debug/config"); !strings.Contains(body, `"result": "failure"`) || !strings.Contains(body, "bogus") {
+			return fmt.Errorf("/debug/config:\n%s", body)
+		}
+		return nil
+	})
+	if _, body := get(t, page.URL+"/metrics"); !strings.Contains(body, `mcp_bridge_config_reloads_total{result="failure"} 1`) ||
+		!strings.Contains(body, `mcp_bridge_config_reloads_total{result="success"} 1`) {
+		t.Errorf("reload metrics:\n%s", grep(body, "mcp_bridge_config"))
+	}
+	if names := p.Config().RegistryNames(); !equal(names, []string{"zk", "shop"}) {
+		t.Errorf("running registries %v after a rejected configuration, want [zk shop]", names)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if se, err := c.get(orders); se == nil || err != nil {
+		t.Errorf("%s gone after a rejected configuration (stream: %v)", orders, err)
+	}
+	if got := zkSession(t, p); got != session {
+		t.Errorf("ZooKeeper session %s became %s after a rejected configuration", session, got)
+	}
+}
+
+// zkSession is the ZooKeeper adapter's session id, from /debug/registries' adapter details.
+func zkSession(t *testing.T, p *pipeline.Pipeline) string {
+	t.Helper()
+	var id string
+	waitFor(t, 10*time.Second, "a ZooKeeper session", func() error {
+		adapters := p.Registries().(map[string]any)["adapters"].(map[string]any)
+		d, _ := adapters["zk"].(map[string]any)
+		id, _ = d["sessionId"].(string)
+		if id == "" {
+			return fmt.Errorf("no session id in %v", d)
+		}
+		return nil
+	})
+	return id
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func equal(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
