@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/translate"
@@ -25,7 +26,7 @@ type Options struct {
 	Translator *translate.Translator
 	Server     *mcp.Server
 	// Static are resources served as they are beside the generated ones (from staticResources files).
-	Static  []*translate.Resource
+	Static  []*istio.Resource
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
 }
@@ -37,7 +38,7 @@ type Bridge struct {
 	metrics *metrics
 
 	// static groups Options.Static by collection.
-	static map[string][]*translate.Resource
+	static map[string][]*istio.Resource
 	// served is what the last push served per collection, in both forms. Translate returns the
 	// same *Resource for an unchanged service (and the same slice order), so a push compares
 	// pointers, converts only what changed, and hands the MCP server only the collections that
@@ -69,12 +70,12 @@ func New(opts Options) *Bridge {
 }
 
 type servedCollection struct {
-	in  []*translate.Resource
+	in  []*istio.Resource
 	out []*mcp.Resource
 }
 
-func groupByCollection(rs []*translate.Resource) map[string][]*translate.Resource {
-	m := make(map[string][]*translate.Resource)
+func groupByCollection(rs []*istio.Resource) map[string][]*istio.Resource {
+	m := make(map[string][]*istio.Resource)
 	for _, r := range rs {
 		m[r.Collection] = append(m[r.Collection], r)
 	}
@@ -129,7 +130,7 @@ func (b *Bridge) Output() *translate.Output {
 }
 
 // Static returns the static resources served beside the generated ones.
-func (b *Bridge) Static() []*translate.Resource { return b.opts.Static }
+func (b *Bridge) Static() []*istio.Resource { return b.opts.Static }
 
 // convert returns the MCP form of every collection (for metrics and logs) and the subset that
 // differs from the last push (for the MCP server). A collection served before and now empty is
@@ -137,7 +138,7 @@ func (b *Bridge) Static() []*translate.Resource { return b.opts.Static }
 func (b *Bridge) convert(out *translate.Output) (state, changed map[string][]*mcp.Resource) {
 	state = make(map[string][]*mcp.Resource, len(out.Resources)+len(b.static))
 	changed = make(map[string][]*mcp.Resource)
-	inputs := make(map[string][]*translate.Resource, len(out.Resources)+len(b.static))
+	inputs := make(map[string][]*istio.Resource, len(out.Resources)+len(b.static))
 	for coll, rs := range out.Resources {
 		inputs[coll] = rs
 	}
@@ -167,16 +168,16 @@ func (b *Bridge) convert(out *translate.Output) (state, changed map[string][]*mc
 // convertCollection converts in, reusing prev's MCP resources for unchanged inputs: by position
 // first (the usual case: an instance changed in place), else by pointer through a map built only
 // when positions shifted.
-func convertCollection(in []*translate.Resource, prev servedCollection) []*mcp.Resource {
+func convertCollection(in []*istio.Resource, prev servedCollection) []*mcp.Resource {
 	out := make([]*mcp.Resource, len(in))
-	var byPtr map[*translate.Resource]*mcp.Resource
+	var byPtr map[*istio.Resource]*mcp.Resource
 	for i, r := range in {
 		if i < len(prev.in) && prev.in[i] == r {
 			out[i] = prev.out[i]
 			continue
 		}
 		if byPtr == nil {
-			byPtr = make(map[*translate.Resource]*mcp.Resource, len(prev.in))
+			byPtr = make(map[*istio.Resource]*mcp.Resource, len(prev.in))
 			for j, p := range prev.in {
 				byPtr[p] = prev.out[j]
 			}
@@ -190,7 +191,7 @@ func convertCollection(in []*translate.Resource, prev servedCollection) []*mcp.R
 	return out
 }
 
-func toMCP(r *translate.Resource) *mcp.Resource {
+func toMCP(r *istio.Resource) *mcp.Resource {
 	return &mcp.Resource{
 		Namespace:   r.Namespace,
 		Name:        r.Name,

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // Translator translates services to Istio resources. Translate must be called serially; Host may
@@ -23,9 +25,9 @@ type Translator struct {
 	aliasMemo  map[string]*entry   // aliasOwner results within one call
 	call       uint64
 
-	ses, wes *sortedIndex[*Resource]
-	invalid  *sortedIndex[Invalid]
-	warnings *sortedIndex[Warning]
+	ses, wes *sortedIndex[*istio.Resource]
+	invalid  *sortedIndex[istio.Invalid]
+	warnings *sortedIndex[istio.Warning]
 	last     *Output
 
 	// rebuildAll makes every call recompute and re-render everything, keeping only the VIP table:
@@ -240,9 +242,9 @@ func (t *Translator) Translate(services []*registry.Service) *Output {
 	}
 	t.updateIndexes(changed, removed)
 	out := &Output{
-		Resources: map[string][]*Resource{
-			CollectionServiceEntry:  t.ses.items,
-			CollectionWorkloadEntry: t.wes.items,
+		Resources: map[string][]*istio.Resource{
+			istio.CollectionServiceEntry:  t.ses.items,
+			istio.CollectionWorkloadEntry: t.wes.items,
 		},
 		Invalid:  t.invalid.items,
 		Warnings: t.warnings.items,
