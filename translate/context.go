@@ -265,7 +265,8 @@ func (t *Translator) updateIndexes(changed, removed []*entry) {
 	var ses, wes []slot[*istio.Resource]
 	var inv []slot[istio.Invalid]
 	var warn []slot[istio.Warning]
-	var touched [4]bool
+	var hosts []slot[ServiceHosts]
+	var touched [5]bool
 	for _, list := range [][]*entry{changed, removed} {
 		for _, e := range list {
 			for i, n := range e.held {
@@ -286,10 +287,14 @@ func (t *Translator) updateIndexes(changed, removed []*entry) {
 		for _, w := range e.out.warnings {
 			warn = append(warn, slot[istio.Warning]{e, e.gen, w})
 		}
-		e.held = [4]int{len(e.out.ses), len(e.out.wes), len(e.out.invalid), len(e.out.warnings)}
+		for _, h := range e.out.hosts {
+			hosts = append(hosts, slot[ServiceHosts]{e, e.gen, h})
+		}
+		e.held = [5]int{len(e.out.ses), len(e.out.wes), len(e.out.invalid), len(e.out.warnings), len(e.out.hosts)}
 	}
 	t.ses.update(ses, touched[0])
 	t.wes.update(wes, touched[1])
 	t.invalid.update(inv, touched[2])
 	t.warnings.update(warn, touched[3])
+	t.hosts.update(hosts, touched[4])
 }

@@ -19,6 +19,30 @@ type Output struct {
 	Invalid []istio.Invalid
 	// Warnings lists what was emitted but adjusted, sorted by source.
 	Warnings []istio.Warning
+	// Hosts lists, for every service with a ServiceEntry emitted, the hosts it was emitted under,
+	// sorted by source: what a producer of VirtualServices or DestinationRules for a service
+	// needs, without decoding specs. HostsOf looks a service up.
+	Hosts []ServiceHosts
+}
+
+// ServiceHosts is the hosts one service was emitted under: its primary host first, then the alias
+// hosts it owns, whether they share its ServiceEntry or have their own.
+type ServiceHosts struct {
+	// Source is the service's "<registry>/<service key>", as in istio.Resource.Source.
+	Source string
+	// Namespace is where its ServiceEntries are.
+	Namespace string
+	Hosts     []string
+}
+
+// HostsOf returns the hosts the service with this source ("<registry>/<service key>") was
+// emitted under, or nil when it has no ServiceEntry.
+func (o *Output) HostsOf(source string) []string {
+	i, ok := slices.BinarySearchFunc(o.Hosts, source, func(h ServiceHosts, s string) int { return strings.Compare(h.Source, s) })
+	if !ok {
+		return nil
+	}
+	return o.Hosts[i].Hosts
 }
 
 // InvalidByReason counts Invalid by reason, for the invalid-resources metric.
@@ -116,6 +140,8 @@ func compareWarning(a, b istio.Warning) int {
 	return cmpStrings(a.Source, b.Source, a.Collection, b.Collection, a.Namespace, b.Namespace,
 		a.Name, b.Name, a.Reason, b.Reason, a.Detail, b.Detail)
 }
+
+func compareServiceHosts(a, b ServiceHosts) int { return strings.Compare(a.Source, b.Source) }
 
 func compareResource(a, b *istio.Resource) int {
 	return cmpStrings(a.Namespace, b.Namespace, a.Name, b.Name)

@@ -35,6 +35,7 @@ type rendered struct {
 	ses, wes []*istio.Resource
 	invalid  []istio.Invalid
 	warnings []istio.Warning
+	hosts    []ServiceHosts // none, or the hosts of its emitted ServiceEntries
 }
 
 // render builds a service's resources for a context. old is its previous output: a resource whose
@@ -118,9 +119,14 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 			wires[i] = ep.wire
 		}
 	}
+	var emitted []string
 	emitSE := func(name string, hosts []string, vip string) *istio.Resource {
 		r, se := t.serviceEntry(p, c, name, hosts, vip)
-		return emit(r, istio.ValidateServiceEntryHead(se), func() ([]byte, error) { return encodeServiceEntry(se, wires) })
+		r = emit(r, istio.ValidateServiceEntryHead(se), func() ([]byte, error) { return encodeServiceEntry(se, wires) })
+		if r != nil {
+			emitted = append(emitted, hosts...)
+		}
+		return r
 	}
 
 	// The ServiceEntry for the primary host and, where the ports allow several hosts, the aliases;
@@ -139,6 +145,9 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 	main := emitSE(name, hosts, vips[0])
 	for i, k := range aliasSEs {
 		emitSE(seName(k), []string{p.aliases[slices.Index(p.aliasKeys, k)]}, vips[i+1])
+	}
+	if main != nil {
+		out.hosts = []ServiceHosts{{Source: p.src, Namespace: p.ns, Hosts: emitted}}
 	}
 	if !c.we {
 		if main != nil {

@@ -28,6 +28,7 @@ type Translator struct {
 	ses, wes *sortedIndex[*istio.Resource]
 	invalid  *sortedIndex[istio.Invalid]
 	warnings *sortedIndex[istio.Warning]
+	hosts    *sortedIndex[ServiceHosts]
 	last     *Output
 
 	// rebuildAll makes every call recompute and re-render everything, keeping only the VIP table:
@@ -50,8 +51,8 @@ type entry struct {
 	demand   int
 	admitted bool
 	queued   bool // scratch: in this call's recompute list
-	// held counts the entry's slots in the ses, wes, invalid and warnings indexes.
-	held [4]int
+	// held counts the entry's slots in the ses, wes, invalid, warnings and hosts indexes.
+	held [5]int
 }
 
 type nsState struct {
@@ -81,6 +82,7 @@ func New(opts Options) (*Translator, error) {
 		wes:        newSortedIndex(compareResource),
 		invalid:    newSortedIndex(compareInvalid),
 		warnings:   newSortedIndex(compareWarning),
+		hosts:      newSortedIndex(compareServiceHosts),
 	}
 	if opts.WorkloadTLSMode != TLSModeNone {
 		t.tlsMode = opts.WorkloadTLSMode
@@ -248,6 +250,7 @@ func (t *Translator) Translate(services []*registry.Service) *Output {
 		},
 		Invalid:  t.invalid.items,
 		Warnings: t.warnings.items,
+		Hosts:    t.hosts.items,
 	}
 	t.last = out
 	return out

@@ -177,6 +177,9 @@ func fingerprint(out *Output) string {
 	for _, w := range out.Warnings {
 		fmt.Fprintf(&b, "warning %+v\n", w)
 	}
+	for _, h := range out.Hosts {
+		fmt.Fprintf(&b, "hosts %+v\n", h)
+	}
 	return b.String()
 }
 
