@@ -240,8 +240,8 @@ func TestPipelineOneChangeIsOChanged(t *testing.T) {
 	}
 }
 
-// resourcePointers maps "<collection> <namespace>/<name>" to the translated resource.
-func resourcePointers(out *translate.Output) map[string]*istio.Resource {
+// resourcePointers maps "<collection> <namespace>/<name>" to the served resource.
+func resourcePointers(out *Output) map[string]*istio.Resource {
 	m := map[string]*istio.Resource{}
 	for coll, rs := range out.Resources {
 		for _, r := range rs {

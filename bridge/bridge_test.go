@@ -310,7 +310,14 @@ func TestConvertHandsOverOnlyChangedCollections(t *testing.T) {
 	}
 	b, _ := newTestBridge(t, static)
 	orders := service("orders", "10.0.0.1")
-	tr := b.opts.Translator
+	produce := func(services []*registry.Service) map[string][]*istio.Resource {
+		snap := &merge.Snapshot{Services: services}
+		prods := make([]*Production, len(b.producers))
+		for i, p := range b.producers {
+			prods[i] = p.Produce(snap)
+		}
+		return b.combine(prods).Resources
+	}
 	steps := []struct {
 		name     string
 		services []*registry.Service
@@ -324,7 +331,7 @@ func TestConvertHandsOverOnlyChangedCollections(t *testing.T) {
 		{"still gone", nil, nil, nil},
 	}
 	for _, step := range steps {
-		_, changed := b.convert(tr.Translate(step.services))
+		_, changed := b.convert(produce(step.services))
 		var kinds, emptied []string
 		for coll, rs := range changed {
 			kinds = append(kinds, collectionKind(coll))

@@ -71,7 +71,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	p.bridge.Push(snap)
 	out := p.bridge.Output()
-	if err := bridge.Render(stdout, bridge.AllResources(out, p.bridge.Static()), bridge.RenderOptions{Format: *format, Kind: *kind, Versions: *versions}); err != nil {
+	if err := bridge.Render(stdout, out.Served(), bridge.RenderOptions{Format: *format, Kind: *kind, Versions: *versions}); err != nil {
 		return err
 	}
 

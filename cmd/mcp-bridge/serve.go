@@ -75,7 +75,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Clients: func() any { return p.server.Clients() },
 			Invalid: func() any { return p.invalid() },
 			Resources: func(w io.Writer, kind string) error {
-				return bridge.Render(w, bridge.AllResources(p.bridge.Output(), p.bridge.Static()), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
+				return bridge.Render(w, p.bridge.Output().Served(), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
 			},
 			Gatherer: p.metrics,
 			Logger:   log.With("component", "admin"),
