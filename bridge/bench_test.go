@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/translate"
@@ -158,8 +159,8 @@ func TestPipelineOneChangeIsOChanged(t *testing.T) {
 		mode               string
 		changed, untouched string // collections
 	}{
-		{translate.EndpointModeInline, mcp.CollectionServiceEntry, mcp.CollectionWorkloadEntry},
-		{translate.EndpointModeWorkloadEntry, mcp.CollectionWorkloadEntry, mcp.CollectionServiceEntry},
+		{translate.EndpointModeInline, istio.CollectionServiceEntry, istio.CollectionWorkloadEntry},
+		{translate.EndpointModeWorkloadEntry, istio.CollectionWorkloadEntry, istio.CollectionServiceEntry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -239,9 +240,9 @@ func TestPipelineOneChangeIsOChanged(t *testing.T) {
 	}
 }
 
-// resourcePointers maps "<collection> <namespace>/<name>" to the translated resource.
-func resourcePointers(out *translate.Output) map[string]*translate.Resource {
-	m := map[string]*translate.Resource{}
+// resourcePointers maps "<collection> <namespace>/<name>" to the served resource.
+func resourcePointers(out *Output) map[string]*istio.Resource {
+	m := map[string]*istio.Resource{}
 	for coll, rs := range out.Resources {
 		for _, r := range rs {
 			m[fmt.Sprintf("%s %s/%s", coll, r.Namespace, r.Name)] = r

@@ -1,19 +1,23 @@
 // Package bridge is the loop between the merge layer and the MCP server: for every merged snapshot
-// it translates the services, hands the resources to the MCP server, and records what happened
-// (push duration, registry-event-to-push lag, invalid resources by reason) for metrics and the
-// debug pages. It holds no registry or protocol knowledge of its own.
+// it runs its producers in order (translate, static files, later the rules engine), resolves
+// names two producers both emit (the earlier wins, the conflict is reported), hands the resources
+// to the MCP server, and records what happened (push duration, registry-event-to-push lag,
+// invalid resources by reason) for metrics and the debug pages. It holds no registry or protocol
+// knowledge of its own.
 package bridge
 
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/translate"
@@ -21,11 +25,16 @@ import (
 
 // Options wires a Bridge.
 type Options struct {
-	Merger     *merge.Merger
+	Merger *merge.Merger
+	Server *mcp.Server
+	// Producers make the resources, in order of precedence: when two emit the same
+	// collection/namespace/name, the earlier one's is served. Empty means Translate(Translator)
+	// then Static(Static).
+	Producers []Producer
+	// Translator and Static are the default producers' inputs, used only when Producers is empty.
 	Translator *translate.Translator
-	Server     *mcp.Server
 	// Static are resources served as they are beside the generated ones (from staticResources files).
-	Static  []*translate.Resource
+	Static  []*istio.Resource
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
 }
@@ -36,23 +45,26 @@ type Bridge struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	// static groups Options.Static by collection.
-	static map[string][]*translate.Resource
-	// served is what the last push served per collection, in both forms. Translate returns the
-	// same *Resource for an unchanged service (and the same slice order), so a push compares
+	// pushMu serializes pushes: the merge loop's and Reconfigure's. It guards producers, names,
+	// merged, logged, served and lastSnap.
+	pushMu    sync.Mutex
+	producers []Producer
+	names     []string
+	lastSnap  *merge.Snapshot
+	// merged is each collection as combined from the producers at the last push; a collection
+	// whose inputs are the same slices as then is not combined again.
+	merged map[string]*mergedCollection
+	// logged are the conflicts already logged, so each is logged once, when it appears.
+	logged map[Conflict]bool
+	// served is what the last push served per collection, in both forms. Producers return the
+	// same *Resource for an unchanged resource (and the same slice order), so a push compares
 	// pointers, converts only what changed, and hands the MCP server only the collections that
 	// changed: with 100,000 WorkloadEntries one changed instance costs a pointer walk, not a
 	// rebuilt map and 100,000 re-inserted entries.
 	served map[string]servedCollection
 
-	// pushMu serializes pushes: the merge loop's and Reconfigure's. It guards tr, static, served
-	// and lastSnap.
-	pushMu   sync.Mutex
-	tr       *translate.Translator
-	lastSnap *merge.Snapshot
-
 	mu       sync.RWMutex
-	last     *translate.Output
+	last     *Output
 	pushedAt time.Time
 	pushes   uint64
 }
@@ -65,23 +77,59 @@ func New(opts Options) *Bridge {
 	if opts.Metrics == nil {
 		opts.Metrics = prometheus.NewRegistry()
 	}
-	return &Bridge{
+	producers := opts.Producers
+	if len(producers) == 0 {
+		producers = []Producer{Translate(opts.Translator), Static(opts.Static)}
+	}
+	b := &Bridge{
 		opts:    opts,
 		log:     opts.Logger,
 		metrics: newMetrics(opts.Metrics),
-		static:  groupByCollection(opts.Static),
-		tr:      opts.Translator,
+		merged:  make(map[string]*mergedCollection),
+		logged:  make(map[Conflict]bool),
 		served:  make(map[string]servedCollection),
+	}
+	b.setProducers(producers)
+	return b
+}
+
+// setProducers replaces the producer list; callers hold pushMu (or own b exclusively).
+func (b *Bridge) setProducers(producers []Producer) {
+	b.producers = producers
+	b.names = make([]string, len(producers))
+	for i, p := range producers {
+		b.names[i] = p.Name()
 	}
 }
 
+// Output is what the last push served.
+type Output struct {
+	// Production holds every collection served (conflicts resolved), every producer's Invalid
+	// followed by one per conflict (reason producer-conflict), and every producer's Warnings.
+	Production
+	// Conflicts lists the names two producers emitted, sorted.
+	Conflicts []Conflict
+}
+
+// Served returns every resource served, collections in order; nil for a nil Output.
+func (o *Output) Served() []*istio.Resource {
+	if o == nil {
+		return nil
+	}
+	var all []*istio.Resource
+	for _, coll := range sortedKeys(o.Resources) {
+		all = append(all, o.Resources[coll]...)
+	}
+	return all
+}
+
 type servedCollection struct {
-	in  []*translate.Resource
+	in  []*istio.Resource
 	out []*mcp.Resource
 }
 
-func groupByCollection(rs []*translate.Resource) map[string][]*translate.Resource {
-	m := make(map[string][]*translate.Resource)
+func groupByCollection(rs []*istio.Resource) map[string][]*istio.Resource {
+	m := make(map[string][]*istio.Resource)
 	for _, r := range rs {
 		m[r.Collection] = append(m[r.Collection], r)
 	}
@@ -93,8 +141,8 @@ func (b *Bridge) Run(ctx context.Context) {
 	b.opts.Merger.Run(ctx, b.Push)
 }
 
-// Push translates one snapshot and serves the result. Run calls it for every snapshot; render
-// and tests call it directly.
+// Push runs the producers on one snapshot and serves the result. Run calls it for every snapshot;
+// render and tests call it directly.
 func (b *Bridge) Push(snap *merge.Snapshot) {
 	b.pushMu.Lock()
 	defer b.pushMu.Unlock()
@@ -105,14 +153,20 @@ func (b *Bridge) Push(snap *merge.Snapshot) {
 func (b *Bridge) push(snap *merge.Snapshot) {
 	b.lastSnap = snap
 	start := time.Now()
-	out := b.tr.Translate(snap.Services)
-	translated := time.Since(start)
+	prods := make([]*Production, len(b.producers))
+	stages := make(map[string]time.Duration, len(b.producers))
+	for i, p := range b.producers {
+		t := time.Now()
+		prods[i] = p.Produce(snap)
+		stages[b.names[i]] += time.Since(t)
+	}
+	out := b.combine(prods)
 
-	state, changed := b.convert(out)
+	state, changed := b.convert(out.Resources)
 	b.opts.Server.Set(changed)
 	elapsed := time.Since(start)
 
-	b.metrics.observePush(snap, out, state, translated, elapsed)
+	b.metrics.observePush(snap, out.Invalid, state, stages, elapsed)
 	b.mu.Lock()
 	b.last = out
 	b.pushedAt = time.Now()
@@ -125,8 +179,58 @@ func (b *Bridge) push(snap *merge.Snapshot) {
 	}
 	b.log.Info("pushed", attrs...)
 	for _, inv := range out.Invalid {
-		b.log.Warn("resource not emitted: Istiod would reject it", "collection", inv.Collection, "resource", inv.Namespace+"/"+inv.Name, "source", inv.Source, "reason", inv.Reason, "detail", inv.Detail)
+		if inv.Reason != ReasonProducerConflict {
+			b.log.Warn("resource not emitted: Istiod would reject it", "collection", inv.Collection, "resource", inv.Namespace+"/"+inv.Name, "source", inv.Source, "reason", inv.Reason, "detail", inv.Detail)
+		}
 	}
+	b.logConflicts(out.Conflicts)
+}
+
+// combine merges the producers' outputs: each collection by mergeCollection, then the reports.
+func (b *Bridge) combine(prods []*Production) *Output {
+	out := &Output{Production: Production{Resources: make(map[string][]*istio.Resource)}}
+	colls := make(map[string]bool)
+	for _, p := range prods {
+		for coll := range p.Resources {
+			colls[coll] = true
+		}
+		out.Invalid = append(out.Invalid, p.Invalid...)
+		out.Warnings = append(out.Warnings, p.Warnings...)
+	}
+	for coll := range b.merged {
+		if !colls[coll] {
+			delete(b.merged, coll)
+		}
+	}
+	for _, coll := range sortedKeys(colls) {
+		inputs := make([][]*istio.Resource, len(prods))
+		for i, p := range prods {
+			inputs[i] = p.Resources[coll]
+		}
+		m := mergeCollection(coll, b.names, inputs, b.merged[coll])
+		b.merged[coll] = m
+		out.Resources[coll] = m.out
+		out.Conflicts = append(out.Conflicts, m.conflicts...)
+	}
+	for _, c := range out.Conflicts {
+		out.Invalid = append(out.Invalid, c.invalid())
+	}
+	return out
+}
+
+// logConflicts logs each conflict once, when it appears, and forgets the resolved ones so that a
+// conflict coming back is logged again.
+func (b *Bridge) logConflicts(cs []Conflict) {
+	now := make(map[Conflict]bool, len(cs))
+	for _, c := range cs {
+		now[c] = true
+		if !b.logged[c] {
+			b.log.Warn("resource not emitted: another producer emits the same name", "collection", c.Collection,
+				"resource", c.Namespace+"/"+c.Name, "served", c.Winner, "served_source", c.WinnerSource,
+				"dropped", c.Loser, "dropped_source", c.LoserSource)
+		}
+	}
+	b.logged = now
 }
 
 // Pushed reports whether at least one snapshot has been pushed.
@@ -136,34 +240,19 @@ func (b *Bridge) Pushed() bool {
 	return b.pushes > 0
 }
 
-// Output returns the last translation (nil before the first push). Callers must not modify it.
-func (b *Bridge) Output() *translate.Output {
+// Output returns what the last push served (nil before the first push). Callers must not modify it.
+func (b *Bridge) Output() *Output {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return b.last
 }
 
-// Static returns the static resources served beside the generated ones.
-func (b *Bridge) Static() []*translate.Resource {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.opts.Static
-}
-
 // convert returns the MCP form of every collection (for metrics and logs) and the subset that
-// differs from the last push (for the MCP server). A collection served before and now empty is
+// differs from the last push (for the MCP server). A collection served before and now absent is
 // in both, as nil, so Istiod deletes its resources.
-func (b *Bridge) convert(out *translate.Output) (state, changed map[string][]*mcp.Resource) {
-	state = make(map[string][]*mcp.Resource, len(out.Resources)+len(b.static))
+func (b *Bridge) convert(inputs map[string][]*istio.Resource) (state, changed map[string][]*mcp.Resource) {
+	state = make(map[string][]*mcp.Resource, len(inputs))
 	changed = make(map[string][]*mcp.Resource)
-	inputs := make(map[string][]*translate.Resource, len(out.Resources)+len(b.static))
-	for coll, rs := range out.Resources {
-		inputs[coll] = rs
-	}
-	for coll, rs := range b.static {
-		// A new slice: appending to translate's would write into its backing array.
-		inputs[coll] = slices.Concat(inputs[coll], rs)
-	}
 	for coll, in := range inputs {
 		prev, ok := b.served[coll]
 		if ok && slices.Equal(in, prev.in) {
@@ -186,16 +275,16 @@ func (b *Bridge) convert(out *translate.Output) (state, changed map[string][]*mc
 // convertCollection converts in, reusing prev's MCP resources for unchanged inputs: by position
 // first (the usual case: an instance changed in place), else by pointer through a map built only
 // when positions shifted.
-func convertCollection(in []*translate.Resource, prev servedCollection) []*mcp.Resource {
+func convertCollection(in []*istio.Resource, prev servedCollection) []*mcp.Resource {
 	out := make([]*mcp.Resource, len(in))
-	var byPtr map[*translate.Resource]*mcp.Resource
+	var byPtr map[*istio.Resource]*mcp.Resource
 	for i, r := range in {
 		if i < len(prev.in) && prev.in[i] == r {
 			out[i] = prev.out[i]
 			continue
 		}
 		if byPtr == nil {
-			byPtr = make(map[*translate.Resource]*mcp.Resource, len(prev.in))
+			byPtr = make(map[*istio.Resource]*mcp.Resource, len(prev.in))
 			for j, p := range prev.in {
 				byPtr[p] = prev.out[j]
 			}
@@ -209,7 +298,7 @@ func convertCollection(in []*translate.Resource, prev servedCollection) []*mcp.R
 	return out
 }
 
-func toMCP(r *translate.Resource) *mcp.Resource {
+func toMCP(r *istio.Resource) *mcp.Resource {
 	return &mcp.Resource{
 		Namespace:   r.Namespace,
 		Name:        r.Name,
@@ -221,20 +310,10 @@ func toMCP(r *translate.Resource) *mcp.Resource {
 }
 
 func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(m))
 }
 
 // collectionKind returns the Kind part of "group/Kind".
 func collectionKind(coll string) string {
-	for i := len(coll) - 1; i >= 0; i-- {
-		if coll[i] == '/' {
-			return coll[i+1:]
-		}
-	}
-	return coll
+	return coll[strings.LastIndexByte(coll, '/')+1:]
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
@@ -99,15 +100,15 @@ func TestLoadStaticKinds(t *testing.T) {
 		name, doc, collection string
 	}{
 		{"VirtualService", "apiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {name: a, namespace: shop}\nspec:\n  hosts: [a.file]\n  http: [{route: [{destination: {host: a.file}}]}]\n",
-			translate.CollectionVirtualService},
+			istio.CollectionVirtualService},
 		{"DestinationRule", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a, namespace: shop}\nspec:\n  host: a.file\n  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}\n",
-			translate.CollectionDestinationRule},
+			istio.CollectionDestinationRule},
 		{"Sidecar", "apiVersion: networking.istio.io/v1beta1\nkind: Sidecar\nmetadata: {name: default, namespace: shop}\nspec:\n  egress: [{hosts: [\"./*\", \"istio-system/*\"]}]\n",
-			translate.CollectionSidecar},
+			istio.CollectionSidecar},
 		{"ServiceEntry", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: legacy, namespace: shop}\nspec:\n  hosts: [legacy.example]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DNS\n",
-			translate.CollectionServiceEntry},
+			istio.CollectionServiceEntry},
 		{"WorkloadEntry", "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: vm-1, namespace: shop}\nspec: {address: 10.0.0.7, labels: {app: legacy}}\n",
-			translate.CollectionWorkloadEntry},
+			istio.CollectionWorkloadEntry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,7 +231,7 @@ func service(name string, addrs ...string) *registry.Service {
 	return s
 }
 
-func newTestBridge(t *testing.T, static []*translate.Resource) (*Bridge, *prometheus.Registry) {
+func newTestBridge(t *testing.T, static []*istio.Resource) (*Bridge, *prometheus.Registry) {
 	t.Helper()
 	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "shop", Type: translate.RegistryFile}}})
 	if err != nil {
@@ -309,7 +310,14 @@ func TestConvertHandsOverOnlyChangedCollections(t *testing.T) {
 	}
 	b, _ := newTestBridge(t, static)
 	orders := service("orders", "10.0.0.1")
-	tr := b.opts.Translator
+	produce := func(services []*registry.Service) map[string][]*istio.Resource {
+		snap := &merge.Snapshot{Services: services}
+		prods := make([]*Production, len(b.producers))
+		for i, p := range b.producers {
+			prods[i] = p.Produce(snap)
+		}
+		return b.combine(prods).Resources
+	}
 	steps := []struct {
 		name     string
 		services []*registry.Service
@@ -323,7 +331,7 @@ func TestConvertHandsOverOnlyChangedCollections(t *testing.T) {
 		{"still gone", nil, nil, nil},
 	}
 	for _, step := range steps {
-		_, changed := b.convert(tr.Translate(step.services))
+		_, changed := b.convert(produce(step.services))
 		var kinds, emptied []string
 		for coll, rs := range changed {
 			kinds = append(kinds, collectionKind(coll))

@@ -5,9 +5,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
-	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
 type metrics struct {
@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		pushDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mcp_bridge_push_duration_seconds",
-			Help:    "Time to turn a merged snapshot into served resources, by stage (translate, total).",
+			Help:    "Time to turn a merged snapshot into served resources, by stage (each producer by name: translate, static; and total).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
 		}, []string{"stage"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 		invalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mcp_bridge_invalid_resources",
-			Help: "Resources not emitted because Istiod would reject them, by reason (see /debug/invalid).",
+			Help: "Resources not emitted because Istiod would reject them or another producer emits the same name (producer-conflict), by reason (see /debug/invalid).",
 		}, []string{"reason"}),
 		lastPush: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mcp_bridge_last_push_timestamp_seconds",
@@ -59,9 +59,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) observePush(snap *merge.Snapshot, out *translate.Output, state map[string][]*mcp.Resource, translated, total time.Duration) {
+func (m *metrics) observePush(snap *merge.Snapshot, invalid []istio.Invalid, state map[string][]*mcp.Resource, stages map[string]time.Duration, total time.Duration) {
 	m.pushes.Inc()
-	m.pushDuration.WithLabelValues("translate").Observe(translated.Seconds())
+	for stage, d := range stages {
+		m.pushDuration.WithLabelValues(stage).Observe(d.Seconds())
+	}
 	m.pushDuration.WithLabelValues("total").Observe(total.Seconds())
 	if !snap.OldestEvent.IsZero() {
 		m.lag.Observe(time.Since(snap.OldestEvent).Seconds())
@@ -71,7 +73,7 @@ func (m *metrics) observePush(snap *merge.Snapshot, out *translate.Output, state
 		m.resources.WithLabelValues(collectionKind(coll)).Set(float64(len(rs)))
 	}
 	byReason := make(map[string]int)
-	for _, inv := range out.Invalid {
+	for _, inv := range invalid {
 		byReason[inv.Reason]++
 	}
 	for reason := range m.seenReasons {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/internal/benchestate"
 	"github.com/mcp-bridge/mcp-bridge/internal/rawads"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
@@ -144,11 +145,11 @@ func newPipeline(tb testing.TB, mode string) *pipeline {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p.client = startADSClient(tb, ctx, p.cc, mcp.IstioTypeURLs(istioMinor))
+	p.client = startADSClient(tb, ctx, p.cc, istio.TypeURLs(istioMinor))
 	// Wait until the server holds the subscriptions, so nothing of the first push is spent on them.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if cs := srv.Clients(); len(cs) == 1 && len(cs[0].Types) == len(mcp.IstioTypeURLs(istioMinor)) {
+		if cs := srv.Clients(); len(cs) == 1 && len(cs[0].Types) == len(istio.TypeURLs(istioMinor)) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
 
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
@@ -24,7 +25,7 @@ type RenderOptions struct {
 
 // Render writes resources as Kubernetes-style Istio objects (apiVersion, kind, metadata, spec),
 // the form operators know from kubectl, so the output can be read, diffed or applied to a cluster.
-func Render(w io.Writer, resources []*translate.Resource, opts RenderOptions) error {
+func Render(w io.Writer, resources []*istio.Resource, opts RenderOptions) error {
 	items := make([]map[string]any, 0, len(resources))
 	for _, r := range resources {
 		kind := collectionKind(r.Collection)
@@ -62,7 +63,7 @@ func Render(w io.Writer, resources []*translate.Resource, opts RenderOptions) er
 	return fmt.Errorf("unknown output format %q: use yaml or json", opts.Format)
 }
 
-func object(r *translate.Resource, withVersion bool) (map[string]any, error) {
+func object(r *istio.Resource, withVersion bool) (map[string]any, error) {
 	spec, err := r.DecodeSpec()
 	if err != nil {
 		return nil, fmt.Errorf("rendering: %w", err)
@@ -95,8 +96,8 @@ func object(r *translate.Resource, withVersion bool) (map[string]any, error) {
 }
 
 // AllResources returns the output's resources followed by the static ones, in a stable order.
-func AllResources(out *translate.Output, static []*translate.Resource) []*translate.Resource {
-	var all []*translate.Resource
+func AllResources(out *translate.Output, static []*istio.Resource) []*istio.Resource {
+	var all []*istio.Resource
 	if out != nil {
 		for _, coll := range sortedKeys(out.Resources) {
 			all = append(all, out.Resources[coll]...)

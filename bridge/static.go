@@ -16,22 +16,22 @@ import (
 
 	yamlv3 "gopkg.in/yaml.v3"
 
-	"github.com/mcp-bridge/mcp-bridge/translate"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // staticGroup and staticVersions are what a static resource's apiVersion may be: Istiod reads
 // every version of a kind into the same proto, so v1, v1beta1 and v1alpha3 are all fine.
-const staticGroup = "networking.istio.io"
+const staticGroup = istio.GroupNetworking
 
 var staticVersions = []string{"v1", "v1beta1", "v1alpha3"}
 
 // LoadStatic reads Istio resources from Kubernetes-style YAML files (several documents per file
-// allowed). The kinds are those translate can validate (translate.SpecCollections); every spec
-// is validated by Istio's rules (translate.NewResource), because Istiod drops an invalid resource
+// allowed). The kinds are those translate can validate (istio.SpecCollections); every spec
+// is validated by Istio's rules (istio.NewResource), because Istiod drops an invalid resource
 // silently. Any problem fails the whole load, so a typo never serves a partial policy; the error
 // lists every bad document, each with its file, line, kind, namespace/name and all its problems.
-func LoadStatic(paths []string) ([]*translate.Resource, error) {
-	var out []*translate.Resource
+func LoadStatic(paths []string) ([]*istio.Resource, error) {
+	var out []*istio.Resource
 	var errs []error
 	seen := make(map[string]string)
 	for _, path := range paths {
@@ -58,7 +58,7 @@ func LoadStatic(paths []string) ([]*translate.Resource, error) {
 		return nil, errors.Join(errs...)
 	}
 	// The MCP server takes each collection fastest when it arrives sorted by namespace/name.
-	slices.SortFunc(out, func(a, b *translate.Resource) int {
+	slices.SortFunc(out, func(a, b *istio.Resource) int {
 		return cmp.Or(cmp.Compare(a.Collection, b.Collection), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return out, nil
@@ -78,9 +78,9 @@ type staticObject struct {
 
 // parseStatic decodes every document of a file: the resources of the good ones, and one error
 // per bad one. A YAML syntax error ends the file, since nothing after it can be trusted.
-func parseStatic(b []byte) ([]*translate.Resource, []error) {
+func parseStatic(b []byte) ([]*istio.Resource, []error) {
 	dec := yamlv3.NewDecoder(bytes.NewReader(b))
-	var out []*translate.Resource
+	var out []*istio.Resource
 	var errs []error
 	for {
 		var node yamlv3.Node
@@ -104,7 +104,7 @@ func parseStatic(b []byte) ([]*translate.Resource, []error) {
 	}
 }
 
-func decodeStatic(node *yamlv3.Node) (*translate.Resource, error) {
+func decodeStatic(node *yamlv3.Node) (*istio.Resource, error) {
 	raw, err := yamlv3.Marshal(node)
 	if err != nil {
 		return nil, err
@@ -119,7 +119,7 @@ func decodeStatic(node *yamlv3.Node) (*translate.Resource, error) {
 	}
 	group, version, _ := strings.Cut(obj.APIVersion, "/")
 	coll := group + "/" + obj.Kind
-	spec, ok := translate.NewSpec(coll)
+	spec, ok := istio.NewSpec(coll)
 	if !ok || group != staticGroup {
 		return nil, fmt.Errorf("apiVersion %q kind %q is not a kind the bridge serves from static files; supported: %s (apiVersion %s/%s)",
 			obj.APIVersion, obj.Kind, supportedKinds(), staticGroup, strings.Join(staticVersions, ", "+staticGroup+"/"))
@@ -136,7 +136,7 @@ func decodeStatic(node *yamlv3.Node) (*translate.Resource, error) {
 		}
 	}
 	// The error names the kind, namespace/name and every problem.
-	r, err := translate.NewResource(coll, obj.Metadata.Namespace, obj.Metadata.Name, obj.Metadata.Labels, obj.Metadata.Annotations, spec)
+	r, err := istio.NewResource(coll, obj.Metadata.Namespace, obj.Metadata.Name, obj.Metadata.Labels, obj.Metadata.Annotations, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -144,10 +144,10 @@ func decodeStatic(node *yamlv3.Node) (*translate.Resource, error) {
 	return r, nil
 }
 
-// supportedKinds lists the kinds of translate.SpecCollections, e.g. "DestinationRule, ServiceEntry".
+// supportedKinds lists the kinds of istio.SpecCollections, e.g. "DestinationRule, ServiceEntry".
 func supportedKinds() string {
 	var kinds []string
-	for _, c := range translate.SpecCollections() {
+	for _, c := range istio.SpecCollections() {
 		kinds = append(kinds, collectionKind(c))
 	}
 	return strings.Join(kinds, ", ")

@@ -19,6 +19,8 @@ import (
 	mcpapi "istio.io/api/mcp/v1alpha1"
 
 	"github.com/mcp-bridge/mcp-bridge/internal/rawads"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // fixture is one benchmark data set in two generations whose every resource differs, so
@@ -34,8 +36,8 @@ type fixture struct {
 // Scale from docs/scale.md: 10k services with 100k instances inline as ServiceEntry endpoints, or
 // 100k WorkloadEntries.
 func benchFixtures() []fixture {
-	se := fixture{name: "ServiceEntry-10k-svc-100k-inst", collection: CollectionServiceEntry, typeURL: seV1, instances: 100_000}
-	we := fixture{name: "WorkloadEntry-100k", collection: CollectionWorkloadEntry, typeURL: weV1, instances: 100_000}
+	se := fixture{name: "ServiceEntry-10k-svc-100k-inst", collection: istio.CollectionServiceEntry, typeURL: seV1, instances: 100_000}
+	we := fixture{name: "WorkloadEntry-100k", collection: istio.CollectionWorkloadEntry, typeURL: weV1, instances: 100_000}
 	for g := range 2 {
 		for i := range 10_000 {
 			se.gens[g] = append(se.gens[g], serviceEntry(fmt.Sprintf("ns-%02d", i/1000), fmt.Sprintf("svc-%05d", i), 10, g))

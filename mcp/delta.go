@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // DeltaAggregatedResources serves incremental xDS. Istiod does not use it; other MCP clients
@@ -104,7 +106,7 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 			resp.Resources = append(resp.Resources, &discovery.Resource{
 				Name:     e.key,
 				Version:  e.version,
-				Resource: &anypb.Any{TypeUrl: ResourceTypeURL, Value: e.envelope()},
+				Resource: &anypb.Any{TypeUrl: istio.MCPResourceTypeURL, Value: e.envelope()},
 			})
 		}
 		st.outstanding = true

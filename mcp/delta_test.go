@@ -8,6 +8,8 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	mcpapi "istio.io/api/mcp/v1alpha1"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // deltaClient is an incremental xDS client on its own stream.
@@ -160,12 +162,12 @@ func TestDelta(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t, Options{}, nil)
-			srv.Set(map[string][]*Resource{CollectionServiceEntry: tc.start})
+			srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: tc.start})
 			cl := startDelta(t, srv.addr)
 			first := true
 			for i, st := range tc.steps {
 				if st.set != nil {
-					srv.Set(map[string][]*Resource{CollectionServiceEntry: st.set})
+					srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: st.set})
 				}
 				if st.req != nil {
 					if first {

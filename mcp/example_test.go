@@ -12,6 +12,8 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mcp-bridge/mcp-bridge/mcp"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // Example shows the wiring cmd/mcp-bridge needs: the gRPC server built with ServerOptions, the
@@ -29,7 +31,7 @@ func Example() {
 
 	body, _ := anypb.New(&networking.ServiceEntry{Hosts: []string{"reviews.default-group.public.nacos"}})
 	srv.Set(map[string][]*mcp.Resource{
-		mcp.CollectionServiceEntry: {{Namespace: "public", Name: "reviews", Version: "3f2a9c", Body: body}},
+		istio.CollectionServiceEntry: {{Namespace: "public", Name: "reviews", Version: "3f2a9c", Body: body}},
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

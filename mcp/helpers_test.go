@@ -24,6 +24,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	mcpapi "istio.io/api/mcp/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // testServer is a Server behind a real gRPC server on a 127.0.0.1 port.
@@ -200,7 +202,7 @@ func (a *adsc) recv() {
 
 func (a *adsc) apply(resp *discovery.DiscoveryResponse) error {
 	got := map[string]*mcpapi.Resource{}
-	if resp.GetTypeUrl() != MeshConfigTypeURL {
+	if resp.GetTypeUrl() != istio.MeshConfigTypeURL {
 		for _, r := range resp.GetResources() {
 			env := &mcpapi.Resource{}
 			if err := r.UnmarshalTo(env); err != nil {

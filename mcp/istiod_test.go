@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/grpc"
 	mcpapi "istio.io/api/mcp/v1alpha1"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // TestIstiodClientKeepalive holds an Istiod-like client idle for 46 s while it pings every 10 s
@@ -29,8 +31,8 @@ func TestIstiodClientKeepalive(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t, Options{}, tc.grpcOpts)
-			srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 2, 0)}})
-			urls := IstioTypeURLs(31)
+			srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 2, 0)}})
+			urls := istio.TypeURLs(31)
 			c := startAdsc(t, srv.addr, urls, adscOptions{keepalive: 10 * time.Second})
 			seen := map[string]bool{}
 			for len(seen) < len(urls) {
@@ -54,7 +56,7 @@ func TestIstiodClientKeepalive(t *testing.T) {
 				t.Fatalf("disconnected after %v idle: %v", time.Since(start), c.streamErr())
 			case <-time.After(46 * time.Second):
 			}
-			srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 2, 0), serviceEntry("default", "b", 1, 0)}})
+			srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 2, 0), serviceEntry("default", "b", 1, 0)}})
 			se := "networking.istio.io/v1/ServiceEntry"
 			c.nextFor(se, 10*time.Second)
 			if got, want := c.names(se), []string{"default/a", "default/b"}; !slices.Equal(got, want) {
@@ -76,10 +78,10 @@ func TestIstioVersionsSync(t *testing.T) {
 			a, b := serviceEntry("default", "a", 3, 0), serviceEntry("prod", "b", 1, 0)
 			a.Annotations = map[string]string{"mcp-bridge.io/source": "nacos"}
 			srv.Set(map[string][]*Resource{
-				CollectionServiceEntry:  {a, b},
-				CollectionWorkloadEntry: {workloadEntry("default", "w1", 1, 0)},
+				istio.CollectionServiceEntry:  {a, b},
+				istio.CollectionWorkloadEntry: {workloadEntry("default", "w1", 1, 0)},
 			})
-			urls := IstioTypeURLs(minor)
+			urls := istio.TypeURLs(minor)
 			c := startAdsc(t, srv.addr, urls, adscOptions{})
 			got := map[string]int{}
 			for range urls {
@@ -94,9 +96,9 @@ func TestIstioVersionsSync(t *testing.T) {
 				}
 				want := 0
 				switch CollectionOf(u) {
-				case CollectionServiceEntry:
+				case istio.CollectionServiceEntry:
 					want = 2
-				case CollectionWorkloadEntry:
+				case istio.CollectionWorkloadEntry:
 					want = 1
 				}
 				if n != want {
@@ -106,7 +108,7 @@ func TestIstioVersionsSync(t *testing.T) {
 			if len(got) != len(urls) {
 				t.Errorf("responses for %d type URLs, requested %d: %v", len(got), len(urls), got)
 			}
-			seURL := urls[slices.IndexFunc(urls, func(u string) bool { return CollectionOf(u) == CollectionServiceEntry })]
+			seURL := urls[slices.IndexFunc(urls, func(u string) bool { return CollectionOf(u) == istio.CollectionServiceEntry })]
 			c.mu.Lock()
 			env := c.state[seURL]["default/a"]
 			c.mu.Unlock()
@@ -167,8 +169,8 @@ func mapsEqual(a, b map[string]string) bool {
 func TestUnknownTypesAnsweredEmpty(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, Options{}, nil)
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
-	urls := []string{MeshConfigTypeURL, "example.com/v2beta3/Widget", "type.googleapis.com/envoy.config.cluster.v3.Cluster", "nonsense"}
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
+	urls := []string{istio.MeshConfigTypeURL, "example.com/v2beta3/Widget", "type.googleapis.com/envoy.config.cluster.v3.Cluster", "nonsense"}
 	c := startAdsc(t, srv.addr, urls, adscOptions{})
 	for range urls {
 		r := c.next(5 * time.Second)
@@ -185,14 +187,14 @@ func TestUnknownTypesAnsweredEmpty(t *testing.T) {
 func TestNoResponseBeforeFirstSet(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, Options{}, nil)
-	urls := IstioTypeURLs(31)
+	urls := istio.TypeURLs(31)
 	c := startAdsc(t, srv.addr, urls, adscOptions{})
 	c.expectNone(300 * time.Millisecond)
 	waitFor(t, 2*time.Second, "the client's 16 requests recorded", func() bool {
 		cl := srv.Clients()
 		return len(cl) == 1 && len(cl[0].Types) == len(urls)
 	})
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
 	seen := map[string]bool{}
 	for range urls {
 		seen[c.next(5*time.Second).GetTypeUrl()] = true

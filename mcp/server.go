@@ -23,6 +23,8 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // Options configure a Server. The zero value works.
@@ -126,7 +128,7 @@ func (s *Server) Set(state map[string][]*Resource) {
 	changed := 0
 	for name, rs := range state {
 		collection := CollectionOf(name)
-		if collection == CollectionMeshConfig {
+		if collection == istio.CollectionMeshConfig {
 			s.log.Warn("mcp: MeshConfig cannot be served as MCP resources; ignored", "resources", len(rs))
 			continue
 		}

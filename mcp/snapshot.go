@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	mcpapi "istio.io/api/mcp/v1alpha1"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // entry is one resource, marshalled once per (namespace, name, version) and shared by every
@@ -252,13 +254,13 @@ func marshalEntry(r *Resource) (*entry, error) {
 		Body:     r.Body,
 	}
 	envLen := proto.MarshalOptions{Deterministic: true}.Size(env)
-	anyLen := protowire.SizeTag(1) + protowire.SizeBytes(len(ResourceTypeURL)) +
+	anyLen := protowire.SizeTag(1) + protowire.SizeBytes(len(istio.MCPResourceTypeURL)) +
 		protowire.SizeTag(2) + protowire.SizeBytes(envLen)
 	wire := make([]byte, 0, protowire.SizeTag(2)+protowire.SizeBytes(anyLen))
 	wire = protowire.AppendTag(wire, 2, protowire.BytesType)
 	wire = protowire.AppendVarint(wire, uint64(anyLen))
 	wire = protowire.AppendTag(wire, 1, protowire.BytesType)
-	wire = protowire.AppendString(wire, ResourceTypeURL)
+	wire = protowire.AppendString(wire, istio.MCPResourceTypeURL)
 	wire = protowire.AppendTag(wire, 2, protowire.BytesType)
 	wire = protowire.AppendVarint(wire, uint64(envLen))
 	envOff := len(wire)

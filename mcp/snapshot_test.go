@@ -15,6 +15,8 @@ import (
 	mcpapi "istio.io/api/mcp/v1alpha1"
 
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 func keys(s *snapshot) []string {
@@ -57,9 +59,9 @@ func TestBuildSnapshot(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			empty := newEmptySnapshot("")
-			prev, _ := buildSnapshot(CollectionServiceEntry, empty, tc.prev)
+			prev, _ := buildSnapshot(istio.CollectionServiceEntry, empty, tc.prev)
 			input := slices.Clone(tc.next)
-			next, st := buildSnapshot(CollectionServiceEntry, prev, tc.next)
+			next, st := buildSnapshot(istio.CollectionServiceEntry, prev, tc.next)
 			if !slices.Equal(input, tc.next) {
 				t.Errorf("the caller's slice was reordered")
 			}
@@ -100,9 +102,9 @@ func TestBuildSnapshot(t *testing.T) {
 // version; any change of content changes it.
 func TestSnapshotVersionDeterministic(t *testing.T) {
 	a, b := serviceEntry("default", "a", 1, 0), serviceEntry("default", "b", 1, 0)
-	s1, _ := buildSnapshot(CollectionServiceEntry, newEmptySnapshot(""), []*Resource{a, b})
-	s2, _ := buildSnapshot(CollectionServiceEntry, newEmptySnapshot(""), []*Resource{b, a})
-	s3, _ := buildSnapshot(CollectionServiceEntry, newEmptySnapshot(""), []*Resource{a, serviceEntry("default", "b", 1, 1)})
+	s1, _ := buildSnapshot(istio.CollectionServiceEntry, newEmptySnapshot(""), []*Resource{a, b})
+	s2, _ := buildSnapshot(istio.CollectionServiceEntry, newEmptySnapshot(""), []*Resource{b, a})
+	s3, _ := buildSnapshot(istio.CollectionServiceEntry, newEmptySnapshot(""), []*Resource{a, serviceEntry("default", "b", 1, 1)})
 	if s1.version != s2.version || !bytes.Equal(slices.Concat(s1.body...), slices.Concat(s2.body...)) {
 		t.Errorf("same content, different order: versions %s and %s", s1.version, s2.version)
 	}
@@ -117,7 +119,7 @@ func TestWireResponse(t *testing.T) {
 	se := serviceEntry("default", "reviews", 2, 0)
 	se.Annotations = map[string]string{"mcp-bridge.io/registry": "nacos-prod"}
 	se2 := serviceEntry("prod", "ratings", 1, 0)
-	snap, _ := buildSnapshot(CollectionServiceEntry, newEmptySnapshot(""), []*Resource{se2, se})
+	snap, _ := buildSnapshot(istio.CollectionServiceEntry, newEmptySnapshot(""), []*Resource{se2, se})
 	w := newWireResponse(snap, nil, seV1, "nonce-1")
 	raw := w.bytes()
 
@@ -179,9 +181,9 @@ func TestSnapshotHistoryIndependent(t *testing.T) {
 	b = slices.Delete(b, 2000, 2002)                   // removed
 	b = slices.Insert(b, 3000, workloadEntry("ns", "we-02999x", 9, 0))
 
-	base, _ := buildSnapshot(CollectionWorkloadEntry, newEmptySnapshot(""), a)
-	inc, st := buildSnapshot(CollectionWorkloadEntry, base, b)
-	fresh, full := buildSnapshot(CollectionWorkloadEntry, newEmptySnapshot(""), b)
+	base, _ := buildSnapshot(istio.CollectionWorkloadEntry, newEmptySnapshot(""), a)
+	inc, st := buildSnapshot(istio.CollectionWorkloadEntry, base, b)
+	fresh, full := buildSnapshot(istio.CollectionWorkloadEntry, newEmptySnapshot(""), b)
 	if inc.version != fresh.version || !bytes.Equal(slices.Concat(inc.body...), slices.Concat(fresh.body...)) {
 		t.Fatalf("incremental version %s differs from fresh %s", inc.version, fresh.version)
 	}

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 const (
@@ -29,10 +31,14 @@ const (
 func TestSotwPushes(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, Options{}, nil)
-	marshalled := func() float64 { return testutil.ToFloat64(srv.m.marshalled.WithLabelValues(CollectionServiceEntry)) }
-	built := func() float64 { return testutil.ToFloat64(srv.m.builtBytes.WithLabelValues(CollectionServiceEntry)) }
+	marshalled := func() float64 {
+		return testutil.ToFloat64(srv.m.marshalled.WithLabelValues(istio.CollectionServiceEntry))
+	}
+	built := func() float64 {
+		return testutil.ToFloat64(srv.m.builtBytes.WithLabelValues(istio.CollectionServiceEntry))
+	}
 	a, b, c := serviceEntry("default", "a", 2, 0), serviceEntry("default", "b", 2, 0), serviceEntry("default", "c", 2, 0)
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {a, b, c}, CollectionWorkloadEntry: {workloadEntry("default", "w", 1, 0)}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {a, b, c}, istio.CollectionWorkloadEntry: {workloadEntry("default", "w", 1, 0)}})
 
 	v1 := startAdsc(t, srv.addr, []string{seV1, weV1}, adscOptions{})
 	first := v1.nextFor(seV1, 5*time.Second)
@@ -46,7 +52,7 @@ func TestSotwPushes(t *testing.T) {
 
 	// b is removed from the registry: gone from the next response; WorkloadEntry is not resent.
 	builtBefore := built()
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {a, c}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {a, c}})
 	second := v1.next(5 * time.Second)
 	if second.GetTypeUrl() != seV1 || second.GetVersionInfo() == first.GetVersionInfo() || second.GetNonce() == first.GetNonce() {
 		t.Fatalf("after removal got %s version %s nonce %s (first: version %s nonce %s)", second.GetTypeUrl(),
@@ -64,7 +70,7 @@ func TestSotwPushes(t *testing.T) {
 	if builtAfterRemoval <= builtBefore {
 		t.Fatalf("no response body built for the removal")
 	}
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {a, c}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {a, c}})
 	v1.expectNone(200 * time.Millisecond)
 	if marshalled() != 3 || built() != builtAfterRemoval {
 		t.Fatalf("an unchanged Set marshalled (%v) or built (%v != %v)", marshalled(), built(), builtAfterRemoval)
@@ -73,7 +79,7 @@ func TestSotwPushes(t *testing.T) {
 	// One changed resource: one marshal. A second client on the Istio <=1.23 URL gets the same
 	// resources from the same built body.
 	a2 := serviceEntry("default", "a", 2, 1)
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {a2, c}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {a2, c}})
 	third := v1.next(5 * time.Second)
 	if marshalled() != 4 {
 		t.Fatalf("one change marshalled %v resources in total, want 4", marshalled())
@@ -100,7 +106,7 @@ func TestSotwPushes(t *testing.T) {
 func TestRepliesAndNonces(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, Options{}, nil)
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
 	c := startAdsc(t, srv.addr, []string{seV1}, adscOptions{noAck: true})
 	r1 := c.next(5 * time.Second)
 
@@ -109,7 +115,7 @@ func TestRepliesAndNonces(t *testing.T) {
 	c.expectNone(200 * time.Millisecond)
 
 	// r1 is unanswered: a new version waits for the reply.
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 1, 1)}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 1)}})
 	c.expectNone(300 * time.Millisecond)
 	if cl := srv.Clients()[0].Types[0]; !cl.WaitingForAck || cl.Synced {
 		t.Fatalf("status while r1 is unanswered = %+v, want waitingForAck and not synced", cl)
@@ -127,7 +133,7 @@ func TestRepliesAndNonces(t *testing.T) {
 		ts.LastNack.Nonce != r1.GetNonce() || ts.LastNack.Code != int32(codes.InvalidArgument) {
 		t.Fatalf("status after NACK = %+v (last NACK %+v)", ts, ts.LastNack)
 	}
-	if got := testutil.ToFloat64(srv.m.nacks.WithLabelValues(CollectionServiceEntry)); got != 1 {
+	if got := testutil.ToFloat64(srv.m.nacks.WithLabelValues(istio.CollectionServiceEntry)); got != 1 {
 		t.Fatalf("mcp_bridge_mcp_nacks_total = %v, want 1", got)
 	}
 
@@ -151,10 +157,10 @@ func TestRepliesAndNonces(t *testing.T) {
 func TestAckTimeout(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, Options{AckTimeout: 300 * time.Millisecond}, nil)
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
 	c := startAdsc(t, srv.addr, []string{seV1}, adscOptions{noAck: true})
 	c.next(5 * time.Second)
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 1, 1)}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 1)}})
 	start := time.Now()
 	c.next(5 * time.Second)
 	if d := time.Since(start); d < 200*time.Millisecond {
@@ -172,7 +178,7 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 		for i := 0; i < 200; i++ {
 			rs = append(rs, serviceEntry("default", "svc-"+itoa3(i), 50, gen))
 		}
-		return map[string][]*Resource{CollectionServiceEntry: rs}
+		return map[string][]*Resource{istio.CollectionServiceEntry: rs}
 	}
 	srv.Set(state(0))
 
@@ -219,8 +225,8 @@ func itoa3(i int) string {
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, Options{}, nil)
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
-	c := startAdsc(t, srv.addr, IstioTypeURLs(31), adscOptions{})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
+	c := startAdsc(t, srv.addr, istio.TypeURLs(31), adscOptions{})
 	c.next(5 * time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -268,7 +274,7 @@ func TestClosedServerRefusesStreams(t *testing.T) {
 func TestNamedResources(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, Options{}, nil)
-	srv.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 1, 0), serviceEntry("default", "b", 1, 0)}})
+	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 0), serviceEntry("default", "b", 1, 0)}})
 	c := startAdsc(t, srv.addr, nil, adscOptions{})
 	c.send(&discovery.DiscoveryRequest{TypeUrl: seV1, ResourceNames: []string{"default/b", "nope/x"}, Node: istiodNode()})
 	c.next(5 * time.Second)
@@ -294,9 +300,9 @@ func TestWithoutServerOptionsCodec(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t, Options{}, tc.opts)
-			srv.Set(map[string][]*Resource{CollectionServiceEntry: {a}})
-			c := startAdsc(t, srv.addr, IstioTypeURLs(31), adscOptions{})
-			for range IstioTypeURLs(31) {
+			srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {a}})
+			c := startAdsc(t, srv.addr, istio.TypeURLs(31), adscOptions{})
+			for range istio.TypeURLs(31) {
 				c.next(5 * time.Second)
 			}
 			c.mu.Lock()

@@ -2,56 +2,25 @@ package mcp
 
 import (
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
-func TestIstioTypeURLs(t *testing.T) {
-	cases := []struct {
-		minor     int
-		n         int
-		contains  []string
-		notExists []string
-	}{
-		{minor: 22, n: 15, contains: []string{
-			"core/v1alpha1/MeshConfig", "networking.istio.io/v1alpha3/ServiceEntry", "networking.istio.io/v1alpha3/WorkloadGroup",
-			"networking.istio.io/v1beta1/ProxyConfig", "security.istio.io/v1beta1/AuthorizationPolicy",
-			"telemetry.istio.io/v1alpha1/Telemetry", "extensions.istio.io/v1alpha1/WasmPlugin", "networking.istio.io/v1alpha3/EnvoyFilter"},
-			notExists: []string{"networking.istio.io/v1/ServiceEntry", "extensions.istio.io/v1alpha1/TrafficExtension"}},
-		{minor: 23, n: 15, contains: []string{"networking.istio.io/v1alpha3/Sidecar"}},
-		{minor: 24, n: 15, contains: []string{
-			"networking.istio.io/v1/ServiceEntry", "networking.istio.io/v1/WorkloadEntry", "security.istio.io/v1/PeerAuthentication",
-			"telemetry.istio.io/v1/Telemetry", "networking.istio.io/v1alpha3/EnvoyFilter", "networking.istio.io/v1beta1/ProxyConfig"},
-			notExists: []string{"networking.istio.io/v1alpha3/ServiceEntry"}},
-		{minor: 29, n: 15, notExists: []string{"extensions.istio.io/v1alpha1/TrafficExtension"}},
-		// 1.31: checked against istio.io/istio pkg/config/schema/collections Pilot (15 types) + MeshConfig.
-		{minor: 31, n: 16, contains: []string{"extensions.istio.io/v1alpha1/TrafficExtension"}},
-	}
-	for _, tc := range cases {
-		urls := IstioTypeURLs(tc.minor)
-		if len(urls) != tc.n || urls[0] != MeshConfigTypeURL {
-			t.Errorf("1.%d: %d URLs starting %s, want %d starting with MeshConfig", tc.minor, len(urls), urls[0], tc.n)
-		}
-		for _, u := range tc.contains {
-			if !slices.Contains(urls, u) {
-				t.Errorf("1.%d: missing %s", tc.minor, u)
-			}
-		}
-		for _, u := range tc.notExists {
-			if slices.Contains(urls, u) {
-				t.Errorf("1.%d: unexpected %s", tc.minor, u)
-			}
-		}
+// TestCollectionOfIstioTypeURLs: every type Istiod subscribes to, in every version it uses,
+// maps to its own collection, so each is answered from what Set gave that kind.
+func TestCollectionOfIstioTypeURLs(t *testing.T) {
+	for _, minor := range []int{22, 23, 24, 29, 31} {
 		seen := map[string]bool{}
-		for _, u := range urls[1:] {
+		for _, u := range istio.PilotTypeURLs(minor) {
 			c := CollectionOf(u)
 			if seen[c] || !strings.Contains(c, ".istio.io/") || strings.Count(c, "/") != 1 {
-				t.Errorf("1.%d: %s maps to %s (duplicate or malformed)", tc.minor, u, c)
+				t.Errorf("1.%d: %s maps to %s (duplicate or malformed)", minor, u, c)
 			}
 			seen[c] = true
 		}
@@ -60,12 +29,12 @@ func TestIstioTypeURLs(t *testing.T) {
 
 func TestCollectionOf(t *testing.T) {
 	cases := map[string]string{
-		"networking.istio.io/v1alpha3/ServiceEntry":           CollectionServiceEntry,
-		"networking.istio.io/v1/ServiceEntry":                 CollectionServiceEntry,
-		"networking.istio.io/v1beta1/ServiceEntry":            CollectionServiceEntry,
-		"networking.istio.io/ServiceEntry":                    CollectionServiceEntry,
-		"extensions.istio.io/v1alpha1/TrafficExtension":       CollectionTrafficExtension,
-		MeshConfigTypeURL:                                     CollectionMeshConfig,
+		"networking.istio.io/v1alpha3/ServiceEntry":           istio.CollectionServiceEntry,
+		"networking.istio.io/v1/ServiceEntry":                 istio.CollectionServiceEntry,
+		"networking.istio.io/v1beta1/ServiceEntry":            istio.CollectionServiceEntry,
+		"networking.istio.io/ServiceEntry":                    istio.CollectionServiceEntry,
+		"extensions.istio.io/v1alpha1/TrafficExtension":       istio.CollectionTrafficExtension,
+		istio.MeshConfigTypeURL:                               istio.CollectionMeshConfig,
 		"type.googleapis.com/envoy.config.cluster.v3.Cluster": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
 		"a/notaversion/Kind":                                  "a/notaversion/Kind",
 		"a/v1/b/c":                                            "a/v1/b/c",
@@ -86,9 +55,9 @@ func TestStatusAndMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	one := startServer(t, Options{Name: "shard-0", Metrics: reg}, nil)
 	two := startServer(t, Options{Name: "shard-1", Metrics: reg}, nil)
-	one.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
-	two.Set(map[string][]*Resource{CollectionServiceEntry: {serviceEntry("default", "b", 1, 0), serviceEntry("default", "c", 1, 0)}})
-	c := startAdsc(t, one.addr, []string{seV1, MeshConfigTypeURL}, adscOptions{})
+	one.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 0)}})
+	two.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "b", 1, 0), serviceEntry("default", "c", 1, 0)}})
+	c := startAdsc(t, one.addr, []string{seV1, istio.MeshConfigTypeURL}, adscOptions{})
 	c.next(5 * time.Second)
 	c.next(5 * time.Second)
 	waitFor(t, 5*time.Second, "both types synced", func() bool {
@@ -113,10 +82,10 @@ func TestStatusAndMetrics(t *testing.T) {
 		}
 	}
 
-	if got := testutil.ToFloat64(one.m.resources.WithLabelValues(CollectionServiceEntry)); got != 1 {
+	if got := testutil.ToFloat64(one.m.resources.WithLabelValues(istio.CollectionServiceEntry)); got != 1 {
 		t.Errorf("shard-0 mcp_resources = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(two.m.resources.WithLabelValues(CollectionServiceEntry)); got != 2 {
+	if got := testutil.ToFloat64(two.m.resources.WithLabelValues(istio.CollectionServiceEntry)); got != 2 {
 		t.Errorf("shard-1 mcp_resources = %v, want 2", got)
 	}
 	families, err := reg.Gather()
@@ -140,7 +109,7 @@ func TestStatusAndMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"synced:" + seV1, "synced:" + MeshConfigTypeURL, "clients", "unset"} {
+	for _, k := range []string{"synced:" + seV1, "synced:" + istio.MeshConfigTypeURL, "clients", "unset"} {
 		if !found[k] {
 			t.Errorf("metric %s missing or wrong (found %v)", k, found)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
@@ -104,12 +105,11 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	mcpOpts.Name, mcpOpts.Logger, mcpOpts.Metrics = "mcp", log.With("component", "mcp"), reg
 	p.server = mcp.NewServer(mcpOpts)
 	p.bridge = bridge.New(bridge.Options{
-		Merger:     p.merger,
-		Translator: translator,
-		Server:     p.server,
-		Static:     static,
-		Logger:     log.With("component", "bridge"),
-		Metrics:    reg,
+		Merger:    p.merger,
+		Producers: producers(translator, static),
+		Server:    p.server,
+		Logger:    log.With("component", "bridge"),
+		Metrics:   reg,
 	})
 	if cfg.State.Enabled() {
 		if p.store, err = state.New(cfg.State, state.Options{Logger: log.With("component", "state"), Metrics: reg}); err != nil {
@@ -128,6 +128,12 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 }
 
 // host is merge's identity of a service: its primary host under the current translator.
+// producers lists the bridge's resource producers in order of precedence: generated resources
+// win a name over the operator's static ones.
+func producers(tr *translate.Translator, static []*istio.Resource) []bridge.Producer {
+	return []bridge.Producer{bridge.Translate(tr), bridge.Static(static)}
+}
+
 func (p *Pipeline) host(s *registry.Service) string { return p.tr.Load().Host(s) }
 
 // NewAdapter is the one place that knows every registry type.

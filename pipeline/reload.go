@@ -169,7 +169,7 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 		p.tr.Store(tr)
 		p.merger.Rekey()
 	}
-	p.bridge.Reconfigure(tr, static)
+	p.bridge.Reconfigure(producers(p.tr.Load(), static))
 	p.mu.Lock()
 	p.cfg = withRemoved(running, old, plan.Removed)
 	stopped := make([]*adapterRun, 0, len(plan.Changed))

@@ -7,8 +7,8 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/merge"
-	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
 // Run restores the state file, then runs the state saver, every adapter and the bridge loop
@@ -45,17 +45,16 @@ func (p *Pipeline) Run(ctx context.Context) {
 	<-stateDone
 }
 
-// Rendered is what Render read and translated.
+// Rendered is what Render read and produced.
 type Rendered struct {
-	Output *translate.Output
-	// Static are the staticResources served beside Output's resources.
-	Static []*translate.Resource
+	// Output is what the bridge would serve: every producer's resources, invalid and warnings.
+	Output *bridge.Output
 	// Registries is every registry's status after the read: Synced false means it was not read.
 	Registries []merge.RegistryStatus
 }
 
-// Resources returns every resource, generated and static, as the bridge serves them.
-func (r *Rendered) Resources() []*translate.Resource { return bridge.AllResources(r.Output, r.Static) }
+// Resources returns every resource as the bridge serves them.
+func (r *Rendered) Resources() []*istio.Resource { return r.Output.Served() }
 
 // Render reads every registry once, waiting at most timeout for each one's first sync, and
 // translates the result as the running bridge would. It runs the same pipeline as serve, with a
@@ -95,5 +94,5 @@ func Render(ctx context.Context, cfg *config.Config, opts Options, timeout time.
 		return nil, errors.New("no registry snapshot before the timeout")
 	}
 	p.bridge.Push(snap)
-	return &Rendered{Output: p.bridge.Output(), Static: p.bridge.Static(), Registries: p.merger.Status()}, nil
+	return &Rendered{Output: p.bridge.Output(), Registries: p.merger.Status()}, nil
 }

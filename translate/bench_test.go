@@ -9,6 +9,8 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/internal/benchestate"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // estate builds n services of perService instances each, shaped like a real mixed estate: Dubbo
@@ -108,7 +110,7 @@ func BenchmarkTranslateOneChange(b *testing.B) {
 				in[4242] = variants[k%2]
 				k++
 				out := tr.Translate(in)
-				if len(out.Resources[CollectionServiceEntry]) == 0 {
+				if len(out.Resources[istio.CollectionServiceEntry]) == 0 {
 					b.Fatal("no output")
 				}
 			}

@@ -3,6 +3,8 @@ package translate
 import (
 	"slices"
 	"strings"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // The decisions about a service that involve other services: who owns a host, which VIP a host
@@ -265,10 +267,11 @@ func (t *Translator) admit() []*entry {
 // updateIndexes replaces the slots of changed and removed services in the sorted outputs. An
 // index is rebuilt (one linear merge) only when one of them had or has slots in it.
 func (t *Translator) updateIndexes(changed, removed []*entry) {
-	var ses, wes []slot[*Resource]
-	var inv []slot[Invalid]
-	var warn []slot[Warning]
-	var touched [4]bool
+	var ses, wes []slot[*istio.Resource]
+	var inv []slot[istio.Invalid]
+	var warn []slot[istio.Warning]
+	var hosts []slot[ServiceHosts]
+	var touched [5]bool
 	for _, list := range [][]*entry{changed, removed} {
 		for _, e := range list {
 			for i, n := range e.held {
@@ -278,21 +281,25 @@ func (t *Translator) updateIndexes(changed, removed []*entry) {
 	}
 	for _, e := range changed {
 		for _, r := range e.out.ses {
-			ses = append(ses, slot[*Resource]{e, e.gen, r})
+			ses = append(ses, slot[*istio.Resource]{e, e.gen, r})
 		}
 		for _, r := range e.out.wes {
-			wes = append(wes, slot[*Resource]{e, e.gen, r})
+			wes = append(wes, slot[*istio.Resource]{e, e.gen, r})
 		}
 		for _, i := range e.out.invalid {
-			inv = append(inv, slot[Invalid]{e, e.gen, i})
+			inv = append(inv, slot[istio.Invalid]{e, e.gen, i})
 		}
 		for _, w := range e.out.warnings {
-			warn = append(warn, slot[Warning]{e, e.gen, w})
+			warn = append(warn, slot[istio.Warning]{e, e.gen, w})
 		}
-		e.held = [4]int{len(e.out.ses), len(e.out.wes), len(e.out.invalid), len(e.out.warnings)}
+		for _, h := range e.out.hosts {
+			hosts = append(hosts, slot[ServiceHosts]{e, e.gen, h})
+		}
+		e.held = [5]int{len(e.out.ses), len(e.out.wes), len(e.out.invalid), len(e.out.warnings), len(e.out.hosts)}
 	}
 	t.ses.update(ses, touched[0])
 	t.wes.update(wes, touched[1])
 	t.invalid.update(inv, touched[2])
 	t.warnings.update(warn, touched[3])
+	t.hosts.update(hosts, touched[4])
 }

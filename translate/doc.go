@@ -35,15 +35,11 @@
 //
 // # Validation
 //
-// Istiod drops invalid resources silently and ACKs anyway, so every resource is checked here
-// against Istio's rules for the fields we emit (validate.go); what fails is not emitted and is
-// listed in Output.Invalid with a reason code. Adjustments that still let a resource out (a label
-// dropped, a port moved, an endpoint left out) are listed in Output.Warnings.
-//
-// Static resources (operator-written files) are checked by ValidateSpec, which mirrors Istio's
-// ValidateVirtualService, ValidateDestinationRule and ValidateSidecar (validate_static.go and the
-// validate_<kind>.go files beside it) and applies the rules above to ServiceEntries and
-// WorkloadEntries; NewResource wraps nothing that fails it. Where a rule is not mirrored exactly,
-// ours is stricter. The test tables in testdata/static are cross-checked against Istio's own
-// validation outside the repository.
+// Istiod drops invalid resources silently and ACKs anyway, so every resource is checked against
+// Istio's rules for the fields we emit (package istio: ValidateMeta, ValidateServiceEntryHead,
+// ValidateWorkloadEntry); what fails is not emitted and is listed in Output.Invalid with the
+// reason code of the rule. Adjustments that still let a resource out (a label dropped, a port
+// moved, an endpoint left out) are listed in Output.Warnings. The resource type, the collections
+// and the content-hash version are package istio's too: translate only maps the registry model to
+// Istio (hosts, names, ports, VIPs, labels, endpoints).
 package translate

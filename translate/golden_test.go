@@ -14,6 +14,8 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/registry"
 
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // goldenOptions configures the registries of testdata/services.yaml. The WorkloadEntry cap is tiny
@@ -66,7 +68,7 @@ func TestGolden(t *testing.T) {
 // type URL, versions that are the hash of what is sent, and resources that pass validation.
 func checkOutput(t testing.TB, out *Output) {
 	t.Helper()
-	for _, coll := range []string{CollectionServiceEntry, CollectionWorkloadEntry} {
+	for _, coll := range []string{istio.CollectionServiceEntry, istio.CollectionWorkloadEntry} {
 		rs, ok := out.Resources[coll]
 		if !ok {
 			t.Errorf("collection %s missing from the output", coll)
@@ -92,14 +94,14 @@ func checkOutput(t testing.TB, out *Output) {
 			if !bytes.Equal(body, r.Body.GetValue()) {
 				t.Errorf("%s/%s: body is not the deterministic marshal of its spec", r.Namespace, r.Name)
 			}
-			wantURL := map[string]string{CollectionServiceEntry: typeURLServiceEntry, CollectionWorkloadEntry: typeURLWorkloadEntry}[coll]
+			wantURL := map[string]string{istio.CollectionServiceEntry: istio.SpecTypeURLServiceEntry, istio.CollectionWorkloadEntry: istio.SpecTypeURLWorkloadEntry}[coll]
 			if r.Body.GetTypeUrl() != wantURL {
 				t.Errorf("%s/%s: type URL %q, want %q", r.Namespace, r.Name, r.Body.GetTypeUrl(), wantURL)
 			}
-			if v := version(body, r.Labels, r.Annotations); v != r.Version {
+			if v := istio.Version(body, r.Labels, r.Annotations); v != r.Version {
 				t.Errorf("%s/%s: version %q, want %q", r.Namespace, r.Name, r.Version, v)
 			}
-			if ps := validateResource(r, spec); len(ps) > 0 {
+			if ps := istio.ValidateResource(r, spec); len(ps) > 0 {
 				t.Errorf("%s/%s emitted although invalid: %v", r.Namespace, r.Name, ps)
 			}
 		}
@@ -133,7 +135,7 @@ func renderGolden(t testing.TB, out *Output) []byte {
 		Invalid         []note `json:"invalid"`
 		Warnings        []note `json:"warnings"`
 	}{ServiceEntries: []res{}, WorkloadEntries: []res{}, Invalid: []note{}, Warnings: []note{}}
-	for coll, dst := range map[string]*[]res{CollectionServiceEntry: &doc.ServiceEntries, CollectionWorkloadEntry: &doc.WorkloadEntries} {
+	for coll, dst := range map[string]*[]res{istio.CollectionServiceEntry: &doc.ServiceEntries, istio.CollectionWorkloadEntry: &doc.WorkloadEntries} {
 		for _, r := range out.Resources[coll] {
 			spec, err := r.DecodeSpec()
 			if err != nil {

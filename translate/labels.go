@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // Labels and annotations the bridge sets itself. Their prefix is ours: registry labels under it are
@@ -71,7 +73,7 @@ func sanitizeLabels(in map[string]string, p *labelPolicy, n *notes) map[string]s
 		if p.drops(k) {
 			continue
 		}
-		if !validLabelKey(k) || reservedLabelKey(k) {
+		if !istio.ValidLabelKey(k) || reservedLabelKey(k) {
 			odd = append(odd, k)
 			continue
 		}
@@ -117,7 +119,7 @@ func reservedLabelKey(k string) bool {
 // A value with nothing usable left becomes "x-<hash>". The rules engine uses it to match values in
 // subsets.
 func SanitizeLabelValue(v string) string {
-	if validLabelValue(v) {
+	if istio.ValidLabelValue(v) {
 		return v
 	}
 	s := sanitizeQualified(v)
@@ -131,7 +133,7 @@ func SanitizeLabelValue(v string) string {
 // subdomain of at most 253 characters, the name as a label value but not empty), or false when
 // nothing usable is left. Only the first '/' separates the prefix.
 func SanitizeLabelKey(k string) (string, bool) {
-	if validLabelKey(k) {
+	if istio.ValidLabelKey(k) {
 		return k, true
 	}
 	prefix, name, hasPrefix := strings.Cut(k, "/")
@@ -154,7 +156,7 @@ func SanitizeLabelKey(k string) (string, bool) {
 	if prefix != "" {
 		name = prefix + "/" + name
 	}
-	return name, validLabelKey(name)
+	return name, istio.ValidLabelKey(name)
 }
 
 // sanitizeQualified does the work of SanitizeLabelValue; it returns "" when nothing is left.
@@ -188,34 +190,4 @@ func sanitizeQualified(v string) string {
 		return ""
 	}
 	return fitLen(s, 63, v)
-}
-
-// validLabelValue is Kubernetes' rule, which Istio applies too: empty, or at most 63 characters
-// of letters, digits, '-', '_' and '.', alphanumeric at both ends. (Istio does not check the
-// length; Kubernetes and its tools do, so neither do we emit longer ones.)
-func validLabelValue(v string) bool {
-	return v == "" || validQualifiedName(v)
-}
-
-func validQualifiedName(s string) bool {
-	if len(s) == 0 || len(s) > 63 || !isAlnum(s[0]) || !isAlnum(s[len(s)-1]) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '-' && c != '_' && c != '.' {
-			return false
-		}
-	}
-	return true
-}
-
-// validLabelKey is Istio's validateTagKey: [prefix/]name, the prefix DNS-1123 labels joined by '.'
-// and at most 253 characters, the name a qualified name of at most 63. Like Kubernetes, and unlike
-// Istio, it wants the prefix in lower case.
-func validLabelKey(k string) bool {
-	prefix, name, ok := strings.Cut(k, "/")
-	if !ok {
-		return validQualifiedName(k)
-	}
-	return validQualifiedName(name) && isDNSSubdomain(prefix)
 }

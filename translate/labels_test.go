@@ -3,6 +3,8 @@ package translate
 import (
 	"strings"
 	"testing"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 func TestSanitizeLabelValue(t *testing.T) {
@@ -25,7 +27,7 @@ func TestSanitizeLabelValue(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("SanitizeLabelValue(%q) = %q, want %q", tc.in, got, tc.want)
 		}
-		if !validLabelValue(got) {
+		if !istio.ValidLabelValue(got) {
 			t.Errorf("SanitizeLabelValue(%q) = %q is not a valid value", tc.in, got)
 		}
 	}
@@ -53,7 +55,7 @@ func TestSanitizeLabelKey(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("SanitizeLabelKey(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
-		if ok && !validLabelKey(got) {
+		if ok && !istio.ValidLabelKey(got) {
 			t.Errorf("SanitizeLabelKey(%q) = %q is not a valid key", tc.in, got)
 		}
 	}
@@ -75,7 +77,7 @@ func TestSanitizeLabels(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	ws := n.warnings(Warning{})
+	ws := n.warnings(istio.Warning{})
 	var reasons []string
 	for _, w := range ws {
 		reasons = append(reasons, w.Reason)
@@ -130,7 +132,7 @@ func TestCheckHost(t *testing.T) {
 		{strings.Repeat("abcdefgh.", 27) + "com", true},  // 246 characters
 		{strings.Repeat("abcdefgh.", 28) + "com", false}, // 255: Istio's limit, but not a DNS name
 	} {
-		err := checkHost(tc.host)
+		err := istio.CheckHost(tc.host)
 		if (err == nil) != tc.ok {
 			t.Errorf("checkHost(%q) = %v, want ok=%v", tc.host, err, tc.ok)
 		}
@@ -146,7 +148,7 @@ func TestFitSubdomain(t *testing.T) {
 		strings.Repeat(label+".", 3) + label + "-", // ends in '-' after the cut
 	} {
 		got := fitSubdomain(in, 253)
-		if !isDNSSubdomain(got) {
+		if !istio.IsDNSSubdomain(got) {
 			t.Errorf("fitSubdomain(%d chars) = %q (%d chars) is not a DNS subdomain", len(in), got, len(got))
 		}
 		if len(in) <= 253 && got != in {

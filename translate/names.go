@@ -3,7 +3,6 @@ package translate
 import (
 	"fmt"
 	"hash/fnv"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -72,70 +71,6 @@ func isHostSafe(s string) bool {
 	}
 	for l := range strings.SplitSeq(s, ".") {
 		if strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
-			return false
-		}
-	}
-	return true
-}
-
-// checkHost applies Istio's rules for a ServiceEntry host (agent.ValidateWildcardDomain without
-// wildcards, which we never emit) plus the DNS limit of 253 characters, so that a host also works
-// as a resource name. It accepts upper case, as Istio does, for preserveHostCase.
-func checkHost(h string) error {
-	if h == "" {
-		return fmt.Errorf("host is empty")
-	}
-	if len(h) > 253 {
-		return fmt.Errorf("host %q is %d characters long, more than 253", h, len(h))
-	}
-	last := ""
-	for l := range strings.SplitSeq(h, ".") {
-		if !isDNS1123Label(l) {
-			return fmt.Errorf("host %q has an invalid label %q (want 1-63 letters, digits or '-', not starting or ending with '-')", h, l)
-		}
-		last = l
-	}
-	if _, err := strconv.Atoi(last); err == nil {
-		return fmt.Errorf("host %q ends in an all-numeric label", h)
-	}
-	return nil
-}
-
-// isDNS1123Label is Istio's labels.IsDNS1123Label: letters of either case, digits, '-', 1-63 long,
-// alphanumeric at both ends. Port names must satisfy it.
-func isDNS1123Label(s string) bool {
-	if len(s) == 0 || len(s) > 63 || !isAlnum(s[0]) || !isAlnum(s[len(s)-1]) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-// isDNSLabel is the stricter Kubernetes form (lower case only) that namespace names need.
-func isDNSLabel(s string) bool {
-	if !isDNS1123Label(s) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return false
-		}
-	}
-	return true
-}
-
-// isDNSSubdomain is a Kubernetes object name: lower-case DNS-1123 labels joined by '.', at most
-// 253 characters.
-func isDNSSubdomain(s string) bool {
-	if len(s) == 0 || len(s) > 253 {
-		return false
-	}
-	for l := range strings.SplitSeq(s, ".") {
-		if !isDNSLabel(l) {
 			return false
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"text/template"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // Endpoint modes: where a service's instances go.
@@ -283,7 +285,7 @@ func (o Options) validate() error {
 		if !slices.Contains(registryTypes, r.Type) {
 			add("%s.type: must be one of %s, got %q", at, strings.Join(registryTypes, ", "), r.Type)
 		}
-		if !isDNSLabel(r.Namespace) {
+		if !istio.IsDNSLabel(r.Namespace) {
 			add("%s.namespace: %q is not a valid namespace name (lower-case DNS-1123 label: a-z, 0-9, '-', at most 63 characters); set namespace explicitly when the registry name is not one", at, r.Namespace)
 		}
 		if err := r.Hosts.Validate(); err != nil {

@@ -5,14 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
-)
-
-// Collections are version-less "group/Kind" strings, as the mcp package keys them.
-const (
-	CollectionServiceEntry  = "networking.istio.io/ServiceEntry"
-	CollectionWorkloadEntry = "networking.istio.io/WorkloadEntry"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // Output is the result of one Translate call. It and everything it points to are shared with
@@ -21,11 +14,35 @@ const (
 type Output struct {
 	// Resources by collection, each sorted by namespace/name. Both collections are always present,
 	// possibly empty, because every MCP response is the full state of its type.
-	Resources map[string][]*Resource
+	Resources map[string][]*istio.Resource
 	// Invalid lists what was not emitted and why, sorted by source.
-	Invalid []Invalid
+	Invalid []istio.Invalid
 	// Warnings lists what was emitted but adjusted, sorted by source.
-	Warnings []Warning
+	Warnings []istio.Warning
+	// Hosts lists, for every service with a ServiceEntry emitted, the hosts it was emitted under,
+	// sorted by source: what a producer of VirtualServices or DestinationRules for a service
+	// needs, without decoding specs. HostsOf looks a service up.
+	Hosts []ServiceHosts
+}
+
+// ServiceHosts is the hosts one service was emitted under: its primary host first, then the alias
+// hosts it owns, whether they share its ServiceEntry or have their own.
+type ServiceHosts struct {
+	// Source is the service's "<registry>/<service key>", as in istio.Resource.Source.
+	Source string
+	// Namespace is where its ServiceEntries are.
+	Namespace string
+	Hosts     []string
+}
+
+// HostsOf returns the hosts the service with this source ("<registry>/<service key>") was
+// emitted under, or nil when it has no ServiceEntry.
+func (o *Output) HostsOf(source string) []string {
+	i, ok := slices.BinarySearchFunc(o.Hosts, source, func(h ServiceHosts, s string) int { return strings.Compare(h.Source, s) })
+	if !ok {
+		return nil
+	}
+	return o.Hosts[i].Hosts
 }
 
 // InvalidByReason counts Invalid by reason, for the invalid-resources metric.
@@ -37,73 +54,12 @@ func (o *Output) InvalidByReason() map[string]int {
 	return m
 }
 
-// Resource is one Istio resource ready to send.
-type Resource struct {
-	Collection          string
-	Namespace, Name     string
-	Labels, Annotations map[string]string
-	// Body is the deterministic marshal of the spec (a *networkingv1alpha3.ServiceEntry or
-	// *networkingv1alpha3.WorkloadEntry for translated resources). The spec itself is not kept:
-	// at 100k endpoints the protos and their label maps were three quarters of translate's heap,
-	// and only the debug pages, render and tests read them; DecodeSpec rebuilds it.
-	Body *anypb.Any
-	// Version is a hash of Body, Labels and Annotations: equal content, equal version, on every
-	// replica and after restarts.
-	Version string
-	// Source is "<registry>/<service key>", plus "#<instance id>" for a WorkloadEntry.
-	Source string
-}
-
-// DecodeSpec decodes Body into a new spec of the collection's type. Each call decodes afresh, so
-// it is for the debug pages, render and tests, not for a push.
-func (r *Resource) DecodeSpec() (proto.Message, error) {
-	spec, ok := NewSpec(r.Collection)
-	if !ok {
-		return nil, fmt.Errorf("%s %s/%s: no spec type for the collection", r.Collection, r.Namespace, r.Name)
-	}
-	if err := proto.Unmarshal(r.Body.GetValue(), spec); err != nil {
-		return nil, fmt.Errorf("decoding %s %s/%s: %w", r.Collection, r.Namespace, r.Name, err)
-	}
-	return spec, nil
-}
-
-// Invalid is a resource that was not emitted.
-type Invalid struct {
-	Collection, Namespace, Name string
-	Source                      string
-	// Reason is a short, low-cardinality code for metrics ("invalid-host", "duplicate-host", ...).
-	Reason string
-	// Detail says precisely what is wrong.
-	Detail string
-}
-
-// Warning is something emitted but adjusted: a label dropped, a port moved, a service that fell
-// back to inline endpoints. Reason and Detail are as in Invalid.
-type Warning struct {
-	Collection, Namespace, Name string
-	Source                      string
-	Reason                      string
-	Detail                      string
-}
-
 // Reasons for Invalid.
 const (
 	ReasonUnknownRegistry = "unknown-registry"
-	ReasonInvalidHost     = "invalid-host"
 	ReasonDuplicateHost   = "duplicate-host"
-	// Validation failures (validate.go) use the reason of the rule that failed.
-	ReasonInvalidName      = "invalid-name"
-	ReasonInvalidNamespace = "invalid-namespace"
-	ReasonInvalidAddress   = "invalid-address"
-	ReasonInvalidPortName  = "invalid-port-name"
-	ReasonInvalidProtocol  = "invalid-protocol"
-	ReasonInvalidPort      = "invalid-port"
-	ReasonDuplicatePort    = "duplicate-port"
-	ReasonUndeclaredPort   = "undeclared-endpoint-port"
-	ReasonInvalidLabel     = "invalid-label"
-	ReasonInvalidSelector  = "invalid-selector"
-	ReasonMultipleHostsTCP = "multiple-hosts-tcp"
-	ReasonInvalidSpec      = "invalid-spec"
+	// A host the templates give that Istio would refuse is istio.ReasonInvalidHost; failures of
+	// the other validation rules (package istio) carry the reason of the rule that failed.
 )
 
 // Reasons for Warning.
@@ -157,11 +113,11 @@ func (n *notes) add(reason, detail string) {
 }
 
 // warnings renders the notes as warnings sharing base's location, sorted by reason.
-func (n *notes) warnings(base Warning) []Warning {
+func (n *notes) warnings(base istio.Warning) []istio.Warning {
 	if len(n.m) == 0 {
 		return nil
 	}
-	out := make([]Warning, 0, len(n.m))
+	out := make([]istio.Warning, 0, len(n.m))
 	for reason, e := range n.m {
 		w := base
 		w.Reason = reason
@@ -171,21 +127,23 @@ func (n *notes) warnings(base Warning) []Warning {
 		}
 		out = append(out, w)
 	}
-	slices.SortFunc(out, func(a, b Warning) int { return strings.Compare(a.Reason, b.Reason) })
+	slices.SortFunc(out, func(a, b istio.Warning) int { return strings.Compare(a.Reason, b.Reason) })
 	return out
 }
 
-func compareInvalid(a, b Invalid) int {
+func compareInvalid(a, b istio.Invalid) int {
 	return cmpStrings(a.Source, b.Source, a.Collection, b.Collection, a.Namespace, b.Namespace,
 		a.Name, b.Name, a.Reason, b.Reason, a.Detail, b.Detail)
 }
 
-func compareWarning(a, b Warning) int {
+func compareWarning(a, b istio.Warning) int {
 	return cmpStrings(a.Source, b.Source, a.Collection, b.Collection, a.Namespace, b.Namespace,
 		a.Name, b.Name, a.Reason, b.Reason, a.Detail, b.Detail)
 }
 
-func compareResource(a, b *Resource) int {
+func compareServiceHosts(a, b ServiceHosts) int { return strings.Compare(a.Source, b.Source) }
+
+func compareResource(a, b *istio.Resource) int {
 	return cmpStrings(a.Namespace, b.Namespace, a.Name, b.Name)
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 func TestServicePorts(t *testing.T) {
@@ -54,7 +56,7 @@ func TestServicePorts(t *testing.T) {
 				t.Errorf("ports %q, want %q", g, tc.want)
 			}
 			var reasons []string
-			for _, w := range n.warnings(Warning{}) {
+			for _, w := range n.warnings(istio.Warning{}) {
 				reasons = append(reasons, w.Reason)
 			}
 			if g := strings.Join(reasons, ","); g != tc.notes {

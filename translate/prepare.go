@@ -10,6 +10,8 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // regConfig is a registry's options with parsed templates.
@@ -41,7 +43,7 @@ type prepared struct {
 	src string
 	ns  string
 	// fatal is set when the service cannot be emitted at all; the fields below are then unset.
-	fatal *Invalid
+	fatal *istio.Invalid
 
 	host, hostKey string   // primary host; hostKey is its lower-case form, the identity of the host
 	aliases       []string // hosts of the Dubbo interfaces it serves, sorted, without the primary
@@ -54,7 +56,7 @@ type prepared struct {
 	annotations   map[string]string
 	weLabels      map[string]string // WorkloadEntry metadata labels
 	selector      string            // value of LabelService for workloadEntry mode
-	warnings      []Warning
+	warnings      []istio.Warning
 }
 
 // endpoint is one instance as an Istio endpoint. Only its encoding is kept, not the
@@ -77,14 +79,14 @@ func (t *Translator) prepare(s *registry.Service) *prepared {
 	var n notes
 	reg := t.regs[s.Registry]
 	if reg == nil {
-		p.fatal = &Invalid{Collection: CollectionServiceEntry, Source: p.src, Reason: ReasonUnknownRegistry,
+		p.fatal = &istio.Invalid{Collection: istio.CollectionServiceEntry, Source: p.src, Reason: ReasonUnknownRegistry,
 			Detail: fmt.Sprintf("registry %q is not configured under translate registries", s.Registry)}
 		return p
 	}
 	p.ns = reg.namespace
 	host, err := t.host(reg, s.Kind, s.Name, s.Group, s.Namespace, s.Version, s.Registry)
 	if err != nil {
-		p.fatal = &Invalid{Collection: CollectionServiceEntry, Namespace: p.ns, Source: p.src, Reason: ReasonInvalidHost, Detail: err.Error()}
+		p.fatal = &istio.Invalid{Collection: istio.CollectionServiceEntry, Namespace: p.ns, Source: p.src, Reason: istio.ReasonInvalidHost, Detail: err.Error()}
 		return p
 	}
 	p.host, p.hostKey = host, strings.ToLower(host)
@@ -121,7 +123,7 @@ func (t *Translator) prepare(s *registry.Service) *prepared {
 	p.labels[LabelKind] = SanitizeLabelValue(string(s.Kind))
 	p.annotations = map[string]string{AnnotationSource: p.src}
 	p.weLabels = map[string]string{LabelRegistry: p.labels[LabelRegistry]}
-	p.warnings = n.warnings(Warning{Collection: CollectionServiceEntry, Namespace: p.ns, Name: name, Source: p.src})
+	p.warnings = n.warnings(istio.Warning{Collection: istio.CollectionServiceEntry, Namespace: p.ns, Name: name, Source: p.src})
 	return p
 }
 
@@ -148,7 +150,7 @@ func (t *Translator) host(reg *regConfig, kind registry.Kind, name, group, names
 	if !pc {
 		h = strings.ToLower(h)
 	}
-	if err := checkHost(h); err != nil {
+	if err := istio.CheckHost(h); err != nil {
 		return "", err
 	}
 	return h, nil
@@ -193,7 +195,7 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 		if ip, err := netip.ParseAddr(in.Address); err == nil && ip.Zone() == "" {
 			cands = append(cands, candidate{in, ip.Unmap().String(), true})
 			ips++
-		} else if err == nil || checkFQDN(in.Address) != nil {
+		} else if err == nil || istio.CheckFQDN(in.Address) != nil {
 			n.add(reasonEndpointAddress, fmt.Sprintf("instance %q: address %q is neither an IP address nor a DNS name", in.ID, in.Address))
 		} else {
 			cands = append(cands, candidate{in, strings.TrimSuffix(in.Address, "."), false})
@@ -206,9 +208,9 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 
 	out := make([]endpoint, 0, len(cands))
 	names := make(map[string]bool, len(cands))
-	check := weContext{servicePorts: make(map[string]bool, len(ports)), allowNames: resolution == networking.ServiceEntry_DNS}
+	check := istio.WorkloadEntryContext{ServicePorts: make(map[string]bool, len(ports)), AllowNames: resolution == networking.ServiceEntry_DNS}
 	for _, p := range ports {
-		check.servicePorts[p.name] = true
+		check.ServicePorts[p.name] = true
 	}
 	for _, c := range cands {
 		in := c.in
@@ -250,8 +252,8 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 		}
 		spec.Locality = locality(in, n)
 		// Each endpoint is validated and encoded once, here; a bad one is dropped, not its service.
-		if ps := validateWorkloadEntry(spec, check); len(ps) > 0 {
-			n.add(reasonEndpointInvalid, fmt.Sprintf("instance %q: %s", in.ID, ps[0].detail))
+		if ps := istio.ValidateWorkloadEntry(spec, check); len(ps) > 0 {
+			n.add(reasonEndpointInvalid, fmt.Sprintf("instance %q: %s", in.ID, ps[0].Detail))
 			continue
 		}
 		wire, err := encodeWorkloadEntry(spec)

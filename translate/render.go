@@ -2,8 +2,6 @@ package translate
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,11 +9,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
-)
 
-const (
-	typeURLServiceEntry  = "type.googleapis.com/istio.networking.v1alpha3.ServiceEntry"
-	typeURLWorkloadEntry = "type.googleapis.com/istio.networking.v1alpha3.WorkloadEntry"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // renderCtx is what a service's resources depend on besides the service itself: decisions that
@@ -37,9 +32,10 @@ func (c *renderCtx) equal(o *renderCtx) bool {
 
 // rendered is a service's share of the output.
 type rendered struct {
-	ses, wes []*Resource
-	invalid  []Invalid
-	warnings []Warning
+	ses, wes []*istio.Resource
+	invalid  []istio.Invalid
+	warnings []istio.Warning
+	hosts    []ServiceHosts // none, or the hosts of its emitted ServiceEntries
 }
 
 // render builds a service's resources for a context. old is its previous output: a resource whose
@@ -48,17 +44,17 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 	var out rendered
 	out.warnings = slices.Clone(p.warnings)
 	if p.fatal != nil {
-		out.invalid = []Invalid{*p.fatal}
+		out.invalid = []istio.Invalid{*p.fatal}
 		return out
 	}
 	name := seName(p.hostKey)
 	if !c.primary {
-		out.invalid = []Invalid{{Collection: CollectionServiceEntry, Namespace: p.ns, Name: name, Source: p.src,
+		out.invalid = []istio.Invalid{{Collection: istio.CollectionServiceEntry, Namespace: p.ns, Name: name, Source: p.src,
 			Reason: ReasonDuplicateHost, Detail: fmt.Sprintf("host %q is already used by %s", p.host, c.winner)}}
 		return out
 	}
 	warn := func(reason, detail string) {
-		out.warnings = append(out.warnings, Warning{Collection: CollectionServiceEntry, Namespace: p.ns, Name: name,
+		out.warnings = append(out.warnings, istio.Warning{Collection: istio.CollectionServiceEntry, Namespace: p.ns, Name: name,
 			Source: p.src, Reason: reason, Detail: detail})
 	}
 	if len(c.aliases) < len(p.aliasKeys) {
@@ -78,7 +74,7 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 			p.ns, t.opts.MaxWorkloadEntriesPerNamespace, len(p.endpoints)))
 	}
 
-	reuse := map[string]*Resource{}
+	reuse := map[string]*istio.Resource{}
 	if old != nil {
 		for _, r := range old.ses {
 			reuse[r.Name] = r
@@ -92,24 +88,24 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 	// endpoints of a ServiceEntry were validated (and bad ones dropped) when the service was
 	// prepared, against the same ports and resolution, and in workloadEntry mode the same checked
 	// endpoint is the WorkloadEntry's spec, so only the rest of a ServiceEntry is checked here.
-	emit := func(r *Resource, specProblems []problem, encode func() ([]byte, error)) *Resource {
-		if ps := append(validateMeta(r), specProblems...); len(ps) > 0 {
+	emit := func(r *istio.Resource, specProblems []istio.Problem, encode func() ([]byte, error)) *istio.Resource {
+		if ps := append(istio.ValidateMeta(r), specProblems...); len(ps) > 0 {
 			details := make([]string, len(ps))
 			for i, pr := range ps {
-				details[i] = pr.detail
+				details[i] = pr.Detail
 			}
-			out.invalid = append(out.invalid, Invalid{Collection: r.Collection, Namespace: r.Namespace, Name: r.Name,
-				Source: r.Source, Reason: ps[0].reason, Detail: strings.Join(details, "; ")})
+			out.invalid = append(out.invalid, istio.Invalid{Collection: r.Collection, Namespace: r.Namespace, Name: r.Name,
+				Source: r.Source, Reason: ps[0].Reason, Detail: strings.Join(details, "; ")})
 			return nil
 		}
 		body, err := encode()
 		if err != nil {
-			out.invalid = append(out.invalid, Invalid{Collection: r.Collection, Namespace: r.Namespace, Name: r.Name,
-				Source: r.Source, Reason: ReasonInvalidSpec, Detail: err.Error()})
+			out.invalid = append(out.invalid, istio.Invalid{Collection: r.Collection, Namespace: r.Namespace, Name: r.Name,
+				Source: r.Source, Reason: istio.ReasonInvalidSpec, Detail: err.Error()})
 			return nil
 		}
 		r = seal(r, body, reuse[r.Name])
-		if r.Collection == CollectionServiceEntry {
+		if r.Collection == istio.CollectionServiceEntry {
 			out.ses = append(out.ses, r)
 		} else {
 			out.wes = append(out.wes, r)
@@ -123,9 +119,14 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 			wires[i] = ep.wire
 		}
 	}
-	emitSE := func(name string, hosts []string, vip string) *Resource {
+	var emitted []string
+	emitSE := func(name string, hosts []string, vip string) *istio.Resource {
 		r, se := t.serviceEntry(p, c, name, hosts, vip)
-		return emit(r, validateServiceEntryHead(se), func() ([]byte, error) { return encodeServiceEntry(se, wires) })
+		r = emit(r, istio.ValidateServiceEntryHead(se), func() ([]byte, error) { return encodeServiceEntry(se, wires) })
+		if r != nil {
+			emitted = append(emitted, hosts...)
+		}
+		return r
 	}
 
 	// The ServiceEntry for the primary host and, where the ports allow several hosts, the aliases;
@@ -145,6 +146,9 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 	for i, k := range aliasSEs {
 		emitSE(seName(k), []string{p.aliases[slices.Index(p.aliasKeys, k)]}, vips[i+1])
 	}
+	if main != nil {
+		out.hosts = []ServiceHosts{{Source: p.src, Namespace: p.ns, Hosts: emitted}}
+	}
 	if !c.we {
 		if main != nil {
 			shareEndpointBytes(p.endpoints, main.Body.Value)
@@ -159,7 +163,7 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 	}
 	for i, ep := range p.endpoints {
 		wire := ep.wire
-		r := emit(&Resource{Collection: CollectionWorkloadEntry, Namespace: p.ns, Name: weName(name, ep.name),
+		r := emit(&istio.Resource{Collection: istio.CollectionWorkloadEntry, Namespace: p.ns, Name: weName(name, ep.name),
 			Labels: p.weLabels, Source: p.src + "#" + ep.id}, nil, func() ([]byte, error) { return wire, nil })
 		if r != nil {
 			// Keep the bytes the output holds: a WorkloadEntry reused from the previous output
@@ -209,7 +213,7 @@ func shareEndpointBytes(eps []endpoint, body []byte) {
 
 // serviceEntry builds a ServiceEntry resource and its spec, without endpoints: those are appended
 // already encoded (encodeServiceEntry).
-func (t *Translator) serviceEntry(p *prepared, c *renderCtx, name string, hosts []string, vip string) (*Resource, *networking.ServiceEntry) {
+func (t *Translator) serviceEntry(p *prepared, c *renderCtx, name string, hosts []string, vip string) (*istio.Resource, *networking.ServiceEntry) {
 	se := &networking.ServiceEntry{
 		Hosts:      hosts,
 		Location:   networking.ServiceEntry_MESH_INTERNAL,
@@ -224,7 +228,7 @@ func (t *Translator) serviceEntry(p *prepared, c *renderCtx, name string, hosts 
 	if c.we {
 		se.WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{LabelService: p.selector}}
 	}
-	return &Resource{Collection: CollectionServiceEntry, Namespace: p.ns, Name: name, Labels: p.labels,
+	return &istio.Resource{Collection: istio.CollectionServiceEntry, Namespace: p.ns, Name: name, Labels: p.labels,
 		Annotations: p.annotations, Source: p.src}, se
 }
 
@@ -238,39 +242,16 @@ func weName(seName, instance string) string {
 // seal sets the body and version. When prev (the resource of the same name in the service's
 // previous output) has the same version, prev is returned instead: equal content keeps one
 // identity, and consumers can compare pointers.
-func seal(r *Resource, body []byte, prev *Resource) *Resource {
-	v := version(body, r.Labels, r.Annotations)
+func seal(r *istio.Resource, body []byte, prev *istio.Resource) *istio.Resource {
+	v := istio.Version(body, r.Labels, r.Annotations)
 	if prev != nil && prev.Version == v && prev.Collection == r.Collection && prev.Source == r.Source {
 		return prev
 	}
-	url := typeURLServiceEntry
-	if r.Collection == CollectionWorkloadEntry {
-		url = typeURLWorkloadEntry
+	url := istio.SpecTypeURLServiceEntry
+	if r.Collection == istio.CollectionWorkloadEntry {
+		url = istio.SpecTypeURLWorkloadEntry
 	}
 	r.Body = &anypb.Any{TypeUrl: url, Value: body}
 	r.Version = v
 	return r
-}
-
-// version hashes body, labels and annotations (keys sorted, fields separated by bytes that
-// cannot occur in them) into 16 hex digits of SHA-256.
-func version(body []byte, labels, annotations map[string]string) string {
-	h := sha256.New()
-	h.Write(body)
-	for _, m := range []map[string]string{labels, annotations} {
-		h.Write([]byte{0xff})
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			h.Write([]byte(k))
-			h.Write([]byte{0})
-			h.Write([]byte(m[k]))
-			h.Write([]byte{0})
-		}
-	}
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:8])
 }

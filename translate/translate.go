@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // Translator translates services to Istio resources. Translate must be called serially; Host may
@@ -23,9 +25,10 @@ type Translator struct {
 	aliasMemo  map[string]*entry   // aliasOwner results within one call
 	call       uint64
 
-	ses, wes *sortedIndex[*Resource]
-	invalid  *sortedIndex[Invalid]
-	warnings *sortedIndex[Warning]
+	ses, wes *sortedIndex[*istio.Resource]
+	invalid  *sortedIndex[istio.Invalid]
+	warnings *sortedIndex[istio.Warning]
+	hosts    *sortedIndex[ServiceHosts]
 	last     *Output
 
 	// inheritedVIPs: the VIP table came from a predecessor (Successor) and has not been pruned.
@@ -51,8 +54,8 @@ type entry struct {
 	demand   int
 	admitted bool
 	queued   bool // scratch: in this call's recompute list
-	// held counts the entry's slots in the ses, wes, invalid and warnings indexes.
-	held [4]int
+	// held counts the entry's slots in the ses, wes, invalid, warnings and hosts indexes.
+	held [5]int
 }
 
 type nsState struct {
@@ -82,6 +85,7 @@ func New(opts Options) (*Translator, error) {
 		wes:        newSortedIndex(compareResource),
 		invalid:    newSortedIndex(compareInvalid),
 		warnings:   newSortedIndex(compareWarning),
+		hosts:      newSortedIndex(compareServiceHosts),
 	}
 	if opts.WorkloadTLSMode != TLSModeNone {
 		t.tlsMode = opts.WorkloadTLSMode
@@ -243,12 +247,13 @@ func (t *Translator) Translate(services []*registry.Service) *Output {
 	}
 	t.updateIndexes(changed, removed)
 	out := &Output{
-		Resources: map[string][]*Resource{
-			CollectionServiceEntry:  t.ses.items,
-			CollectionWorkloadEntry: t.wes.items,
+		Resources: map[string][]*istio.Resource{
+			istio.CollectionServiceEntry:  t.ses.items,
+			istio.CollectionWorkloadEntry: t.wes.items,
 		},
 		Invalid:  t.invalid.items,
 		Warnings: t.warnings.items,
+		Hosts:    t.hosts.items,
 	}
 	t.last = out
 	return out

@@ -13,6 +13,8 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/registry"
 
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // gen builds random but reproducible estates: services drawn from small name pools, so that hosts
@@ -118,7 +120,7 @@ func mustNew(t testing.TB, o Options) *Translator {
 }
 
 // seSpec decodes a ServiceEntry resource's spec.
-func seSpec(t testing.TB, r *Resource) *networking.ServiceEntry {
+func seSpec(t testing.TB, r *istio.Resource) *networking.ServiceEntry {
 	t.Helper()
 	spec, err := r.DecodeSpec()
 	if err != nil {
@@ -164,7 +166,7 @@ func TestIncrementalMatchesRebuild(t *testing.T) {
 // fingerprint sums up an output cheaply: versions hash every byte that is sent.
 func fingerprint(out *Output) string {
 	var b strings.Builder
-	for _, coll := range []string{CollectionServiceEntry, CollectionWorkloadEntry} {
+	for _, coll := range []string{istio.CollectionServiceEntry, istio.CollectionWorkloadEntry} {
 		for _, r := range out.Resources[coll] {
 			fmt.Fprintf(&b, "%s %s/%s %s %s\n", coll, r.Namespace, r.Name, r.Version, r.Source)
 		}
@@ -174,6 +176,9 @@ func fingerprint(out *Output) string {
 	}
 	for _, w := range out.Warnings {
 		fmt.Fprintf(&b, "warning %+v\n", w)
+	}
+	for _, h := range out.Hosts {
+		fmt.Fprintf(&b, "hosts %+v\n", h)
 	}
 	return b.String()
 }
@@ -194,8 +199,8 @@ func TestSameInputSameOutput(t *testing.T) {
 }
 
 // versions maps namespace/name to version for one collection.
-func versions(out *Output, coll string) map[string]*Resource {
-	m := map[string]*Resource{}
+func versions(out *Output, coll string) map[string]*istio.Resource {
+	m := map[string]*istio.Resource{}
 	for _, r := range out.Resources[coll] {
 		m[r.Namespace+"/"+r.Name] = r
 	}
@@ -218,7 +223,7 @@ func TestOneInstanceChanged(t *testing.T) {
 			services := loadServices(t, "testdata/services.yaml")
 			tr := mustNew(t, goldenOptions(tc.mode))
 			before := tr.Translate(services)
-			beforeSE, beforeWE := versions(before, CollectionServiceEntry), versions(before, CollectionWorkloadEntry)
+			beforeSE, beforeWE := versions(before, istio.CollectionServiceEntry), versions(before, istio.CollectionWorkloadEntry)
 
 			// The DemoService interface is services[0]; change its first instance's weight.
 			changed := slices.Clone(services)
@@ -230,9 +235,9 @@ func TestOneInstanceChanged(t *testing.T) {
 
 			for _, x := range []struct {
 				coll   string
-				before map[string]*Resource
+				before map[string]*istio.Resource
 				want   []string
-			}{{CollectionServiceEntry, beforeSE, tc.wantSE}, {CollectionWorkloadEntry, beforeWE, tc.wantWE}} {
+			}{{istio.CollectionServiceEntry, beforeSE, tc.wantSE}, {istio.CollectionWorkloadEntry, beforeWE, tc.wantWE}} {
 				now := versions(after, x.coll)
 				if len(now) != len(x.before) {
 					t.Errorf("%s: %d resources, before %d", x.coll, len(now), len(x.before))
@@ -243,7 +248,7 @@ func TestOneInstanceChanged(t *testing.T) {
 					if old == nil || old.Version != r.Version {
 						diff = append(diff, k)
 					} else if old != r {
-						t.Errorf("%s %s: same version but a new *Resource", x.coll, k)
+						t.Errorf("%s %s: same version but a new *istio.Resource", x.coll, k)
 					}
 				}
 				slices.Sort(diff)
@@ -253,7 +258,7 @@ func TestOneInstanceChanged(t *testing.T) {
 			}
 			// And back: the original content gives the original versions.
 			again := tr.Translate(services)
-			for k, r := range versions(again, CollectionServiceEntry) {
+			for k, r := range versions(again, istio.CollectionServiceEntry) {
 				if beforeSE[k].Version != r.Version {
 					t.Errorf("%s: version %s after reverting, was %s", k, r.Version, beforeSE[k].Version)
 				}
@@ -285,7 +290,7 @@ func vipsOf(t testing.TB, out *Output) map[string]string {
 	t.Helper()
 	m := map[string]string{}
 	used := map[string]string{}
-	for _, r := range out.Resources[CollectionServiceEntry] {
+	for _, r := range out.Resources[istio.CollectionServiceEntry] {
 		se := seSpec(t, r)
 		if len(se.Addresses) != 1 {
 			t.Fatalf("%s: addresses %v", r.Name, se.Addresses)
@@ -386,7 +391,7 @@ func TestWorkloadEntryCap(t *testing.T) {
 		Registries: []RegistryOptions{{Name: "file", Type: RegistryFile}}})
 	mode := func(out *Output) string {
 		var parts []string
-		for _, r := range out.Resources[CollectionServiceEntry] {
+		for _, r := range out.Resources[istio.CollectionServiceEntry] {
 			se := seSpec(t, r)
 			m := "inline"
 			if se.WorkloadSelector != nil {
@@ -394,7 +399,7 @@ func TestWorkloadEntryCap(t *testing.T) {
 			}
 			parts = append(parts, fmt.Sprintf("%s=%s", strings.TrimSuffix(r.Name, ".file"), m))
 		}
-		return strings.Join(parts, " ") + fmt.Sprintf(" wes=%d", len(out.Resources[CollectionWorkloadEntry]))
+		return strings.Join(parts, " ") + fmt.Sprintf(" wes=%d", len(out.Resources[istio.CollectionWorkloadEntry]))
 	}
 	steps := []struct {
 		in   []*registry.Service
@@ -434,7 +439,7 @@ func TestAliases(t *testing.T) {
 	dubbo := registry.Port{Name: "dubbo", Protocol: registry.ProtocolDubbo}
 	hostsOf := func(out *Output) string {
 		var parts []string
-		for _, r := range out.Resources[CollectionServiceEntry] {
+		for _, r := range out.Resources[istio.CollectionServiceEntry] {
 			parts = append(parts, r.Name+"="+strings.Join(seSpec(t, r).Hosts, ","))
 		}
 		return strings.Join(parts, " ")
@@ -528,7 +533,7 @@ func TestPreserveHostCaseNames(t *testing.T) {
 	out := tr.Translate([]*registry.Service{{Registry: "nacos", Kind: registry.KindApplication, Name: "Order", Group: "DEFAULT_GROUP",
 		Ports: []registry.Port{{Name: "http", Protocol: registry.ProtocolHTTP}}}})
 	checkOutput(t, out)
-	r := out.Resources[CollectionServiceEntry][0]
+	r := out.Resources[istio.CollectionServiceEntry][0]
 	if r.Name != "order.default-group.public.nacos" || seSpec(t, r).Hosts[0] != "Order.DEFAULT-GROUP.public.nacos" {
 		t.Errorf("name %q hosts %v", r.Name, seSpec(t, r).Hosts)
 	}
@@ -555,7 +560,7 @@ func TestEndpointFilters(t *testing.T) {
 	} {
 		out := mustNew(t, tc.o).Translate([]*registry.Service{s})
 		var got []string
-		for _, ep := range seSpec(t, out.Resources[CollectionServiceEntry][0]).Endpoints {
+		for _, ep := range seSpec(t, out.Resources[istio.CollectionServiceEntry][0]).Endpoints {
 			got = append(got, ep.Address)
 		}
 		slices.Sort(got)
@@ -571,7 +576,7 @@ func TestTLSModeLabel(t *testing.T) {
 		Instances: []registry.Instance{{ID: "a", Address: "10.0.0.1", Weight: 1, Healthy: true, Enabled: true}}}
 	for mode, want := range map[string]string{"": "disabled", TLSModeIstio: "istio", TLSModeNone: ""} {
 		out := mustNew(t, Options{WorkloadTLSMode: mode, Registries: []RegistryOptions{{Name: "file", Type: RegistryFile}}}).Translate([]*registry.Service{s})
-		ep := seSpec(t, out.Resources[CollectionServiceEntry][0]).Endpoints[0]
+		ep := seSpec(t, out.Resources[istio.CollectionServiceEntry][0]).Endpoints[0]
 		if got := ep.Labels[LabelTLSMode]; got != want {
 			t.Errorf("workloadTLSMode %q: label %q, want %q", mode, got, want)
 		}

@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // TestEncodeWorkloadEntry compares the hand encoding with protobuf-go's deterministic marshal.
@@ -54,7 +56,7 @@ func TestEndpointBytesShared(t *testing.T) {
 		in[7] = c
 		out := tr.Translate(in)
 		bodies := map[string][]byte{}
-		for _, coll := range []string{CollectionServiceEntry, CollectionWorkloadEntry} {
+		for _, coll := range []string{istio.CollectionServiceEntry, istio.CollectionWorkloadEntry} {
 			for _, r := range out.Resources[coll] {
 				bodies[r.Name] = r.Body.Value
 			}

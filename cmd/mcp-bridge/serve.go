@@ -76,8 +76,7 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 			Invalid:    p.Invalid,
 			Config:     func() any { return p.ConfigStatus() },
 			Resources: func(w io.Writer, kind string) error {
-				b := p.Bridge()
-				return bridge.Render(w, bridge.AllResources(b.Output(), b.Static()), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
+				return bridge.Render(w, p.Bridge().Output().Served(), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
 			},
 			Gatherer: p.Gatherer(),
 			Logger:   log.With("component", "admin"),

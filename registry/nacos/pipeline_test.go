@@ -19,6 +19,7 @@ import (
 	mcpapi "istio.io/api/mcp/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
@@ -79,7 +80,7 @@ func startPipeline(t testing.TB) *pipeline {
 			}
 			srv.Set(state)
 			if logSnapshots {
-				t.Logf("snapshot %d: %d services, %d ServiceEntries, %d invalid", snap.Generation, len(snap.Services), len(out.Resources[translate.CollectionServiceEntry]), len(out.Invalid))
+				t.Logf("snapshot %d: %d services, %d ServiceEntries, %d invalid", snap.Generation, len(snap.Services), len(out.Resources[istio.CollectionServiceEntry]), len(out.Invalid))
 			}
 		})
 	}()
@@ -290,7 +291,7 @@ func resources(t testing.TB, services []*registry.Service) []map[string]any {
 		t.Errorf("translate left out %s %s/%s (%s): %s: %s", inv.Collection, inv.Namespace, inv.Name, inv.Source, inv.Reason, inv.Detail)
 	}
 	var rendered []map[string]any
-	for _, coll := range []string{translate.CollectionServiceEntry, translate.CollectionWorkloadEntry} {
+	for _, coll := range []string{istio.CollectionServiceEntry, istio.CollectionWorkloadEntry} {
 		for _, r := range out.Resources[coll] {
 			msg, err := r.DecodeSpec()
 			if err != nil {

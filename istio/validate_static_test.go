@@ -1,4 +1,4 @@
-package translate
+package istio
 
 import (
 	"errors"
@@ -216,7 +216,7 @@ func TestNewResourceValidates(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
 			}
-			var fe *fieldError
+			var fe *Problem
 			if !errors.As(err, &fe) && coll == CollectionDestinationRule {
 				t.Errorf("problems are not reachable with errors.As: %v", err)
 			}

@@ -1,4 +1,4 @@
-package translate
+package istio
 
 import (
 	"strings"
@@ -94,7 +94,7 @@ func checkTrafficPolicy(c *specCheck, at string, p *networking.TrafficPolicy) {
 		if t.Protocol != "" && t.Protocol != "CONNECT" && t.Protocol != "POST" {
 			c.addf(joinPath(tat, "protocol"), `tunnel protocol must be "CONNECT" or "POST"`)
 		}
-		if checkFQDN(t.TargetHost) != nil && !isIP(t.TargetHost) {
+		if CheckFQDN(t.TargetHost) != nil && !isIP(t.TargetHost) {
 			c.addf(joinPath(tat, "targetHost"), "tunnel target host must be valid FQDN or IP address: %q", t.TargetHost)
 		}
 		c.add(joinPath(tat, "targetPort"), checkPort(t.TargetPort))

@@ -1,6 +1,7 @@
-package translate
+package istio
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -113,7 +114,7 @@ func checkLocalityLB(c *specCheck, at string, lb *networking.LocalityLoadBalance
 		dat := indexPath(joinPath(at, "distribute"), i)
 		from = append(from, d.GetFrom())
 		var total uint64
-		for _, loc := range sortedKeys(d.GetTo()) {
+		for _, loc := range slices.Sorted(maps.Keys(d.GetTo())) {
 			if w := d.To[loc]; w < 1 || w > 100 {
 				c.addf(keyPath(joinPath(dat, "to"), loc), "locality weight must be in range [1, 100]")
 			}
@@ -122,7 +123,7 @@ func checkLocalityLB(c *specCheck, at string, lb *networking.LocalityLoadBalance
 		if total != 100 {
 			c.addf(joinPath(dat, "to"), "total locality weight %v != 100", total)
 		}
-		checkLocalities(c, joinPath(dat, "to"), sortedKeys(d.GetTo()))
+		checkLocalities(c, joinPath(dat, "to"), slices.Sorted(maps.Keys(d.GetTo())))
 	}
 	checkLocalities(c, joinPath(at, "distribute"), from)
 	for i, f := range lb.Failover {

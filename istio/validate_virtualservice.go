@@ -1,6 +1,7 @@
-package translate
+package istio
 
 import (
+	"maps"
 	"math"
 	"slices"
 
@@ -86,7 +87,7 @@ func vsJWTClaims(vs *networking.VirtualService, c *specCheck) {
 				name    string
 				headers map[string]*networking.StringMatch
 			}{{"headers", m.GetHeaders()}, {"withoutHeaders", m.GetWithoutHeaders()}} {
-				for _, k := range sortedKeys(field.headers) {
+				for _, k := range slices.Sorted(maps.Keys(field.headers)) {
 					if isJWTClaimRoute(k) {
 						c.addf(keyPath(joinPath(at, field.name), k), "JWT claim based routing is only supported for gateways, found no gateways: %v", vs.Gateways)
 					}
@@ -182,7 +183,7 @@ func checkL4Match(c *specCheck, at string, subnets []string, port uint32, source
 	}
 	checkLabelsAt(c, joinPath(at, "sourceLabels"), sourceLabels)
 	checkGatewayNames(c, joinPath(at, "gateways"), gateways)
-	if sourceNamespace != "" && !isDNS1123Label(sourceNamespace) {
+	if sourceNamespace != "" && !IsDNS1123Label(sourceNamespace) {
 		c.addf(joinPath(at, "sourceNamespace"), "sourceNamespace match %q is invalid", sourceNamespace)
 	}
 }

@@ -1,4 +1,4 @@
-package translate
+package istio
 
 import (
 	"strings"
@@ -74,10 +74,10 @@ func TestValidation(t *testing.T) {
 			s.Endpoints = []*networking.WorkloadEntry{{Address: "10.0.0.1", Labels: map[string]string{"a b": "c"}}}
 		}), ReasonInvalidLabel},
 		{"selector", se(func(s *networking.ServiceEntry) {
-			s.WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{LabelService: "a"}}
+			s.WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{"mcp-bridge.io/service": "a"}}
 		}), ""},
 		{"selector and endpoints", se(func(s *networking.ServiceEntry) {
-			s.WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{LabelService: "a"}}
+			s.WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{"mcp-bridge.io/service": "a"}}
 			s.Endpoints = ep("10.0.0.1", nil)
 		}), ReasonInvalidSpec},
 		{"empty selector", se(func(s *networking.ServiceEntry) { s.WorkloadSelector = &networking.WorkloadSelector{} }), ReasonInvalidSelector},
@@ -101,10 +101,10 @@ func TestValidation(t *testing.T) {
 		{"workload entry label value", we(func(w *networking.WorkloadEntry) { w.Labels = map[string]string{"k": "-v"} }), ReasonInvalidLabel},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ps := validateResource(tc.r.Resource, tc.r.spec)
+			ps := ValidateResource(tc.r.Resource, tc.r.spec)
 			got := ""
 			if len(ps) > 0 {
-				got = ps[0].reason
+				got = ps[0].Reason
 			}
 			if got != tc.want {
 				t.Errorf("first problem %q, want %q (all: %v)", got, tc.want, ps)

@@ -1,4 +1,4 @@
-package translate
+package istio
 
 import (
 	"fmt"
@@ -71,7 +71,7 @@ func checkSidecarPort(c *specCheck, at string, p *networking.SidecarPort) {
 	if p.TargetPort > 0 {
 		c.addf(joinPath(at, "targetPort"), "targetPort has no impact on Sidecars")
 	}
-	if p.Name != "" && !isDNS1123Label(p.Name) {
+	if p.Name != "" && !IsDNS1123Label(p.Name) {
 		c.addf(joinPath(at, "name"), "invalid port name: %s", p.Name)
 	}
 	c.add(joinPath(at, "protocol"), checkProtocol(p.Protocol))
@@ -218,7 +218,7 @@ func checkEgressHost(c *specCheck, at, h string) {
 	if ns == "" || host == "" {
 		c.addf(at, "config namespace and dnsName in host entry cannot be empty: %q", h)
 	}
-	if n := strings.TrimPrefix(ns, "~"); n != "" && n != "*" && n != "." && !isDNS1123Label(n) {
+	if n := strings.TrimPrefix(ns, "~"); n != "" && n != "*" && n != "." && !IsDNS1123Label(n) {
 		c.addf(at, "invalid namespace value %q in sidecar", ns)
 	}
 	if host != "*" && !strings.Contains(host, ".") {
@@ -243,7 +243,7 @@ func sidecarOutboundTrafficPolicy(s *networking.Sidecar, c *specCheck) {
 		c.addf(at, "sidecar: egress_proxy must be set only with ALLOW_ANY outbound_traffic_policy mode")
 		return
 	}
-	c.add(joinPath(at, "host"), checkFQDN(p.EgressProxy.Host))
+	c.add(joinPath(at, "host"), CheckFQDN(p.EgressProxy.Host))
 	if p.EgressProxy.Port == nil {
 		c.addf(joinPath(at, "port"), "sidecar: egress_proxy port must be non-nil")
 		return

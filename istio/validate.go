@@ -1,4 +1,4 @@
-package translate
+package istio
 
 import (
 	"fmt"
@@ -17,29 +17,20 @@ import (
 // returning problems with a reason code; where we are stricter than Istio (label value length,
 // lower-case names, IPv6 zones), the rule says so.
 
-// problem is one broken rule. field is the path of the offending field in the spec
-// ("ports[1].name"), for messages about operator-written specs; it is empty where the detail
-// already names the field.
-type problem struct {
-	reason string
-	detail string
-	field  string
-}
-
-func problemf(reason, format string, a ...any) problem {
-	return problem{reason: reason, detail: fmt.Sprintf(format, a...)}
+func problemf(reason, format string, a ...any) Problem {
+	return Problem{Reason: reason, Detail: fmt.Sprintf(format, a...)}
 }
 
 // at sets the problem's field path.
-func (p problem) at(field string) problem {
-	p.field = field
+func (p Problem) at(field string) Problem {
+	p.Path = field
 	return p
 }
 
 // nested puts problems found in a sub-message (an endpoint) under its path.
-func nested(prefix string, ps []problem) []problem {
+func nested(prefix string, ps []Problem) []Problem {
 	for i := range ps {
-		ps[i].field = joinPath(prefix, ps[i].field)
+		ps[i].Path = joinPath(prefix, ps[i].Path)
 	}
 	return ps
 }
@@ -56,16 +47,16 @@ func joinPath(path, field string) string {
 }
 
 // seRule checks one aspect of a ServiceEntry.
-type seRule func(se *networking.ServiceEntry) []problem
+type seRule func(se *networking.ServiceEntry) []Problem
 
 // weRule checks one aspect of a WorkloadEntry, standalone or as a ServiceEntry endpoint.
-type weRule func(we *networking.WorkloadEntry, c weContext) []problem
+type weRule func(we *networking.WorkloadEntry, c WorkloadEntryContext) []Problem
 
-// weContext says where a WorkloadEntry is checked: standalone (ports free, addresses may be
+// WorkloadEntryContext says where a WorkloadEntry is checked: standalone (ports free, addresses may be
 // names) or as an endpoint of a ServiceEntry (ports must be the entry's, STATIC needs IPs).
-type weContext struct {
-	servicePorts map[string]bool // nil when standalone
-	allowNames   bool
+type WorkloadEntryContext struct {
+	ServicePorts map[string]bool // nil when standalone
+	AllowNames   bool
 }
 
 var serviceEntryRules = []seRule{
@@ -83,48 +74,49 @@ var workloadEntryRules = []weRule{
 	weLabels,
 }
 
-// validateResource checks a resource's metadata and its spec in full. render checks its own
-// resources with validateMeta and validateServiceEntryHead instead: each endpoint is checked once,
+// ValidateResource checks a translated resource (ServiceEntry or WorkloadEntry) and its spec in
+// full, by the bridge's rules for what it emits; tests use it on every emitted resource.
+// translate checks its own resources with ValidateMeta and ValidateServiceEntryHead instead: each endpoint is checked once,
 // when its service is prepared, against the ports and resolution of its ServiceEntry, which is
 // stricter than the rules for a standalone WorkloadEntry; in workloadEntry mode that same checked
 // endpoint is the WorkloadEntry's spec.
-func validateResource(r *Resource, spec proto.Message) []problem {
-	ps := validateMeta(r)
+func ValidateResource(r *Resource, spec proto.Message) []Problem {
+	ps := ValidateMeta(r)
 	switch spec := spec.(type) {
 	case *networking.ServiceEntry:
 		ps = append(ps, validateServiceEntry(spec)...)
 	case *networking.WorkloadEntry:
-		ps = append(ps, validateWorkloadEntry(spec, weContext{allowNames: true})...)
+		ps = append(ps, ValidateWorkloadEntry(spec, WorkloadEntryContext{AllowNames: true})...)
 	default:
 		ps = append(ps, problemf(ReasonInvalidSpec, "unexpected spec type %T", spec))
 	}
 	return ps
 }
 
-// validateMeta checks a resource's name, namespace and labels. Names and namespaces are checked
+// ValidateMeta checks a resource's name, namespace and labels. Names and namespaces are checked
 // here although Istiod does not check those of MCP resources, because Kubernetes would and tools
 // that read Istiod's config assume it.
-func validateMeta(r *Resource) []problem {
-	var ps []problem
-	if !isDNSSubdomain(r.Name) {
+func ValidateMeta(r *Resource) []Problem {
+	var ps []Problem
+	if !IsDNSSubdomain(r.Name) {
 		ps = append(ps, problemf(ReasonInvalidName, "name %q is not a DNS-1123 subdomain", r.Name))
 	}
-	if !isDNSLabel(r.Namespace) {
+	if !IsDNSLabel(r.Namespace) {
 		ps = append(ps, problemf(ReasonInvalidNamespace, "namespace %q is not a DNS-1123 label", r.Namespace))
 	}
 	return append(ps, checkLabels("metadata.labels", r.Labels)...)
 }
 
-func validateServiceEntry(se *networking.ServiceEntry) []problem {
-	var ps []problem
+func validateServiceEntry(se *networking.ServiceEntry) []Problem {
+	var ps []Problem
 	for _, rule := range serviceEntryRules {
 		ps = append(ps, rule(se)...)
 	}
 	return ps
 }
 
-// validateServiceEntryHead is validateServiceEntry without the per-endpoint checks.
-func validateServiceEntryHead(se *networking.ServiceEntry) []problem {
+// ValidateServiceEntryHead is validateServiceEntry without the per-endpoint checks.
+func ValidateServiceEntryHead(se *networking.ServiceEntry) []Problem {
 	head := &networking.ServiceEntry{Hosts: se.Hosts, Addresses: se.Addresses, Ports: se.Ports, Location: se.Location,
 		Resolution: se.Resolution, WorkloadSelector: se.WorkloadSelector, ExportTo: se.ExportTo, SubjectAltNames: se.SubjectAltNames}
 	ps := validateServiceEntry(head)
@@ -135,35 +127,35 @@ func validateServiceEntryHead(se *networking.ServiceEntry) []problem {
 }
 
 // endpointContext is how an endpoint of a ServiceEntry with these ports and resolution is checked.
-func endpointContext(ports []*networking.ServicePort, resolution networking.ServiceEntry_Resolution) weContext {
+func endpointContext(ports []*networking.ServicePort, resolution networking.ServiceEntry_Resolution) WorkloadEntryContext {
 	names := make(map[string]bool, len(ports))
 	for _, p := range ports {
 		if p != nil {
 			names[p.Name] = true
 		}
 	}
-	return weContext{servicePorts: names, allowNames: resolution == networking.ServiceEntry_DNS}
+	return WorkloadEntryContext{ServicePorts: names, AllowNames: resolution == networking.ServiceEntry_DNS}
 }
 
-func validateWorkloadEntry(we *networking.WorkloadEntry, c weContext) []problem {
-	var ps []problem
+func ValidateWorkloadEntry(we *networking.WorkloadEntry, c WorkloadEntryContext) []Problem {
+	var ps []Problem
 	for _, rule := range workloadEntryRules {
 		ps = append(ps, rule(we, c)...)
 	}
 	return ps
 }
 
-func seHosts(se *networking.ServiceEntry) []problem {
+func seHosts(se *networking.ServiceEntry) []Problem {
 	if len(se.Hosts) == 0 {
-		return []problem{problemf(ReasonInvalidHost, "service entry must have at least one host").at("hosts")}
+		return []Problem{problemf(ReasonInvalidHost, "service entry must have at least one host").at("hosts")}
 	}
-	var ps []problem
+	var ps []Problem
 	for i, h := range se.Hosts {
 		if strings.Contains(h, "*") {
 			ps = append(ps, problemf(ReasonInvalidHost, "host %q: the bridge never emits wildcards", h).at(indexPath("hosts", i)))
 			continue
 		}
-		if err := checkHost(h); err != nil {
+		if err := CheckHost(h); err != nil {
 			ps = append(ps, problemf(ReasonInvalidHost, "%v", err).at(indexPath("hosts", i)))
 		}
 	}
@@ -172,8 +164,8 @@ func seHosts(se *networking.ServiceEntry) []problem {
 
 // seAddresses is Istio's ValidateIPSubnet, except that an address with an IPv6 zone is refused,
 // and its rule that CIDR blocks need NONE or STATIC resolution.
-func seAddresses(se *networking.ServiceEntry) []problem {
-	var ps []problem
+func seAddresses(se *networking.ServiceEntry) []Problem {
+	var ps []Problem
 	for i, a := range se.Addresses {
 		if strings.Contains(a, "/") {
 			if _, err := netip.ParsePrefix(a); err != nil {
@@ -190,8 +182,8 @@ func seAddresses(se *networking.ServiceEntry) []problem {
 	return ps
 }
 
-func sePorts(se *networking.ServiceEntry) []problem {
-	var ps []problem
+func sePorts(se *networking.ServiceEntry) []Problem {
+	var ps []Problem
 	names := map[string]bool{}
 	numbers := map[uint32]bool{}
 	for i, p := range se.Ports {
@@ -208,7 +200,7 @@ func sePorts(se *networking.ServiceEntry) []problem {
 			ps = append(ps, problemf(ReasonDuplicatePort, "service entry port %d already defined", p.Number).at(at+".number"))
 		}
 		numbers[p.Number] = true
-		if !isDNS1123Label(p.Name) {
+		if !IsDNS1123Label(p.Name) {
 			ps = append(ps, problemf(ReasonInvalidPortName, "invalid port name: %q", p.Name).at(at+".name"))
 		}
 		if !knownProtocol(p.Protocol) {
@@ -226,11 +218,11 @@ func sePorts(se *networking.ServiceEntry) []problem {
 
 // seSelector is Istio's ValidateAlphaWorkloadSelector plus label syntax, and the rule that a
 // ServiceEntry has a selector or endpoints, not both.
-func seSelector(se *networking.ServiceEntry) []problem {
+func seSelector(se *networking.ServiceEntry) []Problem {
 	if se.WorkloadSelector == nil {
 		return nil
 	}
-	var ps []problem
+	var ps []Problem
 	if se.Endpoints != nil {
 		ps = append(ps, problemf(ReasonInvalidSpec, "only one of WorkloadSelector or Endpoints is allowed in Service Entry").at("endpoints"))
 	}
@@ -245,73 +237,73 @@ func seSelector(se *networking.ServiceEntry) []problem {
 		}
 	}
 	for _, p := range checkLabels("workloadSelector", se.WorkloadSelector.Labels) {
-		p.reason = ReasonInvalidSelector
+		p.Reason = ReasonInvalidSelector
 		ps = append(ps, p)
 	}
 	return ps
 }
 
-func seResolution(se *networking.ServiceEntry) []problem {
+func seResolution(se *networking.ServiceEntry) []Problem {
 	switch se.Resolution {
 	case networking.ServiceEntry_STATIC, networking.ServiceEntry_DNS:
 	default:
-		return []problem{problemf(ReasonInvalidSpec, "resolution %s is not one the bridge emits (STATIC or DNS)", se.Resolution).at("resolution")}
+		return []Problem{problemf(ReasonInvalidSpec, "resolution %s is not one the bridge emits (STATIC or DNS)", se.Resolution).at("resolution")}
 	}
 	c := endpointContext(se.Ports, se.Resolution)
-	var ps []problem
+	var ps []Problem
 	for i, ep := range se.Endpoints {
 		if ep == nil {
 			ps = append(ps, problemf(ReasonInvalidSpec, "endpoint %d cannot be nil", i).at(indexPath("endpoints", i)))
 			continue
 		}
-		ps = append(ps, nested(indexPath("endpoints", i), validateWorkloadEntry(ep, c))...)
+		ps = append(ps, nested(indexPath("endpoints", i), ValidateWorkloadEntry(ep, c))...)
 	}
 	return ps
 }
 
 // seMultipleHosts is Istio's rule that several hosts share a ServiceEntry only when every port is
 // HTTP or TLS (there is no way to tell the hosts apart on plain TCP). Istio rejects the entry.
-func seMultipleHosts(se *networking.ServiceEntry) []problem {
+func seMultipleHosts(se *networking.ServiceEntry) []Problem {
 	if len(se.Hosts) < 2 || se.Resolution == networking.ServiceEntry_NONE {
 		return nil
 	}
 	for _, p := range se.Ports {
 		if p != nil && !httpOrTLS(p.Protocol) {
-			return []problem{problemf(ReasonMultipleHostsTCP, "multiple hosts provided with non-HTTP, non-TLS port %q", p.Name).at("hosts")}
+			return []Problem{problemf(ReasonMultipleHostsTCP, "multiple hosts provided with non-HTTP, non-TLS port %q", p.Name).at("hosts")}
 		}
 	}
 	return nil
 }
 
 // weAddress: an IP (STATIC endpoints), or an IP or FQDN (DNS endpoints, standalone entries).
-func weAddress(we *networking.WorkloadEntry, c weContext) []problem {
+func weAddress(we *networking.WorkloadEntry, c WorkloadEntryContext) []Problem {
 	a := we.Address
 	if a == "" {
-		return []problem{problemf(ReasonInvalidAddress, "address is required").at("address")}
+		return []Problem{problemf(ReasonInvalidAddress, "address is required").at("address")}
 	}
 	if ip, err := netip.ParseAddr(a); err == nil {
 		if ip.Zone() != "" {
-			return []problem{problemf(ReasonInvalidAddress, "endpoint address %q has an IPv6 zone", a).at("address")}
+			return []Problem{problemf(ReasonInvalidAddress, "endpoint address %q has an IPv6 zone", a).at("address")}
 		}
 		return nil
 	}
-	if !c.allowNames {
-		return []problem{problemf(ReasonInvalidAddress, "endpoint address %q is not a valid IP address", a).at("address")}
+	if !c.AllowNames {
+		return []Problem{problemf(ReasonInvalidAddress, "endpoint address %q is not a valid IP address", a).at("address")}
 	}
-	if err := checkFQDN(a); err != nil {
-		return []problem{problemf(ReasonInvalidAddress, "endpoint address %q is not a valid FQDN or an IP address", a).at("address")}
+	if err := CheckFQDN(a); err != nil {
+		return []Problem{problemf(ReasonInvalidAddress, "endpoint address %q is not a valid FQDN or an IP address", a).at("address")}
 	}
 	return nil
 }
 
-func wePorts(we *networking.WorkloadEntry, c weContext) []problem {
-	var ps []problem
+func wePorts(we *networking.WorkloadEntry, c WorkloadEntryContext) []Problem {
+	var ps []Problem
 	for name, n := range we.Ports {
 		at := keyPath("ports", name)
-		if c.servicePorts != nil && !c.servicePorts[name] {
+		if c.ServicePorts != nil && !c.ServicePorts[name] {
 			ps = append(ps, problemf(ReasonUndeclaredPort, "endpoint port %q is not defined by the service entry", name).at(at))
 		}
-		if !isDNS1123Label(name) {
+		if !IsDNS1123Label(name) {
 			ps = append(ps, problemf(ReasonInvalidPortName, "invalid port name: %q", name).at(at))
 		}
 		if n < 1 || n > 65535 {
@@ -321,17 +313,17 @@ func wePorts(we *networking.WorkloadEntry, c weContext) []problem {
 	return sortProblems(ps)
 }
 
-func weLabels(we *networking.WorkloadEntry, _ weContext) []problem {
+func weLabels(we *networking.WorkloadEntry, _ WorkloadEntryContext) []Problem {
 	return checkLabels("labels", we.Labels)
 }
 
-func checkLabels(where string, labels map[string]string) []problem {
-	var ps []problem
+func checkLabels(where string, labels map[string]string) []Problem {
+	var ps []Problem
 	for k, v := range labels {
-		if !validLabelKey(k) {
+		if !ValidLabelKey(k) {
 			ps = append(ps, problemf(ReasonInvalidLabel, "%s: invalid key %q", where, k))
 		}
-		if !validLabelValue(v) {
+		if !ValidLabelValue(v) {
 			ps = append(ps, problemf(ReasonInvalidLabel, "%s: invalid value %q for key %q", where, v, k))
 		}
 	}
@@ -339,18 +331,18 @@ func checkLabels(where string, labels map[string]string) []problem {
 }
 
 // sortProblems orders problems found while ranging over a map, so that details are stable.
-func sortProblems(ps []problem) []problem {
-	slices.SortFunc(ps, func(a, b problem) int { return strings.Compare(a.detail, b.detail) })
+func sortProblems(ps []Problem) []Problem {
+	slices.SortFunc(ps, func(a, b Problem) int { return strings.Compare(a.Detail, b.Detail) })
 	return ps
 }
 
-// checkFQDN is Istio's agent.ValidateFQDN: at most 255 characters, DNS-1123 labels, the last not
+// CheckFQDN is Istio's agent.ValidateFQDN: at most 255 characters, DNS-1123 labels, the last not
 // all-numeric; a trailing dot is allowed.
-func checkFQDN(s string) error {
+func CheckFQDN(s string) error {
 	if len(s) > 255 {
 		return fmt.Errorf("domain name %q too long (max 255)", s)
 	}
-	return checkHost(strings.TrimSuffix(s, "."))
+	return CheckHost(strings.TrimSuffix(s, "."))
 }
 
 func knownProtocol(p string) bool {

@@ -1,12 +1,46 @@
-package translate
+package istio
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
+
+// Resource is one Istio resource ready to send.
+type Resource struct {
+	Collection          string
+	Namespace, Name     string
+	Labels, Annotations map[string]string
+	// Body is the deterministic marshal of the spec (a *networkingv1alpha3.ServiceEntry or
+	// *networkingv1alpha3.WorkloadEntry for translated resources). The spec itself is not kept:
+	// at 100k endpoints the protos and their label maps were three quarters of translate's heap,
+	// and only the debug pages, render and tests read them; DecodeSpec rebuilds it.
+	Body *anypb.Any
+	// Version is a hash of Body, Labels and Annotations: equal content, equal version, on every
+	// replica and after restarts.
+	Version string
+	// Source is "<registry>/<service key>", plus "#<instance id>" for a WorkloadEntry.
+	Source string
+}
+
+// DecodeSpec decodes Body into a new spec of the collection's type. Each call decodes afresh, so
+// it is for the debug pages, render and tests, not for a push.
+func (r *Resource) DecodeSpec() (proto.Message, error) {
+	spec, ok := NewSpec(r.Collection)
+	if !ok {
+		return nil, fmt.Errorf("%s %s/%s: no spec type for the collection", r.Collection, r.Namespace, r.Name)
+	}
+	if err := proto.Unmarshal(r.Body.GetValue(), spec); err != nil {
+		return nil, fmt.Errorf("decoding %s %s/%s: %w", r.Collection, r.Namespace, r.Name, err)
+	}
+	return spec, nil
+}
 
 // NewResource wraps a spec that did not come from a registry (a static resource from a file) the
 // way translated resources are wrapped: a deterministic body and a content-hash version, so it
@@ -29,7 +63,7 @@ func NewResource(collection, namespace, name string, labels, annotations map[str
 		Labels:      labels,
 		Annotations: annotations,
 		Body:        &anypb.Any{TypeUrl: "type.googleapis.com/" + string(spec.ProtoReflect().Descriptor().FullName()), Value: body},
-		Version:     version(body, labels, annotations),
+		Version:     Version(body, labels, annotations),
 	}, nil
 }
 
@@ -67,17 +101,41 @@ func reservedAnnotation(k string) bool {
 // DNS-1123 names, valid label keys and values, no reserved annotations.
 func checkMeta(namespace, name string, labels, annotations map[string]string) []error {
 	c := &specCheck{}
-	if !isDNSLabel(namespace) {
+	if !IsDNSLabel(namespace) {
 		c.addf("metadata.namespace", "%q is not a DNS-1123 label", namespace)
 	}
-	if !isDNSSubdomain(name) {
+	if !IsDNSSubdomain(name) {
 		c.addf("metadata.name", "%q is not a DNS-1123 subdomain", name)
 	}
 	checkLabelsAt(c, "metadata.labels", labels)
-	for _, k := range sortedKeys(annotations) {
+	for _, k := range slices.Sorted(maps.Keys(annotations)) {
 		if reservedAnnotation(k) {
 			c.addf(keyPath("metadata.annotations", k), "reserved for Istio; Istiod drops resources that set it")
 		}
 	}
 	return c.errs
+}
+
+// Version hashes body, labels and annotations (keys sorted, fields separated by bytes that
+// cannot occur in them) into 16 hex digits of SHA-256: equal content, equal version, on every
+// replica and after restarts, which is what lets Istiod and the mcp server skip unchanged objects.
+func Version(body []byte, labels, annotations map[string]string) string {
+	h := sha256.New()
+	h.Write(body)
+	for _, m := range []map[string]string{labels, annotations} {
+		h.Write([]byte{0xff})
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			h.Write([]byte(k))
+			h.Write([]byte{0})
+			h.Write([]byte(m[k]))
+			h.Write([]byte{0})
+		}
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:8])
 }

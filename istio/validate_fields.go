@@ -1,4 +1,4 @@
-package translate
+package istio
 
 import (
 	"errors"
@@ -62,7 +62,7 @@ func checkDNSLabels(d, labels string) error {
 		if i == len(parts)-1 && l == "" {
 			return nil // a trailing dot
 		}
-		if !isDNS1123Label(l) {
+		if !IsDNS1123Label(l) {
 			return fmt.Errorf("domain name %q invalid (label %q invalid)", d, l)
 		}
 	}
@@ -73,8 +73,8 @@ func isWildcardLabel(l string) bool {
 	if len(l) > 63 {
 		return false
 	}
-	return l == "*" || isDNS1123Label(l) || strings.HasPrefix(l, "*-") && isDNS1123Label(l[2:]) ||
-		strings.HasPrefix(l, "*") && isDNS1123Label(l[1:])
+	return l == "*" || IsDNS1123Label(l) || strings.HasPrefix(l, "*-") && IsDNS1123Label(l[2:]) ||
+		strings.HasPrefix(l, "*") && IsDNS1123Label(l[1:])
 }
 
 func allDigits(s string) bool {
@@ -214,10 +214,10 @@ func checkRegex(re string) error {
 // most 63 characters, lower-case key prefixes, as Kubernetes wants).
 func checkLabelsAt(c *specCheck, path string, labels map[string]string) {
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		if !validLabelKey(k) {
+		if !ValidLabelKey(k) {
 			c.addf(keyPath(path, k), "invalid label key %q", k)
 		}
-		if v := labels[k]; !validLabelValue(v) {
+		if v := labels[k]; !ValidLabelValue(v) {
 			c.addf(keyPath(path, k), "invalid label value %q", v)
 		}
 	}
@@ -247,16 +247,16 @@ func checkGatewayNames(c *specCheck, path string, names []string) {
 		at := indexPath(path, i)
 		ns, name, ok := strings.Cut(g, "/")
 		if !ok {
-			c.add(at, checkFQDN(g))
+			c.add(at, CheckFQDN(g))
 			continue
 		}
 		if ns == "" || name == "" {
 			c.addf(at, "gateway namespace and name cannot be empty: %q", g)
 		}
-		if !isDNS1123Label(ns) {
+		if !IsDNS1123Label(ns) {
 			c.addf(at, "invalid value for namespace: %q", ns)
 		}
-		if !isDNS1123Label(name) {
+		if !IsDNS1123Label(name) {
 			c.addf(at, "invalid value for gateway name: %q", name)
 		}
 	}
@@ -296,7 +296,7 @@ func checkExportTo(c *specCheck, path string, exportTo []string, kind exportKind
 		case k == "~":
 			c.addf(at, "exportTo ~ (none) is not allowed for Istio configuration objects")
 			continue
-		case !isDNS1123Label(k):
+		case !IsDNS1123Label(k):
 			c.addf(at, "only ., *, or a valid DNS 1123 label is allowed as exportTo entry: %q", e)
 			continue
 		}
@@ -340,7 +340,7 @@ func checkSubsetName(name string) error {
 	if name == "" {
 		return errors.New("subset name cannot be empty")
 	}
-	if !isDNS1123Label(name) {
+	if !IsDNS1123Label(name) {
 		return fmt.Errorf("subset name is invalid: %q", name)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package translate
+package istio
 
 import (
 	"errors"

@@ -1,7 +1,8 @@
-package translate
+package istio
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -63,10 +64,10 @@ func checkHTTPRouteShape(c *specCheck, at string, r *networking.HTTPRoute, deleg
 		if len(r.Route) > 0 {
 			c.addf(joinPath(at, "route"), "root HTTP route %s must not specify route", r.Name)
 		}
-		if !isDNSSubdomain(r.Delegate.Name) {
+		if !IsDNSSubdomain(r.Delegate.Name) {
 			c.addf(joinPath(at, "delegate.name"), "%q is not a VirtualService name", r.Delegate.Name)
 		}
-		if ns := r.Delegate.Namespace; ns != "" && !isDNSLabel(ns) {
+		if ns := r.Delegate.Namespace; ns != "" && !IsDNSLabel(ns) {
 			c.addf(joinPath(at, "delegate.namespace"), "%q is not a namespace name", ns)
 		}
 		return
@@ -113,7 +114,7 @@ func checkHTTPMatch(c *specCheck, at string, m *networking.HTTPMatchRequest) {
 		c.addf(at, "match may not be null")
 		return
 	}
-	for _, k := range sortedKeys(m.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
 		hat := keyPath(joinPath(at, "headers"), k)
 		if m.Headers[k] == nil {
 			c.addf(hat, "header match %v cannot be null", k)
@@ -121,7 +122,7 @@ func checkHTTPMatch(c *specCheck, at string, m *networking.HTTPMatchRequest) {
 		c.add(hat, checkMatchHeaderName(k))
 		checkStringMatch(c, hat, m.Headers[k], false)
 	}
-	for _, k := range sortedKeys(m.WithoutHeaders) {
+	for _, k := range slices.Sorted(maps.Keys(m.WithoutHeaders)) {
 		hat := keyPath(joinPath(at, "withoutHeaders"), k)
 		c.add(hat, checkMatchHeaderName(k))
 		// A regex "*" is not RE2: Istio takes it to mean "header present".
@@ -133,7 +134,7 @@ func checkHTTPMatch(c *specCheck, at string, m *networking.HTTPMatchRequest) {
 	checkStringMatch(c, joinPath(at, "scheme"), m.Scheme, false)
 	checkStringMatch(c, joinPath(at, "method"), m.Method, false)
 	checkStringMatch(c, joinPath(at, "authority"), m.Authority, false)
-	for _, k := range sortedKeys(m.QueryParams) {
+	for _, k := range slices.Sorted(maps.Keys(m.QueryParams)) {
 		checkStringMatch(c, keyPath(joinPath(at, "queryParams"), k), m.QueryParams[k], false)
 	}
 	if m.Port != 0 {
@@ -141,7 +142,7 @@ func checkHTTPMatch(c *specCheck, at string, m *networking.HTTPMatchRequest) {
 	}
 	checkLabelsAt(c, joinPath(at, "sourceLabels"), m.SourceLabels)
 	checkGatewayNames(c, joinPath(at, "gateways"), m.Gateways)
-	if m.SourceNamespace != "" && !isDNS1123Label(m.SourceNamespace) {
+	if m.SourceNamespace != "" && !IsDNS1123Label(m.SourceNamespace) {
 		c.addf(joinPath(at, "sourceNamespace"), "sourceNamespace match %q is invalid", m.SourceNamespace)
 	}
 }

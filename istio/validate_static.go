@@ -1,4 +1,4 @@
-package translate
+package istio
 
 import (
 	"errors"
@@ -22,13 +22,6 @@ import (
 // mirrored exactly, ours is stricter, never looser, and says so in a comment. Warnings of
 // Istio's that would not make Istiod drop a resource are not reported, except where the rule
 // says why it refuses one.
-
-// Collections of the kinds a static resource may also have.
-const (
-	CollectionVirtualService  = "networking.istio.io/VirtualService"
-	CollectionDestinationRule = "networking.istio.io/DestinationRule"
-	CollectionSidecar         = "networking.istio.io/Sidecar"
-)
 
 // specKind is how one collection's spec is made and checked.
 type specKind struct {
@@ -115,32 +108,22 @@ type specCheck struct {
 	errs      []error
 }
 
-// fieldError is one problem, at the path of the offending field.
-type fieldError struct {
-	path, problem string
-}
-
-func (e *fieldError) Error() string {
-	if e.path == "" {
-		return e.problem
-	}
-	return e.path + ": " + e.problem
-}
-
+// addf records a problem at path. Static rules have no reason code of their own: they are
+// reported by text, and count as invalid-spec.
 func (c *specCheck) addf(path, format string, a ...any) {
-	c.errs = append(c.errs, &fieldError{path: path, problem: fmt.Sprintf(format, a...)})
+	c.errs = append(c.errs, &Problem{Path: path, Reason: ReasonInvalidSpec, Detail: fmt.Sprintf(format, a...)})
 }
 
 // add records err, if any, at path.
 func (c *specCheck) add(path string, err error) {
 	if err != nil {
-		c.errs = append(c.errs, &fieldError{path: path, problem: err.Error()})
+		c.errs = append(c.errs, &Problem{Path: path, Reason: ReasonInvalidSpec, Detail: err.Error()})
 	}
 }
 
-func (c *specCheck) addProblems(ps []problem) {
-	for _, p := range ps {
-		c.errs = append(c.errs, &fieldError{path: p.field, problem: p.detail})
+func (c *specCheck) addProblems(ps []Problem) {
+	for i := range ps {
+		c.errs = append(c.errs, &ps[i])
 	}
 }
 
@@ -207,6 +190,6 @@ var serviceEntrySpecRules = []func(*networking.ServiceEntry, *specCheck){
 // refused.
 var workloadEntrySpecRules = []func(*networking.WorkloadEntry, *specCheck){
 	func(we *networking.WorkloadEntry, c *specCheck) {
-		c.addProblems(validateWorkloadEntry(we, weContext{allowNames: true}))
+		c.addProblems(ValidateWorkloadEntry(we, WorkloadEntryContext{AllowNames: true}))
 	},
 }
