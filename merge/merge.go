@@ -68,6 +68,11 @@ type Merger struct {
 	// notified is the revision Changes last announced.
 	revision, notified uint64
 	syncedCount        int
+	// Governance rules (rules.go): rulesDirty says a served rule changed since the last
+	// snapshot; ruleSet and ruleList are the rules of the last snapshot.
+	rulesDirty bool
+	ruleSet    map[ruleRef]*registry.Rule
+	ruleList   []*registry.Rule
 
 	// Owned by the Run goroutine.
 	merged map[string]*mergedEntry
@@ -111,6 +116,7 @@ type regState struct {
 	failures          uint64
 	rejected          rejections
 	met               regMetrics
+	rules             ruleState
 }
 
 type servedEntry struct {
@@ -173,6 +179,7 @@ func (m *Merger) declare(name string) *regState {
 		reported: map[registry.Key]*registry.Service{},
 		rejected: newRejections(),
 		met:      m.met.forRegistry(name),
+		rules:    newRuleState(),
 	}
 	m.regs = append(m.regs, r)
 	m.byName[name] = r
@@ -313,6 +320,7 @@ func (m *Merger) replace(r *regState, services []*registry.Service) {
 			"maxDropRatio", m.opts.Protection.MaxDropRatio, "hold", m.opts.Protection.DropHold.String())
 	}
 	m.reconcile(r, now)
+	m.reconcileRules(r, now) // rules recorded while failed are served with the recovery
 	m.endCall(r)
 }
 
