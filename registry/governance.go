@@ -183,11 +183,11 @@ func (r *Rule) Key() RuleKey { return RuleKey{Kind: r.Kind, Name: r.Name} }
 // Validate reports what makes a rule unusable as a whole; adapters call it before sending and
 // reject the rule instead. It checks the model's invariants, not the rule's expressions.
 func (r *Rule) Validate() error {
-	if r.Name == "" {
-		return fmt.Errorf("%s rule has no key", r.Kind)
-	}
 	if !slices.Contains(RuleKinds, r.Kind) {
 		return fmt.Errorf("rule %q: unknown kind %q", r.Name, r.Kind)
+	}
+	if r.Name == "" {
+		return fmt.Errorf("%s rule has no key", r.Kind)
 	}
 	switch r.Scope {
 	case ScopeService:
