@@ -47,8 +47,8 @@ func (m *Merger) LastKnown() []LastKnown {
 	return out
 }
 
-// Revision returns a counter that grows whenever a registry's served services change or a
-// registry syncs for the first time, and how many registries have synced in this run. It is
+// Revision returns a counter that grows whenever a registry's served services or rules change or
+// a registry syncs for the first time, and how many registries have synced in this run. It is
 // cheap, so a saver can check it on every Changes signal and call LastKnown only when it saves.
 func (m *Merger) Revision() (revision uint64, synced int) {
 	m.mu.Lock()

@@ -17,6 +17,10 @@
 //     instance and the deregistration of a service, because an adapter sends those only for
 //     changes it saw happen.
 //
+// Governance rules (Sink.ReplaceRules, UpsertRules, DeleteRules) are kept per registry beside its
+// services with the same failure and mass-drop protection, and never combined across registries
+// (rules.go); Snapshot.Rules carries them.
+//
 // Services from different registries with the same Options.Key are combined by the declared
 // Duplicates rule. Run emits snapshots of the combined state; each emitted service is immutable,
 // and an unchanged service keeps its pointer from one snapshot to the next.
