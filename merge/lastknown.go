@@ -14,6 +14,10 @@ type LastKnown struct {
 	// protection holds of it (a failure, a mass drop). They are the merger's own, read-only
 	// values: never modify them. Unordered.
 	Services []*registry.Service
+	// Rules are the registry's served governance rules, read-only and unordered; nil when they
+	// are unknown (the registry never sent rules in this run and none were restored), which a
+	// state file keeps apart from "no rules".
+	Rules []*registry.Rule
 }
 
 // LastKnown returns the served services of every registry whose state is known (synced in this
@@ -37,13 +41,14 @@ func (m *Merger) LastKnown() []LastKnown {
 		for _, e := range r.served {
 			lk.Services = append(lk.Services, e.svc)
 		}
+		lk.Rules = r.lastKnownRules()
 		out = append(out, lk)
 	}
 	return out
 }
 
-// Revision returns a counter that grows whenever a registry's served services change or a
-// registry syncs for the first time, and how many registries have synced in this run. It is
+// Revision returns a counter that grows whenever a registry's served services or rules change or
+// a registry syncs for the first time, and how many registries have synced in this run. It is
 // cheap, so a saver can check it on every Changes signal and call LastKnown only when it saves.
 func (m *Merger) Revision() (revision uint64, synced int) {
 	m.mu.Lock()

@@ -23,6 +23,12 @@ type Snapshot struct {
 	OldestEvent time.Time
 	// Generation counts snapshots, from 1.
 	Generation uint64
+	// Rules are the served governance rules of every registry, sorted by name, kind and registry
+	// (configuration order). Like services they are read-only, and an unchanged rule is the same
+	// pointer from one snapshot to the next. RulesChanged counts those added, changed or removed
+	// since the previous snapshot.
+	Rules        []*registry.Rule
+	RulesChanged int
 }
 
 // Run emits snapshots until ctx is cancelled, calling emit serially from its own goroutine;
@@ -96,11 +102,11 @@ func (m *Merger) poll(now time.Time) (*Snapshot, time.Time) {
 				"timeout", m.opts.Protection.InitialSyncTimeout.String())
 		}
 	}
-	if len(m.dirty) == 0 && m.emitted {
+	if len(m.dirty) == 0 && !m.rulesDirty && m.emitted {
 		m.mu.Unlock()
 		return nil, next
 	}
-	if len(m.dirty) > 0 {
+	if len(m.dirty) > 0 || m.rulesDirty {
 		due := earliest(m.lastEvent.Add(m.opts.Debounce.Quiet), m.firstEvent.Add(m.opts.Debounce.Max))
 		if now.Before(due) {
 			m.mu.Unlock()
@@ -108,6 +114,8 @@ func (m *Merger) poll(now time.Time) (*Snapshot, time.Time) {
 		}
 	}
 	work := m.takeWork()
+	rulesChanged := m.takeRules()
+	rules := m.ruleList
 	oldest, events := m.firstEvent, m.events
 	m.firstEvent, m.lastEvent, m.events = time.Time{}, time.Time{}, 0
 	m.mu.Unlock()
@@ -122,7 +130,7 @@ func (m *Merger) poll(now time.Time) (*Snapshot, time.Time) {
 	m.mu.Lock()
 	m.updateDuplicates(work, results)
 	first := !m.emitted
-	if changed == 0 && !first {
+	if changed == 0 && rulesChanged == 0 && !first {
 		m.mu.Unlock()
 		return nil, next
 	}
@@ -130,7 +138,8 @@ func (m *Merger) poll(now time.Time) (*Snapshot, time.Time) {
 	m.mu.Unlock()
 
 	m.gen++
-	snap := &Snapshot{Services: make([]*registry.Service, len(m.order)), Changed: changed, OldestEvent: oldest, Generation: m.gen}
+	snap := &Snapshot{Services: make([]*registry.Service, len(m.order)), Changed: changed, OldestEvent: oldest, Generation: m.gen,
+		Rules: rules, RulesChanged: rulesChanged}
 	for i, id := range m.order {
 		snap.Services[i] = m.merged[id].svc
 	}
@@ -157,9 +166,11 @@ func (m *Merger) expireHolds(now time.Time) time.Time {
 				r.withdrawn, r.dropSince = true, time.Time{}
 				r.reported, r.reportedInstances = map[registry.Key]*registry.Service{}, 0
 				m.applyReported(r, now)
+				m.withdrawRules(r, now)
 				m.endCall(r)
 			}
 		}
+		next = earliest(next, m.expireRuleHold(r, now))
 		if !r.failed && !r.dropSince.IsZero() {
 			if until := r.dropSince.Add(m.opts.Protection.DropHold); now.Before(until) {
 				next = earliest(next, until)

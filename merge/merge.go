@@ -17,6 +17,10 @@
 //     instance and the deregistration of a service, because an adapter sends those only for
 //     changes it saw happen.
 //
+// Governance rules (Sink.ReplaceRules, UpsertRules, DeleteRules) are kept per registry beside its
+// services with the same failure and mass-drop protection, and never combined across registries
+// (rules.go); Snapshot.Rules carries them.
+//
 // Services from different registries with the same Options.Key are combined by the declared
 // Duplicates rule. Run emits snapshots of the combined state; each emitted service is immutable,
 // and an unchanged service keeps its pointer from one snapshot to the next.
@@ -68,6 +72,11 @@ type Merger struct {
 	// notified is the revision Changes last announced.
 	revision, notified uint64
 	syncedCount        int
+	// Governance rules (rules.go): rulesDirty says a served rule changed since the last
+	// snapshot; ruleSet and ruleList are the rules of the last snapshot.
+	rulesDirty bool
+	ruleSet    map[ruleRef]*registry.Rule
+	ruleList   []*registry.Rule
 
 	// Owned by the Run goroutine.
 	merged map[string]*mergedEntry
@@ -111,6 +120,7 @@ type regState struct {
 	failures          uint64
 	rejected          rejections
 	met               regMetrics
+	rules             ruleState
 }
 
 type servedEntry struct {
@@ -173,6 +183,7 @@ func (m *Merger) declare(name string) *regState {
 		reported: map[registry.Key]*registry.Service{},
 		rejected: newRejections(),
 		met:      m.met.forRegistry(name),
+		rules:    newRuleState(),
 	}
 	m.regs = append(m.regs, r)
 	m.byName[name] = r
@@ -313,6 +324,7 @@ func (m *Merger) replace(r *regState, services []*registry.Service) {
 			"maxDropRatio", m.opts.Protection.MaxDropRatio, "hold", m.opts.Protection.DropHold.String())
 	}
 	m.reconcile(r, now)
+	m.reconcileRules(r, now) // rules recorded while failed are served with the recovery
 	m.endCall(r)
 }
 

@@ -26,7 +26,7 @@ func (m *Merger) AddRegistry(name string) bool {
 	return true
 }
 
-// RemoveRegistry withdraws a registry's services from the merged state and forgets it: its
+// RemoveRegistry withdraws a registry's services and governance rules from the merged state and forgets it: its
 // status, metrics and last-known state. Its adapter must have stopped: a Sink obtained before
 // must not be used again. Unknown names are ignored. It reports whether the registry existed.
 func (m *Merger) RemoveRegistry(name string) bool {
@@ -41,6 +41,7 @@ func (m *Merger) RemoveRegistry(name string) bool {
 	for k := range r.served {
 		m.setServed(r, k, nil, now)
 	}
+	m.withdrawRules(r, now)
 	if r.synced {
 		m.syncedCount--
 	}

@@ -46,6 +46,8 @@ type RegistryStatus struct {
 	RejectedTotal int         `json:"rejectedTotal,omitempty"`
 	// Duplicates are the services this registry shares with others, and the rule applied.
 	Duplicates []DuplicateStatus `json:"duplicates,omitempty"`
+	// Rules are the governance rules served for this registry; nil when it never had any.
+	Rules *RulesStatus `json:"rules,omitempty"`
 }
 
 // ProtectionStatus says why a registry's last-known state is held, since when and until when.
@@ -254,6 +256,7 @@ func (m *Merger) Status() []RegistryStatus {
 			}
 		}
 		s.Protected = s.Protection != nil
+		s.Rules = m.rulesStatus(r)
 		out = append(out, s)
 	}
 	return out

@@ -96,6 +96,13 @@ func (g *gateSink) Reject(where, reason string, err error) {
 	g.do(func(n registry.Sink) { n.Reject(where, reason, err) })
 }
 func (g *gateSink) Accept(where string) { g.do(func(n registry.Sink) { n.Accept(where) }) }
+func (g *gateSink) ReplaceRules(r []*registry.Rule) {
+	g.do(func(n registry.Sink) { n.ReplaceRules(r) })
+}
+func (g *gateSink) UpsertRules(r []*registry.Rule) { g.do(func(n registry.Sink) { n.UpsertRules(r) }) }
+func (g *gateSink) DeleteRules(k []registry.RuleKey) {
+	g.do(func(n registry.Sink) { n.DeleteRules(k) })
+}
 
 // gather collects the pipeline's metrics and those of every current adapter.
 func (p *Pipeline) gather() ([]*dto.MetricFamily, error) {

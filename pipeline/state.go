@@ -20,7 +20,12 @@ func (p *Pipeline) restoreState() {
 	for i, r := range cfg.Registries {
 		refs[i] = state.Ref{Name: r.Name, Type: r.Type}
 	}
-	p.store.Restore(refs, p.merger.Restore)
+	p.store.RestoreAll(refs, func(r state.Registry) {
+		if r.Rules != nil { // nil: the file does not know them (an older file)
+			p.merger.RestoreRules(r.Name, r.Rules)
+		}
+		p.merger.Restore(r.Name, r.Services)
+	})
 }
 
 // runState keeps the state file up to date until ctx ends, then writes what is pending. It
@@ -67,7 +72,7 @@ func (s stateSource) Collect() []state.Registry {
 	out := make([]state.Registry, 0, len(known))
 	for _, lk := range known {
 		if typ, ok := types[lk.Registry]; ok {
-			out = append(out, state.Registry{Name: lk.Registry, Type: typ, Services: lk.Services})
+			out = append(out, state.Registry{Name: lk.Registry, Type: typ, Services: lk.Services, Rules: lk.Rules})
 		}
 	}
 	return out

@@ -14,6 +14,18 @@
 //
 // A service that is still registered but has no instances is sent with Upsert and an empty
 // instance list, not with Delete: both propagate, but only the former keeps the service's host.
+//
+// Governance rules (governance.go: Dubbo tag and condition routers, configurators, mesh rules)
+// follow the same contract on their own methods, for adapters whose registry holds them:
+//
+//   - Sink.ReplaceRules sends every rule the registry holds, after each full read (the first and
+//     every resync or reconnect), beside the Replace of services; an adapter that reads no rules
+//     never calls it. Sink.UpsertRules sends changed rules, each whole; Sink.DeleteRules rules
+//     that were really removed from the registry.
+//   - A rule that cannot be parsed is reported with Sink.Reject (reason "bad-rule") and not sent:
+//     the last good version of it stays where it was, neither replaced nor deleted, until a good
+//     version arrives or the rule is removed. A Fail covers rules too: the merge layer holds
+//     the last-known rules of a failed registry exactly as it holds its services.
 package registry
 
 import (
@@ -267,6 +279,15 @@ type Sink interface {
 	Reject(where, reason string, err error)
 	// Accept withdraws an earlier Reject of the entry at where.
 	Accept(where string)
+
+	// ReplaceRules sends every governance rule the registry holds now; rules the sink holds that
+	// are missing here were removed. Unlike Replace it neither marks the registry synced nor
+	// ends a failure: the Replace of services does.
+	ReplaceRules(rules []*Rule)
+	// UpsertRules sends rules that were added or changed, each whole.
+	UpsertRules(rules []*Rule)
+	// DeleteRules sends rules that were really removed from the registry.
+	DeleteRules(keys []RuleKey)
 }
 
 // Adapter watches one registry.

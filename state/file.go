@@ -19,8 +19,13 @@ import (
 
 // The file is gzip-compressed JSON:
 //
-//	{"format":"mcp-bridge-state","version":1,"written":"<RFC 3339>","registries":[
-//	  {"name":"zk","type":"zookeeper","services":[<registry.Service>, ...]}, ...]}
+//	{"format":"mcp-bridge-state","version":2,"written":"<RFC 3339>","registries":[
+//	  {"name":"zk","type":"zookeeper","services":[<registry.Service>, ...],
+//	   "rules":[<registry.Rule>, ...]}, ...]}
+//
+// Version 2 added "rules" (governance rules), absent for a registry whose rules are unknown;
+// version 1 files (no rules) are still read. A version 1 bridge rejects a version 2 file as
+// another version and starts as without a file, instead of misreading it.
 //
 // format and version come first, so a reader rejects a foreign or newer file before decoding
 // anything else. gzip's trailer (CRC-32 and length of the content) catches truncation and
@@ -30,7 +35,9 @@ const (
 	formatName = "mcp-bridge-state"
 	// FormatVersion is the version of the file layout this package writes and reads. A change
 	// that an older reader would misread increments it; an older bridge then ignores the file.
-	FormatVersion = 1
+	FormatVersion = 2
+	// oldestVersion is the oldest layout this package still reads.
+	oldestVersion = 1
 )
 
 // Errors Load returns (wrapped, with detail) for a file that exists but cannot be used.
@@ -48,6 +55,9 @@ type Registry struct {
 	Name     string              `json:"name"`
 	Type     string              `json:"type"`
 	Services []*registry.Service `json:"services"`
+	// Rules are the registry's governance rules; nil when unknown (not written then), empty
+	// when the registry is known to hold none.
+	Rules []*registry.Rule `json:"rules,omitempty"`
 }
 
 // Saved is the content of a state file.
@@ -147,7 +157,28 @@ func encode(w io.Writer, regs []Registry, written time.Time) error {
 				return fmt.Errorf("registry %q service %s: %w", r.Name, svc.Key(), err)
 			}
 		}
-		if _, err := io.WriteString(w, "]}"); err != nil {
+		if _, err := io.WriteString(w, "]"); err != nil {
+			return err
+		}
+		if r.Rules != nil {
+			if _, err := io.WriteString(w, `,"rules":[`); err != nil {
+				return err
+			}
+			for j, rule := range sortedRules(r.Rules) {
+				if j > 0 {
+					if _, err := io.WriteString(w, ","); err != nil {
+						return err
+					}
+				}
+				if err := enc.Encode(rule); err != nil {
+					return fmt.Errorf("registry %q rule %s: %w", r.Name, rule.Key(), err)
+				}
+			}
+			if _, err := io.WriteString(w, "]"); err != nil {
+				return err
+			}
+		}
+		if _, err := io.WriteString(w, "}"); err != nil {
 			return err
 		}
 	}
@@ -171,6 +202,19 @@ func sortedServices(services []*registry.Service) []*registry.Service {
 	for i, k := range ks {
 		out[i] = k.svc
 	}
+	return out
+}
+
+// sortedRules orders rules by name and kind (within one registry), so the same state gives the
+// same content; the rules are only read.
+func sortedRules(rules []*registry.Rule) []*registry.Rule {
+	out := make([]*registry.Rule, 0, len(rules))
+	for _, r := range rules {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	registry.SortRules(out)
 	return out
 }
 
@@ -231,8 +275,8 @@ func decode(r io.Reader) (*Saved, error) {
 			return nil, fmt.Errorf("%w: format %q", ErrForeign, h.Format)
 		}
 	}
-	if h.Version != FormatVersion {
-		return nil, fmt.Errorf("%w: the file has version %d, this bridge reads version %d (written by another bridge release; it will be replaced)", ErrVersion, h.Version, FormatVersion)
+	if h.Version < oldestVersion || h.Version > FormatVersion {
+		return nil, fmt.Errorf("%w: the file has version %d, this bridge reads versions %d-%d (written by another bridge release; it will be replaced)", ErrVersion, h.Version, oldestVersion, FormatVersion)
 	}
 	if tok, err := dec.Token(); err != nil || tok != "written" {
 		return nil, corrupt(`no "written" field`, err)
@@ -304,6 +348,19 @@ func decodeRegistry(dec *json.Decoder) (Registry, error) {
 				reg.Services = append(reg.Services, svc)
 			}
 			err = expectDelim(dec, ']')
+		case "rules":
+			if err := expectDelim(dec, '['); err != nil {
+				return reg, fmt.Errorf("rules: %w", err)
+			}
+			reg.Rules = []*registry.Rule{}
+			for dec.More() {
+				var rule *registry.Rule // null stays nil, for checkRegistry to reject
+				if err := dec.Decode(&rule); err != nil {
+					return reg, fmt.Errorf("rule %d: %w", len(reg.Rules)+1, err)
+				}
+				reg.Rules = append(reg.Rules, rule)
+			}
+			err = expectDelim(dec, ']')
 		default:
 			return reg, fmt.Errorf("unknown field %v", tok)
 		}
@@ -348,6 +405,19 @@ func checkRegistry(reg Registry, seen map[string]bool) error {
 			return fmt.Errorf("registry %q: service %s appears twice", reg.Name, k)
 		}
 		keys[k] = true
+	}
+	ruleKeys := make(map[registry.RuleKey]bool, len(reg.Rules))
+	for _, rule := range reg.Rules {
+		if rule == nil {
+			return fmt.Errorf("registry %q: a null rule", reg.Name)
+		}
+		if err := rule.Validate(); err != nil {
+			return fmt.Errorf("registry %q: %w", reg.Name, err)
+		}
+		if ruleKeys[rule.Key()] {
+			return fmt.Errorf("registry %q: rule %s appears twice", reg.Name, rule.Key())
+		}
+		ruleKeys[rule.Key()] = true
 	}
 	return nil
 }

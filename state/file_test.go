@@ -200,7 +200,7 @@ func TestLoadRejects(t *testing.T) {
 		{"another gzip JSON document", gz(t, `{"apiVersion":"v1","kind":"List"}`), ErrForeign},
 		{"a gzip JSON list", gz(t, `[1,2,3]`), ErrForeign},
 		{"another format name", gz(t, `{"format":"something-else","version":1}`), ErrForeign},
-		{"a newer version", gz(t, `{"format":"mcp-bridge-state","version":2,"written":"2026-01-01T00:00:00Z","zones":{}}`), ErrVersion},
+		{"a newer version", gz(t, `{"format":"mcp-bridge-state","version":3,"written":"2026-01-01T00:00:00Z","zones":{}}`), ErrVersion},
 		{"an older version", gz(t, `{"format":"mcp-bridge-state","version":0}`), ErrVersion},
 		{"JSON cut short inside gzip", gz(t, head+`{"name":"zk","type":"zookeeper","services":[`+okService), ErrCorrupt},
 		{"data after the document", gz(t, head+`]}{}`), ErrCorrupt},

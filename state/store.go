@@ -105,6 +105,7 @@ type RestoredRegistry struct {
 	Name      string `json:"name"`
 	Services  int    `json:"services"`
 	Instances int    `json:"instances"`
+	Rules     int    `json:"rules,omitempty"`
 }
 
 // SkippedRegistry is a registry in the file that no configured registry matches.
@@ -148,12 +149,18 @@ func New(cfg Config, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Restore reads the state file and calls restore for every configured registry it holds with
-// the same name and type, in configuration order. The file is used whole or not at all: a file
+// Restore is RestoreAll for services only: saved governance rules are not restored.
+func (s *Store) Restore(configured []Ref, restore func(name string, services []*registry.Service)) {
+	s.RestoreAll(configured, func(r Registry) { restore(r.Name, r.Services) })
+}
+
+// RestoreAll reads the state file and calls restore for every configured registry it holds with
+// the same name and type, in configuration order (Registry.Rules is nil when the file does not
+// know the registry's rules: a version 1 file, or a registry that never sent rules). The file is used whole or not at all: a file
 // that cannot be read or decoded completely restores nothing, and its problem is logged as an
 // error and shown in Status (never fatal: the bridge then starts as if it had no file). Call it
 // once, before the adapters start.
-func (s *Store) Restore(configured []Ref, restore func(name string, services []*registry.Service)) {
+func (s *Store) RestoreAll(configured []Ref, restore func(Registry)) {
 	start := s.clock.Now()
 	saved, err := Load(s.cfg.File)
 	var ls LoadStatus
@@ -188,8 +195,8 @@ func (s *Store) Restore(configured []Ref, restore func(name string, services []*
 			for _, svc := range r.Services {
 				instances += len(svc.Instances)
 			}
-			restore(r.Name, r.Services)
-			ls.Restored = append(ls.Restored, RestoredRegistry{Name: r.Name, Services: len(r.Services), Instances: instances})
+			restore(r)
+			ls.Restored = append(ls.Restored, RestoredRegistry{Name: r.Name, Services: len(r.Services), Instances: instances, Rules: len(r.Rules)})
 		}
 		for _, r := range saved.Registries {
 			if _, left := byName[r.Name]; left {

@@ -39,6 +39,11 @@ func (s *recordingSink) Fail(err error)               { s.calls <- call{op: "fai
 func (s *recordingSink) Reject(string, string, error) { s.calls <- call{op: "reject"} }
 func (s *recordingSink) Accept(string)                { s.calls <- call{op: "accept"} }
 
+// The file registry holds no governance rules; a call would show up as an unexpected op.
+func (s *recordingSink) ReplaceRules([]*registry.Rule)  { s.calls <- call{op: "replace-rules"} }
+func (s *recordingSink) UpsertRules([]*registry.Rule)   { s.calls <- call{op: "upsert-rules"} }
+func (s *recordingSink) DeleteRules([]registry.RuleKey) { s.calls <- call{op: "delete-rules"} }
+
 // next returns the sink's next call; the timeout only bounds a failing test.
 func (s *recordingSink) next(t *testing.T) call {
 	t.Helper()

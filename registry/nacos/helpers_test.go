@@ -102,6 +102,25 @@ func (r *recordSink) Accept(where string) {
 	delete(r.rejects, where)
 }
 
+// The Nacos adapter reads no governance rules yet.
+func (r *recordSink) ReplaceRules(rules []*registry.Rule) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.record(event{op: "replace-rules"})
+}
+
+func (r *recordSink) UpsertRules(rules []*registry.Rule) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.record(event{op: "upsert-rules"})
+}
+
+func (r *recordSink) DeleteRules(keys []registry.RuleKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.record(event{op: "delete-rules"})
+}
+
 // services returns the current state sorted by key.
 func (r *recordSink) services() []*registry.Service {
 	r.mu.Lock()

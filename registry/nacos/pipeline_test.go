@@ -265,6 +265,25 @@ func (t teeSink) Accept(where string) {
 	}
 }
 
+// Rules are immutable once sent, so every sink may share them.
+func (t teeSink) ReplaceRules(rules []*registry.Rule) {
+	for _, k := range t {
+		k.ReplaceRules(rules)
+	}
+}
+
+func (t teeSink) UpsertRules(rules []*registry.Rule) {
+	for _, k := range t {
+		k.UpsertRules(rules)
+	}
+}
+
+func (t teeSink) DeleteRules(keys []registry.RuleKey) {
+	for _, k := range t {
+		k.DeleteRules(keys)
+	}
+}
+
 // cloneAll copies services: each sink owns what it is given.
 func cloneAll(in []*registry.Service) []*registry.Service {
 	out := make([]*registry.Service, len(in))

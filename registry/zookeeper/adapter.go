@@ -9,7 +9,9 @@
 //     instances (payload org.apache.dubbo.registry.zookeeper.ZookeeperInstance) become a
 //     dubbo-application service, Spring Cloud Zookeeper instances (payload
 //     org.springframework.cloud.zookeeper.discovery.ZookeeperInstance) an application service;
-//   - Dubbo 3 interface->application mappings under /dubbo/mapping/<interface>.
+//   - Dubbo 3 interface->application mappings under /dubbo/mapping/<interface>;
+//   - Dubbo governance rules under /dubbo/config/dubbo/<key><suffix> (rules.go), sent as
+//     registry.Rule with ReplaceRules/UpsertRules/DeleteRules.
 //
 // Only what changed is read again: a watch that fires on a providers/ node re-lists that node
 // and parses only the new names; a Curator instance is read again only when its data changed.
@@ -81,6 +83,9 @@ func (a *Adapter) Run(ctx context.Context, sink registry.Sink) error {
 		rejected:     make(map[string]bool),
 		touchedIface: make(map[string]bool),
 		touchedApp:   make(map[string]bool),
+		ruleNodes:    make(map[string]*ruleEntry),
+		rulesSent:    make(map[string]*registry.Rule),
+		touchedRules: make(map[string]bool),
 	}
 	return w.run(ctx)
 }
@@ -108,6 +113,9 @@ type watcher struct {
 	rejected     map[string]bool
 	touchedIface map[string]bool
 	touchedApp   map[string]bool
+	ruleNodes    map[string]*ruleEntry     // governance rule nodes by name (rules.go)
+	rulesSent    map[string]*registry.Rule // by node name: what the sink has
+	touchedRules map[string]bool
 }
 
 // connect creates the ZooKeeper client. It dials in the background and keeps reconnecting.
@@ -311,6 +319,7 @@ func (w *watcher) publishStatus() {
 	w.a.st.consumers = graph
 	w.a.st.configurators = cfgs
 	w.a.st.routers = routers
+	w.a.st.ruleNodes = len(w.ruleNodes)
 	w.a.st.watched = w.pend.watchCount()
 	w.a.st.rejected = len(w.rejected)
 }

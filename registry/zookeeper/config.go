@@ -48,6 +48,10 @@ type Config struct {
 	// MappingRoot holds Dubbo 3 interface->application mappings. Default "/dubbo/mapping"; "-"
 	// turns it off.
 	MappingRoot string `yaml:"mappingRoot"`
+	// GovernanceRoot is Dubbo's configuration-center node holding governance rules
+	// (<key>.tag-router, .condition-router, .configurators, .MESHAPPRULE): /<namespace>/config/<group>
+	// in Dubbo's terms. Default "/dubbo/config/dubbo"; "-" turns reading rules off.
+	GovernanceRoot string `yaml:"governanceRoot"`
 	// Dubbo3Hosts says which services a Dubbo 3 application becomes: "app" (the application
 	// only), "interface" (one dubbo-interface service per interface the mapping names instead) or
 	// "both" (the application, with those interfaces as aliases). Default "both".
@@ -78,6 +82,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MappingRoot == "" {
 		c.MappingRoot = "/dubbo/mapping"
+	}
+	if c.GovernanceRoot == "" {
+		c.GovernanceRoot = "/dubbo/config/dubbo"
 	}
 	if c.Dubbo3Hosts == "" {
 		c.Dubbo3Hosts = HostsBoth
@@ -124,7 +131,7 @@ func (c Config) Validate() error {
 		}
 		seen[p] = true
 	}
-	for _, f := range []struct{ key, val string }{{"servicesRoot", c.ServicesRoot}, {"mappingRoot", c.MappingRoot}} {
+	for _, f := range []struct{ key, val string }{{"servicesRoot", c.ServicesRoot}, {"mappingRoot", c.MappingRoot}, {"governanceRoot", c.GovernanceRoot}} {
 		if f.val == "-" {
 			continue
 		}
@@ -132,8 +139,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s: %q is not an absolute znode path below / (or \"-\" to turn it off)", f.key, f.val)
 		}
 		if seen[f.val] {
-			return fmt.Errorf("%s: %q is also a Dubbo root", f.key, f.val)
+			return fmt.Errorf("%s: %q is also a Dubbo root or another root", f.key, f.val)
 		}
+		seen[f.val] = true
 	}
 	switch c.Dubbo3Hosts {
 	case HostsApp, HostsInterface, HostsBoth:

@@ -16,7 +16,7 @@ func TestConfigDefaults(t *testing.T) {
 	c := Config{Servers: []string{"zk:2181"}}.WithDefaults()
 	want := Config{Servers: []string{"zk:2181"}, SessionTimeout: 30 * time.Second, ReconnectBackoff: 500 * time.Millisecond,
 		ReconnectBackoffMax: 30 * time.Second, ResyncInterval: 10 * time.Minute, DubboRoots: []string{"dubbo"},
-		ServicesRoot: "/services", MappingRoot: "/dubbo/mapping", Dubbo3Hosts: HostsBoth, ReadConcurrency: 64}
+		ServicesRoot: "/services", MappingRoot: "/dubbo/mapping", GovernanceRoot: "/dubbo/config/dubbo", Dubbo3Hosts: HostsBoth, ReadConcurrency: 64}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("WithDefaults\n got %+v\nwant %+v", c, want)
 	}
@@ -46,6 +46,9 @@ func TestConfigValidate(t *testing.T) {
 		{"services root relative", func(c *Config) { c.ServicesRoot = "services" }, "servicesRoot"},
 		{"services off", func(c *Config) { c.ServicesRoot = "-"; c.MappingRoot = "-" }, ""},
 		{"mapping root is a Dubbo root", func(c *Config) { c.MappingRoot = "/dubbo" }, "mappingRoot"},
+		{"governance off", func(c *Config) { c.GovernanceRoot = "-" }, ""},
+		{"governance root relative", func(c *Config) { c.GovernanceRoot = "dubbo/config" }, "governanceRoot"},
+		{"governance root is the mapping root", func(c *Config) { c.GovernanceRoot = "/dubbo/mapping" }, "governanceRoot"},
 		{"unknown hosts mode", func(c *Config) { c.Dubbo3Hosts = "both-ways" }, "dubbo3Hosts"},
 		{"concurrency", func(c *Config) { c.ReadConcurrency = -3 }, "readConcurrency"},
 	}

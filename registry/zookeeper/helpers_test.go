@@ -30,6 +30,8 @@ type recordingSink struct {
 	fails     []error
 	failed    bool
 	rejects   map[string]string // where -> reason
+	rules     map[registry.RuleKey]*registry.Rule
+	ruleCalls int
 	changed   chan struct{}
 	lastEvent time.Time
 	// sendTimes records, per instance ID, when an Upsert or Replace first carried it.
@@ -38,7 +40,7 @@ type recordingSink struct {
 
 func newRecordingSink() *recordingSink {
 	return &recordingSink{services: map[registry.Key]*registry.Service{}, rejects: map[string]string{},
-		changed: make(chan struct{}, 1), sendTimes: map[string]time.Time{}}
+		rules: map[registry.RuleKey]*registry.Rule{}, changed: make(chan struct{}, 1), sendTimes: map[string]time.Time{}}
 }
 
 func (s *recordingSink) notify() {
@@ -117,6 +119,44 @@ func (s *recordingSink) Accept(where string) {
 	defer s.mu.Unlock()
 	delete(s.rejects, where)
 	s.notify()
+}
+
+func (s *recordingSink) ReplaceRules(rules []*registry.Rule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rules = map[registry.RuleKey]*registry.Rule{}
+	for _, r := range rules {
+		s.rules[r.Key()] = r
+	}
+	s.ruleCalls++
+	s.notify()
+}
+
+func (s *recordingSink) UpsertRules(rules []*registry.Rule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rules {
+		s.rules[r.Key()] = r
+	}
+	s.ruleCalls++
+	s.notify()
+}
+
+func (s *recordingSink) DeleteRules(keys []registry.RuleKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		delete(s.rules, k)
+	}
+	s.ruleCalls++
+	s.notify()
+}
+
+// rule returns the rule the adapter last sent for k.
+func (s *recordingSink) rule(k registry.RuleKey) *registry.Rule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rules[k]
 }
 
 // snapshot returns the services sorted by key.

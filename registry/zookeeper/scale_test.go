@@ -76,9 +76,9 @@ func TestInitialSyncScale(t *testing.T) {
 	if len(services) != ifaces || instances != ifaces*perIface {
 		t.Fatalf("%d services with %d instances, want %d with %d", len(services), instances, ifaces, ifaces*perIface)
 	}
-	// Reads: the root, each interface node, its four categories; the services and mapping
-	// roots, absent, cost one read and one exists watch each.
-	if want := float64(1 + ifaces*5 + 4); reads != want {
+	// Reads: the root, each interface node, its four categories; the services, mapping and
+	// governance roots, absent, cost one read and one exists watch each.
+	if want := float64(1 + ifaces*5 + 6); reads != want {
 		t.Errorf("%v znode reads, want %v", reads, want)
 	}
 }

@@ -34,6 +34,7 @@ type status struct {
 	consumers          map[string][]string
 	configurators      []configuratorStatus
 	routers            []routerStatus
+	ruleNodes          int // governance rule znodes watched (the rules themselves: merge's status)
 }
 
 type failureStat struct {
@@ -194,6 +195,7 @@ func (a *Adapter) Describe() map[string]any {
 		"dubboRoots":         a.cfg.DubboRoots,
 		"servicesRoot":       a.cfg.ServicesRoot,
 		"mappingRoot":        a.cfg.MappingRoot,
+		"governanceRoot":     a.cfg.GovernanceRoot,
 		"dubbo3Hosts":        a.cfg.Dubbo3Hosts,
 	}
 	if a.chroot != "" {
@@ -218,6 +220,7 @@ func (a *Adapter) Describe() map[string]any {
 	out["parseFailures"] = failures
 	out["configurators"] = capList(s.configurators, maxStatusConfigurators)
 	out["routers"] = capList(s.routers, maxStatusRouters)
+	out["governanceRuleNodes"] = s.ruleNodes
 	consumers := s.consumers
 	if len(consumers) > maxStatusConsumers {
 		names := make([]string, 0, len(consumers))

@@ -28,9 +28,11 @@ const (
 	kindInstance              // /services/<app>/<id>: data is a Curator instance
 	kindMappingRoot           // /dubbo/mapping: children are interfaces
 	kindMapping               // /dubbo/mapping/<iface>: data is a list of applications
+	kindRuleRoot              // /dubbo/config/dubbo: children are governance rules (rules.go)
+	kindRule                  // /dubbo/config/dubbo/<key><suffix>: data is a rule's YAML
 )
 
-func (k nodeKind) readsData() bool { return k == kindInstance || k == kindMapping }
+func (k nodeKind) readsData() bool { return k == kindInstance || k == kindMapping || k == kindRule }
 
 // Why a path is queued.
 const (
@@ -249,6 +251,10 @@ func (w *watcher) apply(r *readResult) {
 		w.applyMappingRoot(r.path, r.children, gone)
 	case kindMapping:
 		w.applyMapping(r.path, r.data, gone)
+	case kindRuleRoot:
+		w.applyRuleRoot(r.path, r.children, gone)
+	case kindRule:
+		w.applyRule(r.path, r.data, r.stat, gone)
 	}
 }
 
@@ -295,6 +301,15 @@ func (w *watcher) classify(p string) nodeKind {
 			return kindMapping
 		}
 	}
+	if cfg.GovernanceRoot != "-" {
+		// Before the Dubbo roots: the default /dubbo/config/dubbo is below the root /dubbo.
+		switch {
+		case p == cfg.GovernanceRoot:
+			return kindRuleRoot
+		case parent == cfg.GovernanceRoot:
+			return kindRule
+		}
+	}
 	if w.a.roots[p] {
 		return kindDubboRoot
 	}
@@ -333,6 +348,12 @@ func (w *watcher) queueAll() {
 			w.pend.add(w.a.cfg.MappingRoot+"/"+iface, causeResync)
 		}
 	}
+	if w.a.cfg.GovernanceRoot != "-" {
+		w.pend.add(w.a.cfg.GovernanceRoot, causeResync)
+		for name := range w.ruleNodes {
+			w.pend.add(path.Join(w.a.cfg.GovernanceRoot, name), causeResync)
+		}
+	}
 }
 
 // emit rebuilds the services of every touched interface and application and sends the
@@ -368,6 +389,7 @@ func (w *watcher) emit(replace bool) {
 		diff("a:"+name, w.buildApp(name))
 	}
 	w.publishStatus()
+	w.emitRules(replace)
 	if replace {
 		all := make([]*registry.Service, 0, len(w.emitted)*2)
 		for _, m := range w.emitted {
@@ -490,6 +512,9 @@ func (w *watcher) queueRoots() {
 	}
 	if w.a.cfg.MappingRoot != "-" {
 		w.pend.add(w.a.cfg.MappingRoot, causeEvent)
+	}
+	if w.a.cfg.GovernanceRoot != "-" {
+		w.pend.add(w.a.cfg.GovernanceRoot, causeEvent)
 	}
 }
 
