@@ -26,6 +26,10 @@ type Sources struct {
 	Invalid    func() any
 	// Resources writes the current resources as YAML (kind filters by Istio kind, "" = all).
 	Resources func(w io.Writer, kind string) error
+	// CheckKind returns the canonical spelling of a kind or an error listing the valid ones;
+	// a request for an unknown kind is answered 400 with that error instead of an empty list.
+	// Nil: any kind is passed on.
+	CheckKind func(kind string) (string, error)
 	Gatherer  prometheus.Gatherer
 	Logger    *slog.Logger
 }
@@ -49,8 +53,17 @@ func Handler(s Sources) http.Handler {
 	mux.HandleFunc("GET /debug/clients", jsonHandler(s.Clients))
 	mux.HandleFunc("GET /debug/invalid", jsonHandler(s.Invalid))
 	mux.HandleFunc("GET /debug/resources", func(w http.ResponseWriter, r *http.Request) {
+		kind := r.URL.Query().Get("kind")
+		if kind != "" && s.CheckKind != nil {
+			k, err := s.CheckKind(kind)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			kind = k
+		}
 		w.Header().Set("Content-Type", "application/yaml")
-		if err := s.Resources(w, r.URL.Query().Get("kind")); err != nil {
+		if err := s.Resources(w, kind); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})

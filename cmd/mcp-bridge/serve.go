@@ -22,6 +22,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
+	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
 // serve runs the bridge until SIGINT or SIGTERM.
@@ -77,8 +78,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Resources: func(w io.Writer, kind string) error {
 				return bridge.Render(w, bridge.AllResources(p.bridge.Output(), p.bridge.Static()), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
 			},
-			Gatherer: p.metrics,
-			Logger:   log.With("component", "admin"),
+			CheckKind: translate.CheckKind,
+			Gatherer:  p.metrics,
+			Logger:    log.With("component", "admin"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
