@@ -26,9 +26,14 @@ type RegistryStatus struct {
 	// and it has not synced since: Istiod has none of its services. LastError says why.
 	MissedInitialSync bool      `json:"missedInitialSync,omitempty"`
 	LastSync          time.Time `json:"lastSync,omitzero"`
-	LastError         string    `json:"lastError,omitempty"`
-	LastErrorTime     time.Time `json:"lastErrorTime,omitzero"`
-	Failures          uint64    `json:"failures"`
+	// LastError and LastErrorTime are the current failure's latest error: empty unless the
+	// registry is failing now. A full state (Replace) ends the failure and moves it to Recovered.
+	LastError     string    `json:"lastError,omitempty"`
+	LastErrorTime time.Time `json:"lastErrorTime,omitzero"`
+	// Recovered is the last failure that ended, so a past problem stays visible without
+	// looking current.
+	Recovered *RecoveredFailure `json:"recovered,omitempty"`
+	Failures  uint64            `json:"failures"`
 	// Protected: empty protection holds the registry's last-known state; Protection says why.
 	Protected  bool              `json:"protected"`
 	Protection *ProtectionStatus `json:"protection,omitempty"`
@@ -55,6 +60,17 @@ type ProtectionStatus struct {
 	Since  time.Time `json:"since"`
 	// Until is when the hold ends by itself; zero: only when the registry recovers.
 	Until time.Time `json:"until,omitzero"`
+}
+
+// RecoveredFailure is a registry failure that has ended.
+type RecoveredFailure struct {
+	// Error is the failure's latest error.
+	Error string `json:"error"`
+	// Since is when the failure began, LastErrorTime when Error was reported, RecoveredAt when a
+	// full state ended it.
+	Since         time.Time `json:"since"`
+	LastErrorTime time.Time `json:"lastErrorTime"`
+	RecoveredAt   time.Time `json:"recoveredAt"`
 }
 
 // Rejection is an entry an adapter could not use.
@@ -223,7 +239,7 @@ func (m *Merger) Status() []RegistryStatus {
 			Name: r.name, Synced: r.synced, Connected: r.synced && !r.failed, Stale: r.stale,
 			AwaitingInitialSync: !m.emitted && !m.syncTimedOut && !r.ready(),
 			MissedInitialSync:   r.missedInitialSync && !r.synced, LastSync: r.lastSync,
-			LastError: r.lastErr, LastErrorTime: r.lastErrAt, Failures: r.failures, Withdrawn: r.withdrawn,
+			LastError: r.lastErr, LastErrorTime: r.lastErrAt, Recovered: r.recovered, Failures: r.failures, Withdrawn: r.withdrawn,
 			Services: len(r.served), Instances: r.servedInstances,
 			ReportedServices: len(r.reported), ReportedInstances: r.reportedInstances,
 			RejectedTotal: len(r.rejected.entries),
