@@ -44,6 +44,8 @@ type Bridge struct {
 	// changed: with 100,000 WorkloadEntries one changed instance costs a pointer walk, not a
 	// rebuilt map and 100,000 re-inserted entries.
 	served map[string]servedCollection
+	// warned is the last push's warnings, so each is logged when it appears, not on every push.
+	warned map[translate.Warning]bool
 
 	mu       sync.RWMutex
 	last     *translate.Output
@@ -112,6 +114,14 @@ func (b *Bridge) Push(snap *merge.Snapshot) {
 	for _, inv := range out.Invalid {
 		b.log.Warn("resource not emitted: Istiod would reject it", "collection", inv.Collection, "resource", inv.Namespace+"/"+inv.Name, "source", inv.Source, "reason", inv.Reason, "detail", inv.Detail)
 	}
+	warned := make(map[translate.Warning]bool, len(out.Warnings))
+	for _, w := range out.Warnings {
+		warned[w] = true
+		if !b.warned[w] {
+			b.log.Warn("resource emitted with an adjustment", "collection", w.Collection, "resource", w.Namespace+"/"+w.Name, "source", w.Source, "reason", w.Reason, "detail", w.Detail)
+		}
+	}
+	b.warned = warned
 }
 
 // Pushed reports whether at least one snapshot has been pushed.

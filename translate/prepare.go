@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -206,6 +207,7 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 
 	out := make([]endpoint, 0, len(cands))
 	names := make(map[string]bool, len(cands))
+	served := make(map[string]string, len(cands)) // address and ports -> the instance served there
 	check := weContext{servicePorts: make(map[string]bool, len(ports)), allowNames: resolution == networking.ServiceEntry_DNS}
 	for _, p := range ports {
 		check.servicePorts[p.name] = true
@@ -254,6 +256,14 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 			n.add(reasonEndpointInvalid, fmt.Sprintf("instance %q: %s", in.ID, ps[0].detail))
 			continue
 		}
+		// Two instances (different ids) at the same address and ports are one endpoint to Istio;
+		// listing it twice would double its share of the traffic. The first by id is served.
+		where := endpointWhere(spec)
+		if first, dup := served[where]; dup {
+			n.add(reasonDuplicateEndpoint, fmt.Sprintf("instances %q and %q are both at %s; served once, as %q", first, in.ID, where, first))
+			continue
+		}
+		served[where] = in.ID
 		wire, err := encodeWorkloadEntry(spec)
 		if err != nil {
 			n.add(reasonEndpointInvalid, fmt.Sprintf("instance %q: %v", in.ID, err))
@@ -270,6 +280,17 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 		out = append(out, endpoint{id: in.ID, name: name, wire: wire})
 	}
 	return resolution, out
+}
+
+// endpointWhere renders an endpoint's address and ports ("10.0.0.1 http=8080"), the identity
+// Istio gives it.
+func endpointWhere(spec *networking.WorkloadEntry) string {
+	var b strings.Builder
+	b.WriteString(spec.Address)
+	for _, name := range slices.Sorted(maps.Keys(spec.Ports)) {
+		fmt.Fprintf(&b, " %s=%d", name, spec.Ports[name])
+	}
+	return b.String()
 }
 
 // locality renders region/zone/subzone; a '/' inside a part would shift the parts, so it becomes '-'.
