@@ -1,8 +1,10 @@
 package merge
 
 import (
+	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,6 +94,9 @@ type DuplicateStatus struct {
 	// served once (merge).
 	SharedEndpoints int            `json:"sharedEndpoints,omitempty"`
 	PortConflicts   []PortConflict `json:"portConflicts,omitempty"`
+	// Summary says in words what happened: which registries report the identity, which services
+	// of one registry map to it (names differing only in case or '_' do), and the outcome.
+	Summary string `json:"summary"`
 }
 
 // DuplicateMember is one registry's service in a duplicate.
@@ -193,15 +198,14 @@ func (m *Merger) updateDuplicates(work []groupWork, results []combined) {
 			continue
 		case dup == nil:
 			delete(m.dups, w.ident)
-			m.log.Info("service is no longer reported by several registries", "identity", w.ident)
+			m.log.Info("identity is no longer shared by several services", "identity", w.ident, "was", old.Summary)
 		case old == nil:
 			m.dups[w.ident] = dup
-			m.log.Warn("service is reported by several registries; applying the duplicates rule",
-				"identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
+			m.log.Warn(dup.Summary, "identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
 		default:
 			m.dups[w.ident] = dup
 			if memberList(old) != memberList(dup) {
-				m.log.Info("registries reporting a duplicate service changed", "identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
+				m.log.Info("services sharing an identity changed: "+dup.Summary, "identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
 			}
 		}
 		if dup != nil {
@@ -214,6 +218,38 @@ func (m *Merger) updateDuplicates(work []groupWork, results []combined) {
 		}
 	}
 	m.met.duplicates.Set(float64(len(m.dups)))
+}
+
+// duplicateSummary says precisely what a duplicate is. Services of one registry that map to one
+// identity (names differing only in case or '_', which hosts cannot tell apart) are not "several
+// registries", and saying so sends the operator looking in the wrong place.
+func duplicateSummary(d *DuplicateStatus) string {
+	var regs []string
+	services := map[string][]string{}
+	for _, mb := range d.Members {
+		if services[mb.Registry] == nil {
+			regs = append(regs, mb.Registry)
+		}
+		services[mb.Registry] = append(services[mb.Registry], strconv.Quote(mb.Service))
+	}
+	var parts []string
+	if len(regs) > 1 {
+		quoted := make([]string, len(regs))
+		for i, r := range regs {
+			quoted[i] = strconv.Quote(r)
+		}
+		parts = append(parts, fmt.Sprintf("registries %s report %s", strings.Join(quoted, ", "), d.Identity))
+	}
+	for _, r := range regs {
+		if ss := services[r]; len(ss) > 1 {
+			parts = append(parts, fmt.Sprintf("services %s of registry %q map to the same host %s", strings.Join(ss, " and "), r, d.Identity))
+		}
+	}
+	outcome := "merged into one service"
+	if d.Rule == DuplicatePrefer {
+		outcome = fmt.Sprintf("only %s of registry %q is served", d.Members[0].Service, d.Members[0].Registry)
+	}
+	return strings.Join(parts, "; ") + "; " + outcome
 }
 
 func memberList(d *DuplicateStatus) string {
