@@ -214,6 +214,12 @@ func TestConfig(t *testing.T) {
 	if got := (Config{}).WithDefaults().PollInterval; got != DefaultPollInterval {
 		t.Errorf("default pollInterval %s", got)
 	}
+	if got := (Config{}).WithDefaults().MaxBytes; got != 64<<20 {
+		t.Errorf("default maxBytes %d, want 64 MiB", got)
+	}
+	if err := (Config{MaxBytes: -1}).Validate(); err == nil || !strings.HasPrefix(err.Error(), "maxBytes:") {
+		t.Errorf("negative maxBytes: %v", err)
+	}
 	if err := (Config{PollInterval: -1}).Validate(); err == nil || !strings.HasPrefix(err.Error(), "pollInterval:") {
 		t.Errorf("negative pollInterval: %v", err)
 	}
