@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 
@@ -285,12 +286,19 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 // endpointWhere renders an endpoint's address and ports ("10.0.0.1 http=8080"), the identity
 // Istio gives it.
 func endpointWhere(spec *networking.WorkloadEntry) string {
-	var b strings.Builder
-	b.WriteString(spec.Address)
-	for _, name := range slices.Sorted(maps.Keys(spec.Ports)) {
-		fmt.Fprintf(&b, " %s=%d", name, spec.Ports[name])
+	if len(spec.Ports) == 1 { // the common case, without sorting
+		for name, num := range spec.Ports {
+			return spec.Address + " " + name + "=" + strconv.FormatUint(uint64(num), 10)
+		}
 	}
-	return b.String()
+	b := []byte(spec.Address)
+	for _, name := range slices.Sorted(maps.Keys(spec.Ports)) {
+		b = append(b, ' ')
+		b = append(b, name...)
+		b = append(b, '=')
+		b = strconv.AppendUint(b, uint64(spec.Ports[name]), 10)
+	}
+	return string(b)
 }
 
 // locality renders region/zone/subzone; a '/' inside a part would shift the parts, so it becomes '-'.
