@@ -28,6 +28,10 @@ type Sources struct {
 	Config func() any
 	// Resources writes the current resources as YAML (kind filters by Istio kind, "" = all).
 	Resources func(w io.Writer, kind string) error
+	// CheckKind returns the canonical spelling of a kind or an error listing the valid ones;
+	// a request for an unknown kind is answered 400 with that error instead of an empty list.
+	// Nil: any kind is passed on.
+	CheckKind func(kind string) (string, error)
 	Gatherer  prometheus.Gatherer
 	Logger    *slog.Logger
 }
@@ -54,8 +58,17 @@ func Handler(s Sources) http.Handler {
 		mux.HandleFunc("GET /debug/config", jsonHandler(s.Config))
 	}
 	mux.HandleFunc("GET /debug/resources", func(w http.ResponseWriter, r *http.Request) {
+		kind := r.URL.Query().Get("kind")
+		if kind != "" && s.CheckKind != nil {
+			k, err := s.CheckKind(kind)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			kind = k
+		}
 		w.Header().Set("Content-Type", "application/yaml")
-		if err := s.Resources(w, r.URL.Query().Get("kind")); err != nil {
+		if err := s.Resources(w, kind); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +25,12 @@ func TestHandler(t *testing.T) {
 			_, err := io.WriteString(w, "kind: "+kind+"\n")
 			return err
 		},
+		CheckKind: func(kind string) (string, error) {
+			if strings.EqualFold(kind, "ServiceEntry") {
+				return "ServiceEntry", nil
+			}
+			return "", fmt.Errorf("unknown kind %q: use one of ServiceEntry", kind)
+		},
 		Gatherer: reg,
 	})
 	get := func(method, path string) (int, string) {
@@ -43,6 +50,8 @@ func TestHandler(t *testing.T) {
 		{"metrics", "GET", "/metrics", nil, 200, "mcp_bridge_test_total 1"},
 		{"registries as JSON", "GET", "/debug/registries", nil, 200, `"registries": [`},
 		{"resources filtered by kind", "GET", "/debug/resources?kind=ServiceEntry", nil, 200, "kind: ServiceEntry"},
+		{"kind in its canonical spelling", "GET", "/debug/resources?kind=serviceentry", nil, 200, "kind: ServiceEntry"},
+		{"unknown kind is a bad request listing the kinds", "GET", "/debug/resources?kind=Bogus", nil, 400, `unknown kind "Bogus": use one of ServiceEntry`},
 		{"index lists the pages", "GET", "/", nil, 200, "/debug/invalid"},
 		{"unknown page", "GET", "/debug/nope", nil, 404, ""},
 		{"writes are refused", "POST", "/readyz", nil, 405, ""},

@@ -62,6 +62,8 @@ type Bridge struct {
 	// changed: with 100,000 WorkloadEntries one changed instance costs a pointer walk, not a
 	// rebuilt map and 100,000 re-inserted entries.
 	served map[string]servedCollection
+	// warned is the last push's warnings, so each is logged when it appears, not on every push.
+	warned map[istio.Warning]bool
 
 	mu       sync.RWMutex
 	last     *Output
@@ -166,7 +168,7 @@ func (b *Bridge) push(snap *merge.Snapshot) {
 	b.opts.Server.Set(changed)
 	elapsed := time.Since(start)
 
-	b.metrics.observePush(snap, out.Invalid, state, stages, elapsed)
+	b.metrics.observePush(snap, out.Invalid, out.Warnings, state, stages, elapsed)
 	b.mu.Lock()
 	b.last = out
 	b.pushedAt = time.Now()
@@ -184,6 +186,14 @@ func (b *Bridge) push(snap *merge.Snapshot) {
 		}
 	}
 	b.logConflicts(out.Conflicts)
+	warned := make(map[istio.Warning]bool, len(out.Warnings))
+	for _, w := range out.Warnings {
+		warned[w] = true
+		if !b.warned[w] {
+			b.log.Warn("resource emitted with an adjustment", "collection", w.Collection, "resource", w.Namespace+"/"+w.Name, "source", w.Source, "reason", w.Reason, "detail", w.Detail)
+		}
+	}
+	b.warned = warned
 }
 
 // combine merges the producers' outputs: each collection by mergeCollection, then the reports.

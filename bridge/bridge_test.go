@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -360,6 +361,29 @@ func TestPushCountsInvalidByReason(t *testing.T) {
 	}
 	if out := b.Output(); len(out.Invalid) != 0 {
 		t.Errorf("Output().Invalid = %v", out.Invalid)
+	}
+}
+
+// Warnings (a label rewritten, say) were neither counted nor logged; they are now, by reason, and
+// each is logged once when it appears rather than on every push.
+func TestPushCountsAndLogsWarningsByReason(t *testing.T) {
+	var logs strings.Builder
+	b, _ := newTestBridge(t, nil)
+	b.log = slog.New(slog.NewTextHandler(&logs, nil))
+	odd := service("odd", "10.0.0.1")
+	odd.Instances[0].Labels = map[string]string{"team": "Platform Team", "bad key!": "x"}
+	snap := &merge.Snapshot{Services: []*registry.Service{odd}}
+	b.Push(snap)
+	b.Push(snap)
+	if got := testutil.ToFloat64(b.metrics.warnings.WithLabelValues("label-rewritten")); got != 2 {
+		t.Fatalf("label-rewritten gauge %v, want 2 (one per rewritten key)", got)
+	}
+	if n := strings.Count(logs.String(), "reason=label-rewritten"); n != 2 {
+		t.Errorf("%d label-rewritten log lines over two equal pushes, want 2 (each once):\n%s", n, logs.String())
+	}
+	b.Push(&merge.Snapshot{Services: []*registry.Service{service("ok", "10.0.0.2")}})
+	if got := testutil.ToFloat64(b.metrics.warnings.WithLabelValues("label-rewritten")); got != 0 {
+		t.Errorf("label-rewritten gauge %v after the service left, want 0", got)
 	}
 }
 

@@ -16,12 +16,14 @@ type metrics struct {
 	lag          prometheus.Histogram
 	resources    *prometheus.GaugeVec
 	invalid      *prometheus.GaugeVec
+	warnings     *prometheus.GaugeVec
 	lastPush     prometheus.Gauge
 
 	// seenCollections remembers every collection pushed, so emptied ones are pushed empty and
 	// their gauges reset. Only the push goroutine touches it.
 	seenCollections map[string]bool
 	seenReasons     map[string]bool
+	seenWarnings    map[string]bool
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,18 +50,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mcp_bridge_invalid_resources",
 			Help: "Resources not emitted because Istiod would reject them or another producer emits the same name (producer-conflict), by reason (see /debug/invalid).",
 		}, []string{"reason"}),
+		warnings: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mcp_bridge_resource_warnings",
+			Help: "Warnings on emitted resources (a label rewritten, an endpoint left out, ...), by reason (see /debug/invalid).",
+		}, []string{"reason"}),
 		lastPush: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mcp_bridge_last_push_timestamp_seconds",
 			Help: "Unix time of the last push.",
 		}),
 		seenCollections: make(map[string]bool),
 		seenReasons:     make(map[string]bool),
+		seenWarnings:    make(map[string]bool),
 	}
-	reg.MustRegister(m.pushes, m.pushDuration, m.lag, m.resources, m.invalid, m.lastPush)
+	reg.MustRegister(m.pushes, m.pushDuration, m.lag, m.resources, m.invalid, m.warnings, m.lastPush)
 	return m
 }
 
-func (m *metrics) observePush(snap *merge.Snapshot, invalid []istio.Invalid, state map[string][]*mcp.Resource, stages map[string]time.Duration, total time.Duration) {
+func (m *metrics) observePush(snap *merge.Snapshot, invalid []istio.Invalid, warned []istio.Warning, state map[string][]*mcp.Resource, stages map[string]time.Duration, total time.Duration) {
 	m.pushes.Inc()
 	for stage, d := range stages {
 		m.pushDuration.WithLabelValues(stage).Observe(d.Seconds())
@@ -76,14 +83,24 @@ func (m *metrics) observePush(snap *merge.Snapshot, invalid []istio.Invalid, sta
 	for _, inv := range invalid {
 		byReason[inv.Reason]++
 	}
-	for reason := range m.seenReasons {
-		if byReason[reason] == 0 {
-			m.invalid.WithLabelValues(reason).Set(0)
+	setByReason(m.invalid, m.seenReasons, byReason)
+	warnings := make(map[string]int)
+	for _, w := range warned {
+		warnings[w.Reason]++
+	}
+	setByReason(m.warnings, m.seenWarnings, warnings)
+	m.lastPush.SetToCurrentTime()
+}
+
+// setByReason sets a by-reason gauge to counts, zeroing reasons seen before and absent now.
+func setByReason(g *prometheus.GaugeVec, seen map[string]bool, counts map[string]int) {
+	for reason := range seen {
+		if counts[reason] == 0 {
+			g.WithLabelValues(reason).Set(0)
 		}
 	}
-	for reason, n := range byReason {
-		m.seenReasons[reason] = true
-		m.invalid.WithLabelValues(reason).Set(float64(n))
+	for reason, n := range counts {
+		seen[reason] = true
+		g.WithLabelValues(reason).Set(float64(n))
 	}
-	m.lastPush.SetToCurrentTime()
 }

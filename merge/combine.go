@@ -41,6 +41,7 @@ func combine(mode DuplicateMode, ident string, ms []member) combined {
 			Shadowed: mode == DuplicatePrefer && i > 0,
 		})
 	}
+	dup.Summary = duplicateSummary(dup)
 	if mode == DuplicatePrefer {
 		return combined{svc: ms[0].svc, from: []*registry.Service{ms[0].svc}, dup: dup}
 	}

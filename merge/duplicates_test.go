@@ -2,6 +2,9 @@ package merge
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -198,4 +201,51 @@ func equalPorts(a, b []registry.Port) bool {
 		}
 	}
 	return true
+}
+
+// Services of one registry whose names differ only in case map to one identity; the log and the
+// status page used to blame "several registries". They now say which services of which
+// registry, and what was done.
+func TestDuplicateSummarySaysWhatHappened(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		regs     []string
+		services map[string][]string // registry -> service names
+		want     string
+	}{
+		{"two services of one registry", Options{}, []string{"nacos"},
+			map[string][]string{"nacos": {"Orders", "orders"}},
+			`services "application:Orders" and "application:orders" of registry "nacos" map to the same host orders; merged into one service`},
+		{"two registries", Options{}, []string{"zk", "nacos"},
+			map[string][]string{"zk": {"orders"}, "nacos": {"orders"}},
+			`registries "zk", "nacos" report orders; merged into one service`},
+		{"both, prefer", Options{Duplicates: Duplicates{Mode: DuplicatePrefer, Prefer: []string{"nacos"}}}, []string{"zk", "nacos"},
+			map[string][]string{"zk": {"orders"}, "nacos": {"Orders", "orders"}},
+			`registries "nacos", "zk" report orders; services "application:Orders" and "application:orders" of registry "nacos" map to the same host orders; only application:Orders of registry "nacos" is served`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			tc.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			h := newHarness(t, tc.opts, tc.regs...)
+			for _, r := range tc.regs {
+				var ss []*registry.Service
+				for i, n := range tc.services[r] {
+					ss = append(ss, svc(n, fmt.Sprintf("10.0.%d.%d", len(r), i+1)))
+				}
+				h.sink(r).Replace(ss)
+			}
+			h.mustFlush()
+			d := h.status(tc.regs[0]).Duplicates
+			if len(d) != 1 || d[0].Summary != tc.want {
+				t.Fatalf("duplicates %+v\nwant summary %q", d, tc.want)
+			}
+			if !strings.Contains(logs.String(), "msg="+strconv.Quote(tc.want)) {
+				t.Errorf("log lacks the summary:\n%s", logs.String())
+			}
+			if len(tc.regs) == 1 && strings.Contains(logs.String(), "several registries") {
+				t.Errorf("log blames several registries for one registry's services:\n%s", logs.String())
+			}
+		})
+	}
 }

@@ -84,8 +84,17 @@ func TestFileRegistryThroughMerger(t *testing.T) {
 	if s := next(); len(s.Services) != 1 || len(s.Services[0].Instances) != 3 {
 		t.Fatalf("after the fix %+v; want 3 instances (the malformed version never served)", s.Services)
 	}
-	if st := m.Status()[0]; st.Protection != nil || !st.Connected {
+	st := m.Status()[0]
+	if st.Protection != nil || !st.Connected {
 		t.Errorf("status after the fix %+v", st)
+	}
+	// The parse error is history once the file loads again: not the current lastError, but
+	// shown as recovered, with when.
+	if st.LastError != "" || !st.LastErrorTime.IsZero() {
+		t.Errorf("lastError %q (%s) still shown after the file loaded again", st.LastError, st.LastErrorTime)
+	}
+	if r := st.Recovered; r == nil || !strings.Contains(r.Error, "line 5") || r.RecoveredAt.IsZero() || r.RecoveredAt.Before(r.Since) {
+		t.Errorf("recovered %+v; want the parse error with its times", r)
 	}
 }
 

@@ -115,8 +115,9 @@ type regState struct {
 	dropSince         time.Time // non-zero while a mass drop is held
 	stale             bool      // served state came from Restore and no Replace confirmed it yet
 	missedInitialSync bool
-	lastErr           string
+	lastErr           string // the current failure's latest error; "" while not failed
 	lastErrAt         time.Time
+	recovered         *RecoveredFailure // the last failure that ended
 	failures          uint64
 	rejected          rejections
 	met               regMetrics
@@ -311,6 +312,9 @@ func (m *Merger) replace(r *regState, services []*registry.Service) {
 	if r.failed {
 		m.log.Info("registry recovered", "registry", r.name, "failedFor", now.Sub(r.failSince).String())
 		r.failed, r.withdrawn = false, false
+		// The error is history now: shown as such, with its times, not as the current state.
+		r.recovered = &RecoveredFailure{Error: r.lastErr, Since: r.failSince, LastErrorTime: r.lastErrAt, RecoveredAt: now}
+		r.lastErr, r.lastErrAt = "", time.Time{}
 	}
 	if !r.synced {
 		m.syncedCount++

@@ -1,8 +1,10 @@
 package merge
 
 import (
+	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,9 +28,14 @@ type RegistryStatus struct {
 	// and it has not synced since: Istiod has none of its services. LastError says why.
 	MissedInitialSync bool      `json:"missedInitialSync,omitempty"`
 	LastSync          time.Time `json:"lastSync,omitzero"`
-	LastError         string    `json:"lastError,omitempty"`
-	LastErrorTime     time.Time `json:"lastErrorTime,omitzero"`
-	Failures          uint64    `json:"failures"`
+	// LastError and LastErrorTime are the current failure's latest error: empty unless the
+	// registry is failing now. A full state (Replace) ends the failure and moves it to Recovered.
+	LastError     string    `json:"lastError,omitempty"`
+	LastErrorTime time.Time `json:"lastErrorTime,omitzero"`
+	// Recovered is the last failure that ended, so a past problem stays visible without
+	// looking current.
+	Recovered *RecoveredFailure `json:"recovered,omitempty"`
+	Failures  uint64            `json:"failures"`
 	// Protected: empty protection holds the registry's last-known state; Protection says why.
 	Protected  bool              `json:"protected"`
 	Protection *ProtectionStatus `json:"protection,omitempty"`
@@ -59,6 +66,17 @@ type ProtectionStatus struct {
 	Until time.Time `json:"until,omitzero"`
 }
 
+// RecoveredFailure is a registry failure that has ended.
+type RecoveredFailure struct {
+	// Error is the failure's latest error.
+	Error string `json:"error"`
+	// Since is when the failure began, LastErrorTime when Error was reported, RecoveredAt when a
+	// full state ended it.
+	Since         time.Time `json:"since"`
+	LastErrorTime time.Time `json:"lastErrorTime"`
+	RecoveredAt   time.Time `json:"recoveredAt"`
+}
+
 // Rejection is an entry an adapter could not use.
 type Rejection struct {
 	Where  string    `json:"where"`
@@ -78,6 +96,9 @@ type DuplicateStatus struct {
 	// served once (merge).
 	SharedEndpoints int            `json:"sharedEndpoints,omitempty"`
 	PortConflicts   []PortConflict `json:"portConflicts,omitempty"`
+	// Summary says in words what happened: which registries report the identity, which services
+	// of one registry map to it (names differing only in case or '_' do), and the outcome.
+	Summary string `json:"summary"`
 }
 
 // DuplicateMember is one registry's service in a duplicate.
@@ -179,15 +200,14 @@ func (m *Merger) updateDuplicates(work []groupWork, results []combined) {
 			continue
 		case dup == nil:
 			delete(m.dups, w.ident)
-			m.log.Info("service is no longer reported by several registries", "identity", w.ident)
+			m.log.Info("identity is no longer shared by several services", "identity", w.ident, "was", old.Summary)
 		case old == nil:
 			m.dups[w.ident] = dup
-			m.log.Warn("service is reported by several registries; applying the duplicates rule",
-				"identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
+			m.log.Warn(dup.Summary, "identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
 		default:
 			m.dups[w.ident] = dup
 			if memberList(old) != memberList(dup) {
-				m.log.Info("registries reporting a duplicate service changed", "identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
+				m.log.Info("services sharing an identity changed: "+dup.Summary, "identity", w.ident, "rule", dup.Rule, "members", memberList(dup))
 			}
 		}
 		if dup != nil {
@@ -200,6 +220,38 @@ func (m *Merger) updateDuplicates(work []groupWork, results []combined) {
 		}
 	}
 	m.met.duplicates.Set(float64(len(m.dups)))
+}
+
+// duplicateSummary says precisely what a duplicate is. Services of one registry that map to one
+// identity (names differing only in case or '_', which hosts cannot tell apart) are not "several
+// registries", and saying so sends the operator looking in the wrong place.
+func duplicateSummary(d *DuplicateStatus) string {
+	var regs []string
+	services := map[string][]string{}
+	for _, mb := range d.Members {
+		if services[mb.Registry] == nil {
+			regs = append(regs, mb.Registry)
+		}
+		services[mb.Registry] = append(services[mb.Registry], strconv.Quote(mb.Service))
+	}
+	var parts []string
+	if len(regs) > 1 {
+		quoted := make([]string, len(regs))
+		for i, r := range regs {
+			quoted[i] = strconv.Quote(r)
+		}
+		parts = append(parts, fmt.Sprintf("registries %s report %s", strings.Join(quoted, ", "), d.Identity))
+	}
+	for _, r := range regs {
+		if ss := services[r]; len(ss) > 1 {
+			parts = append(parts, fmt.Sprintf("services %s of registry %q map to the same host %s", strings.Join(ss, " and "), r, d.Identity))
+		}
+	}
+	outcome := "merged into one service"
+	if d.Rule == DuplicatePrefer {
+		outcome = fmt.Sprintf("only %s of registry %q is served", d.Members[0].Service, d.Members[0].Registry)
+	}
+	return strings.Join(parts, "; ") + "; " + outcome
 }
 
 func memberList(d *DuplicateStatus) string {
@@ -225,7 +277,7 @@ func (m *Merger) Status() []RegistryStatus {
 			Name: r.name, Synced: r.synced, Connected: r.synced && !r.failed, Stale: r.stale,
 			AwaitingInitialSync: !m.emitted && !m.syncTimedOut && !r.ready(),
 			MissedInitialSync:   r.missedInitialSync && !r.synced, LastSync: r.lastSync,
-			LastError: r.lastErr, LastErrorTime: r.lastErrAt, Failures: r.failures, Withdrawn: r.withdrawn,
+			LastError: r.lastErr, LastErrorTime: r.lastErrAt, Recovered: r.recovered, Failures: r.failures, Withdrawn: r.withdrawn,
 			Services: len(r.served), Instances: r.servedInstances,
 			ReportedServices: len(r.reported), ReportedInstances: r.reportedInstances,
 			RejectedTotal: len(r.rejected.entries),

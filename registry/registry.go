@@ -96,7 +96,8 @@ type Instance struct {
 	// ID identifies the instance within its service and registry, stably across updates
 	// (Eureka instanceId, Nacos ip#port#cluster, "ip:port" otherwise).
 	ID string `json:"id" yaml:"id"`
-	// Address is an IP address (v4 or v6, without brackets) or a host name.
+	// Address is an IP address (v4 or v6, without brackets or zone) or a DNS name, as
+	// CheckAddress accepts it.
 	Address string `json:"address" yaml:"address"`
 	// Ports maps a service Port.Name to the number this instance listens on for it. A service port
 	// the instance does not serve is absent.
@@ -205,7 +206,10 @@ func (s *Service) Clone() *Service {
 }
 
 // Validate reports what makes a service unusable as a whole. Adapters call it before sending and
-// report a failure as a malformed entry instead of sending the service.
+// report a failure as a malformed entry instead of sending the service. An instance whose address
+// fails CheckAddress fails the whole service here, so adapters check addresses per instance first
+// and reject just that instance (Sink.Reject); this is the backstop that keeps a bad address from
+// ever reaching translate, which would drop the endpoint.
 func (s *Service) Validate() error {
 	if s.Name == "" {
 		return fmt.Errorf("service has no name")
@@ -228,6 +232,9 @@ func (s *Service) Validate() error {
 	for _, in := range s.Instances {
 		if in.Address == "" {
 			return fmt.Errorf("service %q: instance %q has no address", s.Name, in.ID)
+		}
+		if err := CheckAddress(in.Address); err != nil {
+			return fmt.Errorf("service %q: instance %q: address %w", s.Name, in.ID, err)
 		}
 		for name, n := range in.Ports {
 			if !seen[name] {

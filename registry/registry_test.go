@@ -28,6 +28,8 @@ func TestServiceValidate(t *testing.T) {
 		{"unnamed port", func(s *Service) { s.Ports[1].Name = "" }, "a port has no name"},
 		{"port name twice", func(s *Service) { s.Ports[1].Name = "dubbo" }, `port name "dubbo" is used twice`},
 		{"instance without address", func(s *Service) { s.Instances[0].Address = "" }, `instance "a" has no address`},
+		{"instance with a mistyped IP", func(s *Service) { s.Instances[0].Address = "10.0.0.300" }, `instance "a": address "10.0.0.300" is not a valid IPv4 address`},
+		{"instance with an address Istio rejects", func(s *Service) { s.Instances[0].Address = "my_host" }, `label "my_host"`},
 		{"instance port the service lacks", func(s *Service) { s.Instances[0].Ports["http"] = 80 }, `port "http" that the service does not declare`},
 		{"port number 0", func(s *Service) { s.Instances[0].Ports["tri"] = 0 }, "out of range"},
 		{"port number too large", func(s *Service) { s.Instances[0].Ports["tri"] = 70000 }, "70000 is out of range"},

@@ -3,6 +3,7 @@ package translate
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -60,7 +61,8 @@ func (p *labelPolicy) drops(k string) bool {
 
 // sanitizeLabels turns registry metadata into labels Istio accepts (see SanitizeLabelKey and
 // SanitizeLabelValue). Keys in the drop list go silently; keys that cannot be made valid, reserved
-// keys, and keys that collide once sanitised are dropped with a note. When two raw keys map to one
+// keys, and keys that collide once sanitised are dropped with a note; a key or value rewritten to
+// be valid is noted (label-rewritten) with the original and the result. When two raw keys map to one
 // key, a key that was valid as given wins, else the first in byte order: the result never depends
 // on map order.
 func sanitizeLabels(in map[string]string, p *labelPolicy, n *notes) map[string]string {
@@ -77,7 +79,7 @@ func sanitizeLabels(in map[string]string, p *labelPolicy, n *notes) map[string]s
 			odd = append(odd, k)
 			continue
 		}
-		out[k] = SanitizeLabelValue(v)
+		out[k] = sanitizeValueNoted(k, v, n)
 	}
 	slices.Sort(odd)
 	for _, k := range odd {
@@ -92,13 +94,33 @@ func sanitizeLabels(in map[string]string, p *labelPolicy, n *notes) map[string]s
 				n.add(reasonLabelConflict, fmt.Sprintf("%q -> %q", k, sk))
 				continue
 			}
-			out[sk] = SanitizeLabelValue(in[k])
+			// A subset selector written against the registry's key would no longer match.
+			n.addKeyed(reasonLabelRewritten, k, fmt.Sprintf("label key %s -> %q", clip(k), sk))
+			out[sk] = sanitizeValueNoted(k, in[k], n)
 		}
 	}
 	if len(out) == 0 {
 		return nil
 	}
 	return out
+}
+
+// sanitizeValueNoted is SanitizeLabelValue with a note (under the registry's key k) when the value changes: a subset selector
+// or route match written against the registry's value would silently stop matching.
+func sanitizeValueNoted(k, v string, n *notes) string {
+	sv := SanitizeLabelValue(v)
+	if sv != v {
+		n.addKeyed(reasonLabelRewritten, k, fmt.Sprintf("label %s: value %s -> %q", clip(k), clip(v), sv))
+	}
+	return sv
+}
+
+// clip quotes s for a warning, cut to 80 bytes: registry metadata may be arbitrarily long.
+func clip(s string) string {
+	if len(s) > 80 {
+		return strconv.Quote(s[:80]) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 // reservedLabelKey reports keys that would change Istio's behaviour (istio.io/rev filters

@@ -82,7 +82,7 @@ func TestSanitizeLabels(t *testing.T) {
 	for _, w := range ws {
 		reasons = append(reasons, w.Reason)
 	}
-	if strings.Join(reasons, ",") != "label-conflict,label-dropped,label-reserved" {
+	if strings.Join(reasons, ",") != "label-conflict,label-dropped,label-reserved,label-rewritten" {
 		t.Errorf("warnings %v", ws)
 	}
 	// Nothing valid left: nil, not an empty map (proto encodes both the same; nil is cheaper).

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -67,6 +68,7 @@ const (
 	reasonLabelDropped       = "label-dropped"
 	reasonLabelReserved      = "label-reserved"
 	reasonLabelConflict      = "label-conflict"
+	reasonLabelRewritten     = "label-rewritten"
 	reasonPortConflict       = "port-conflict"
 	reasonUnknownProtocol    = "unknown-protocol"
 	reasonPortDropped        = "port-dropped"
@@ -76,6 +78,7 @@ const (
 	reasonEndpointAddress    = "invalid-endpoint-address"
 	reasonEndpointInvalid    = "endpoint-dropped"
 	reasonDuplicateInstance  = "duplicate-instance"
+	reasonDuplicateEndpoint  = "duplicate-endpoint"
 	reasonAliasShadowed      = "alias-shadowed"
 	reasonAliasInvalid       = "alias-invalid"
 	reasonWorkloadEntryCap   = "workload-entry-cap"
@@ -85,10 +88,13 @@ const (
 )
 
 // notes collects a service's warnings by reason, so that a label dropped on every one of 500
-// instances is one warning saying so, not 500.
+// instances is one warning saying so, not 500. addKeyed splits a reason further (one warning per
+// label key rewritten), where one warning per reason would hide all but a few keys.
 type notes struct {
-	m map[string]*note
+	m map[noteKey]*note
 }
+
+type noteKey struct{ reason, key string }
 
 type note struct {
 	count    int
@@ -97,14 +103,17 @@ type note struct {
 
 const maxExamples = 5
 
-func (n *notes) add(reason, detail string) {
+func (n *notes) add(reason, detail string) { n.addKeyed(reason, "", detail) }
+
+func (n *notes) addKeyed(reason, key, detail string) {
 	if n.m == nil {
-		n.m = map[string]*note{}
+		n.m = map[noteKey]*note{}
 	}
-	e := n.m[reason]
+	k := noteKey{reason, key}
+	e := n.m[k]
 	if e == nil {
 		e = &note{}
-		n.m[reason] = e
+		n.m[k] = e
 	}
 	e.count++
 	if len(e.examples) < maxExamples && !slices.Contains(e.examples, detail) {
@@ -112,22 +121,23 @@ func (n *notes) add(reason, detail string) {
 	}
 }
 
-// warnings renders the notes as warnings sharing base's location, sorted by reason.
+// warnings renders the notes as warnings sharing base's location, sorted by reason and key.
 func (n *notes) warnings(base istio.Warning) []istio.Warning {
 	if len(n.m) == 0 {
 		return nil
 	}
+	keys := slices.SortedFunc(maps.Keys(n.m), func(a, b noteKey) int { return cmpStrings(a.reason, b.reason, a.key, b.key) })
 	out := make([]istio.Warning, 0, len(n.m))
-	for reason, e := range n.m {
+	for _, k := range keys {
+		e := n.m[k]
 		w := base
-		w.Reason = reason
+		w.Reason = k.reason
 		w.Detail = strings.Join(e.examples, "; ")
 		if e.count > len(e.examples) {
 			w.Detail += fmt.Sprintf(" (%d times in all)", e.count)
 		}
 		out = append(out, w)
 	}
-	slices.SortFunc(out, func(a, b istio.Warning) int { return strings.Compare(a.Reason, b.Reason) })
 	return out
 }
 

@@ -2,8 +2,10 @@ package translate
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 
@@ -208,6 +210,7 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 
 	out := make([]endpoint, 0, len(cands))
 	names := make(map[string]bool, len(cands))
+	served := make(map[string]string, len(cands)) // address and ports -> the instance served there
 	check := istio.WorkloadEntryContext{ServicePorts: make(map[string]bool, len(ports)), AllowNames: resolution == networking.ServiceEntry_DNS}
 	for _, p := range ports {
 		check.ServicePorts[p.name] = true
@@ -256,6 +259,14 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 			n.add(reasonEndpointInvalid, fmt.Sprintf("instance %q: %s", in.ID, ps[0].Detail))
 			continue
 		}
+		// Two instances (different ids) at the same address and ports are one endpoint to Istio;
+		// listing it twice would double its share of the traffic. The first by id is served.
+		where := endpointWhere(spec)
+		if first, dup := served[where]; dup {
+			n.add(reasonDuplicateEndpoint, fmt.Sprintf("instances %q and %q are both at %s; served once, as %q", first, in.ID, where, first))
+			continue
+		}
+		served[where] = in.ID
 		wire, err := encodeWorkloadEntry(spec)
 		if err != nil {
 			n.add(reasonEndpointInvalid, fmt.Sprintf("instance %q: %v", in.ID, err))
@@ -272,6 +283,24 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 		out = append(out, endpoint{id: in.ID, name: name, wire: wire})
 	}
 	return resolution, out
+}
+
+// endpointWhere renders an endpoint's address and ports ("10.0.0.1 http=8080"), the identity
+// Istio gives it.
+func endpointWhere(spec *networking.WorkloadEntry) string {
+	if len(spec.Ports) == 1 { // the common case, without sorting
+		for name, num := range spec.Ports {
+			return spec.Address + " " + name + "=" + strconv.FormatUint(uint64(num), 10)
+		}
+	}
+	b := []byte(spec.Address)
+	for _, name := range slices.Sorted(maps.Keys(spec.Ports)) {
+		b = append(b, ' ')
+		b = append(b, name...)
+		b = append(b, '=')
+		b = strconv.AppendUint(b, uint64(spec.Ports[name]), 10)
+	}
+	return string(b)
 }
 
 // locality renders region/zone/subzone; a '/' inside a part would shift the parts, so it becomes '-'.

@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
+	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
 // runRender reads every registry once, translates, prints the resources Istiod would receive,
-// and fails when any resource would be dropped as invalid or a registry could not be read, so it
-// can gate a change in CI ("would this registry content reach the mesh intact?").
+// and fails when anything would be lost on the way (a resource dropped as invalid, an endpoint
+// left out of its ServiceEntry, an entry a registry adapter rejected) or a registry could not be
+// read, so it can gate a change in CI ("would this registry content reach the mesh intact?").
 func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -30,6 +33,14 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *format != "yaml" && *format != "json" {
 		fmt.Fprintf(stderr, "mcp-bridge render: --format %q: use yaml or json\n", *format)
 		return errUsage
+	}
+	if *kind != "" {
+		k, err := istio.CheckKind(*kind)
+		if err != nil {
+			fmt.Fprintf(stderr, "mcp-bridge render: --kind: %v\n", err)
+			return errUsage
+		}
+		*kind = k
 	}
 	cfg, err := common.load()
 	if err != nil {
@@ -53,12 +64,24 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if !s.Synced {
 			problems = append(problems, fmt.Sprintf("registry %q was not read: %s", s.Name, s.LastError))
 		}
+		// An entry the adapter rejected (an address Istio would drop, a malformed URL) never
+		// reaches the mesh either.
+		for _, r := range s.Rejected {
+			problems = append(problems, fmt.Sprintf("registry %q rejected %s: %s: %s", s.Name, r.Where, r.Reason, r.Error))
+		}
+		if n := s.RejectedTotal - len(s.Rejected); n > 0 {
+			problems = append(problems, fmt.Sprintf("registry %q rejected %d more entries (see /debug/registries)", s.Name, n))
+		}
 	}
 	for _, inv := range out.Invalid {
 		problems = append(problems, fmt.Sprintf("%s %s/%s (from %s) would be dropped: %s: %s", inv.Collection, inv.Namespace, inv.Name, inv.Source, inv.Reason, inv.Detail))
 	}
 	for _, w := range out.Warnings {
-		fmt.Fprintln(stderr, "warning:", w)
+		if translate.DropsEndpoint(w) {
+			problems = append(problems, fmt.Sprintf("%s %s/%s (from %s) would be served without an endpoint: %s: %s", w.Collection, w.Namespace, w.Name, w.Source, w.Reason, w.Detail))
+			continue
+		}
+		fmt.Fprintf(stderr, "warning: %s %s/%s (from %s): %s: %s\n", w.Collection, w.Namespace, w.Name, w.Source, w.Reason, w.Detail)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%d problem(s):\n  %s", len(problems), strings.Join(problems, "\n  "))

@@ -22,6 +22,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/admin"
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
@@ -78,8 +79,9 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 			Resources: func(w io.Writer, kind string) error {
 				return bridge.Render(w, p.Bridge().Output().Served(), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
 			},
-			Gatherer: p.Gatherer(),
-			Logger:   log.With("component", "admin"),
+			CheckKind: istio.CheckKind,
+			Gatherer:  p.Gatherer(),
+			Logger:    log.With("component", "admin"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

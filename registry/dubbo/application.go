@@ -51,6 +51,10 @@ func AppMember(app, id, host string, port uint32, metadata map[string]string) (M
 		return Member{}, err
 	}
 	host = strings.Trim(host, "[]")
+	if err := registry.CheckAddress(host); err != nil {
+		// Istio would drop the endpoint: reject the instance where it can be seen instead.
+		return Member{}, reasonf(ReasonBadHost, "instance %q: address: %v", truncate(id, 80), err)
+	}
 	var eps []Endpoint
 	if s, ok := metadata["dubbo.endpoints"]; ok && s != "" {
 		var err error

@@ -73,6 +73,10 @@ func NewProvider(u *URL) (Provider, error) {
 	if u.Host == "" {
 		return Provider{}, reasonf(ReasonBadHost, "URL has no host")
 	}
+	if err := registry.CheckAddress(u.Host); err != nil {
+		// Istio would drop the endpoint: reject the provider where it can be seen instead.
+		return Provider{}, reasonf(ReasonBadHost, "provider address: %v", err)
+	}
 	if u.Port == 0 {
 		return Provider{}, reasonf(ReasonBadPort, "URL has no port")
 	}

@@ -204,3 +204,31 @@ func TestInterfaceServiceMergesProcesses(t *testing.T) {
 		})
 	}
 }
+
+// An address Istio would drop from the ServiceEntry is rejected where the provider or instance is
+// read (reason bad-host), so it shows on the status page instead of vanishing downstream.
+func TestAddressesIstioWouldDropAreRejected(t *testing.T) {
+	for _, tt := range []struct {
+		host string
+		ok   bool
+	}{
+		{"10.0.0.1", true},
+		{"provider-1.example.com", true},
+		{"10.0.0.300", false}, // a mistyped IP, not a host name
+		{"10.0.0", false},
+		{"my_host", false}, // ParseURL accepts '_'; Istio's endpoint check does not
+	} {
+		t.Run(tt.host, func(t *testing.T) {
+			_, perr := NewProvider(mustURL(t, "dubbo://"+tt.host+":20880/com.foo.Bar"))
+			_, aerr := AppMember("demo", tt.host+":20880", tt.host, 20880, nil)
+			for what, err := range map[string]error{"NewProvider": perr, "AppMember": aerr} {
+				switch {
+				case tt.ok && err != nil:
+					t.Errorf("%s: %v", what, err)
+				case !tt.ok && Reason(err) != ReasonBadHost:
+					t.Errorf("%s: err %v, want reason %s", what, err, ReasonBadHost)
+				}
+			}
+		})
+	}
+}

@@ -32,6 +32,12 @@ var example []byte
 // without a configuration. The result is a copy the caller may keep.
 func Example() []byte { return append([]byte(nil), example...) }
 
+// DefaultMaxBytes is the default limit on the services file's size (64 MiB): far above any real
+// estate written by hand or generated (10k services with 100k instances is about 15 MB), low
+// enough that a runaway generator or a wrong path (a log file, a disk image) cannot make the
+// bridge read and parse gigabytes.
+const DefaultMaxBytes = 64 << 20
+
 // DefaultPollInterval is how often the file is re-checked when change notifications are missed.
 const DefaultPollInterval = 10 * time.Second
 
@@ -47,12 +53,18 @@ type Config struct {
 	// PollInterval is how often the file's metadata is re-checked in case a change notification
 	// was missed. Default 10s.
 	PollInterval time.Duration `yaml:"pollInterval"`
+	// MaxBytes is the largest services file read, in bytes. A larger file is reported (with
+	// its size and this limit) and the last good version stays in service. Default 64 MiB.
+	MaxBytes int64 `yaml:"maxBytes"`
 }
 
 // WithDefaults fills in unset fields.
 func (c Config) WithDefaults() Config {
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
 	}
 	return c
 }
@@ -61,6 +73,9 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	if c.PollInterval < 0 {
 		return fmt.Errorf("pollInterval: must not be negative, got %s", c.PollInterval)
+	}
+	if c.MaxBytes < 0 {
+		return fmt.Errorf("maxBytes: must not be negative, got %d", c.MaxBytes)
 	}
 	return nil
 }

@@ -359,8 +359,10 @@ func (c *checker) instance(d *serviceDoc, j int, field string, ports []registry.
 	where := fmt.Sprintf("%s: instances[%d]", field, j)
 	if doc.Address == "" {
 		c.errorf(at("instances", j), "%s: address is required", where)
-	} else if err := checkAddress(doc.Address); err != nil {
-		c.errorf(at("instances", j, "address"), "%s: address %q: %v", where, doc.Address, err)
+	} else if err := registry.CheckAddress(doc.Address); err != nil {
+		// Istio's rule, shared by every adapter: an address it would drop fails the file here,
+		// with its line, instead of vanishing from the ServiceEntry.
+		c.errorf(at("instances", j, "address"), "%s: address: %v", where, err)
 	}
 	names := make([]string, 0, len(doc.Ports))
 	for name := range doc.Ports {
@@ -416,26 +418,4 @@ func defaultID(addr string, ports []registry.Port, nums map[string]uint32) strin
 		return addr
 	}
 	return net.JoinHostPort(addr, strings.Join(parts, ","))
-}
-
-var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$`)
-
-// checkAddress accepts an IP address or a DNS host name. It catches the common mistake of
-// writing "ip:port" (the port belongs in ports).
-func checkAddress(a string) error {
-	if net.ParseIP(a) != nil {
-		return nil
-	}
-	if strings.Contains(a, ":") {
-		return errors.New("must be an IP address or host name without a port (give ports under ports)")
-	}
-	if len(a) > 253 {
-		return errors.New("host name is longer than 253 characters")
-	}
-	for _, l := range strings.Split(strings.TrimSuffix(a, "."), ".") {
-		if !hostLabel.MatchString(l) {
-			return errors.New("must be an IP address or a valid host name")
-		}
-	}
-	return nil
 }

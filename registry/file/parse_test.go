@@ -152,8 +152,12 @@ func TestParseErrors(t *testing.T) {
 		{"unknown protocol", "services:\n  - name: a\n    ports:\n      - name: web\n        protocol: htpp\n", 5, `protocol "htpp" is not one of`},
 		{"duplicate port", "services:\n  - name: a\n    ports:\n      - {name: http, protocol: http}\n      - {name: http, protocol: grpc}\n", 5, `port name "http" is already used at line 4`},
 		{"missing address", "services:\n  - name: a\n    instances:\n      - ports: {http: 80}\n", 4, "address is required"},
-		{"address with port", "services:\n  - name: a\n    instances:\n      - address: 10.0.0.1:20880\n", 4, "without a port"},
-		{"bad host name", "services:\n  - name: a\n    instances:\n      - address: my_host\n", 4, "valid host name"},
+		{"address with port", "services:\n  - name: a\n    instances:\n      - address: 10.0.0.1:20880\n", 4, "looks like address:port"},
+		{"bad host name", "services:\n  - name: a\n    instances:\n      - address: my_host\n", 4, `label "my_host"`},
+		// Istio drops these endpoints; the file used to pass them as DNS names.
+		{"mistyped IPv4", "services:\n  - name: a\n    instances:\n      - address: 1.2.3.4\n        ports: {http: 80}\n      - address: 10.0.0.300\n        ports: {http: 80}\n", 6, `address: "10.0.0.300" is not a valid IPv4 address`},
+		{"all-numeric last label", "services:\n  - name: a\n    instances:\n      - address: 10.0.0\n", 4, "all-numeric"},
+		{"IPv6 zone", "services:\n  - name: a\n    instances:\n      - address: fe80::1%eth0\n", 4, "zone"},
 		{"undeclared port", "services:\n  - name: a\n    ports:\n      - {name: dubbo, protocol: dubbo}\n    instances:\n      - address: 1.2.3.4\n        ports:\n          dubbo: 20880\n          tri: 50051\n", 9, `port "tri" is not declared`},
 		{"port out of range", "services:\n  - name: a\n    instances:\n      - address: 1.2.3.4\n        ports: {http: 70000}\n", 5, "out of range"},
 		{"port zero", "services:\n  - name: a\n    instances:\n      - address: 1.2.3.4\n        ports: {http: 0}\n", 5, "out of range"},
@@ -209,6 +213,12 @@ func TestParseReportsEveryProblemBounded(t *testing.T) {
 func TestConfig(t *testing.T) {
 	if got := (Config{}).WithDefaults().PollInterval; got != DefaultPollInterval {
 		t.Errorf("default pollInterval %s", got)
+	}
+	if got := (Config{}).WithDefaults().MaxBytes; got != 64<<20 {
+		t.Errorf("default maxBytes %d, want 64 MiB", got)
+	}
+	if err := (Config{MaxBytes: -1}).Validate(); err == nil || !strings.HasPrefix(err.Error(), "maxBytes:") {
+		t.Errorf("negative maxBytes: %v", err)
 	}
 	if err := (Config{PollInterval: -1}).Validate(); err == nil || !strings.HasPrefix(err.Error(), "pollInterval:") {
 		t.Errorf("negative pollInterval: %v", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +143,7 @@ func (w *watcher) check(force bool) {
 		return
 	}
 	w.prev = info
-	data, err := os.ReadFile(w.path)
+	data, err := readLimited(w.path, w.a.cfg.MaxBytes)
 	if err != nil {
 		w.readOK = false
 		w.fail(fmt.Errorf("services file %s: %w", w.path, err), 0)
@@ -169,6 +170,28 @@ func (w *watcher) check(force bool) {
 	w.a.loaded(sum, services)
 	w.a.log.Info("services file loaded", "path", w.path, "services", len(services), "instances", countInstances(services))
 	w.sink.Replace(services)
+}
+
+// readLimited reads the file, or fails without reading more than max+1 bytes when it is larger
+// than max (checked on the bytes read, not only the size stat reported: the file may grow).
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		size := fmt.Sprintf("more than %d bytes", max)
+		if info, err := f.Stat(); err == nil && info.Size() > max {
+			size = fmt.Sprintf("%d bytes", info.Size())
+		}
+		return nil, fmt.Errorf("file is %s, over the limit of %d bytes (file.maxBytes); keeping the last good version", size, max)
+	}
+	return data, nil
 }
 
 func (w *watcher) fail(err error, line int) {

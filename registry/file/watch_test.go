@@ -327,3 +327,63 @@ func TestMetricsPerRegistry(t *testing.T) {
 		t.Error("a second registration under the same name succeeded")
 	}
 }
+
+// A file over file.maxBytes, or with an address Istio would drop, is reported with what is wrong
+// and the last good version stays in service; before, the mistyped IP was served as a DNS name
+// and the endpoint silently dropped downstream, and there was no size limit at all.
+func TestOversizedOrBadAddressKeepsLastGoodState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "services.yaml")
+	good := servicesFile("127.0.0.1")
+	write(t, path, good)
+	limit := int64(len(servicesFile("127.0.0.1", "10.0.0.300")) + 5)
+	a, sink, _ := start(t, path, 0, func(a *Adapter) { a.cfg.MaxBytes = limit })
+	sink.wantReplace(t, "127.0.0.1")
+
+	for _, tc := range []struct {
+		name, content string
+		want          []string
+	}{
+		{"over maxBytes", servicesFile("127.0.0.1", "127.0.0.2", "127.0.0.3"),
+			[]string{fmt.Sprintf("over the limit of %d bytes (file.maxBytes)", limit), "keeping the last good version"}},
+		{"mistyped IP", servicesFile("127.0.0.1", "10.0.0.300"),
+			[]string{"line 6", `"10.0.0.300" is not a valid IPv4 address`, "keeping the last good version"}},
+	} {
+		write(t, path, tc.content)
+		c := sink.next(t)
+		if c.op != "fail" {
+			t.Fatalf("%s: got %s, want fail", tc.name, c.op)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(c.err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", tc.name, c.err, w)
+			}
+		}
+		if d := a.Describe(); d["services"] != 1 || !strings.Contains(fmt.Sprint(d["error"]), tc.want[0]) {
+			t.Errorf("%s: Describe() = %v; want the last good version and the error", tc.name, d)
+		}
+	}
+	write(t, path, servicesFile("127.0.0.2"))
+	sink.wantReplace(t, "127.0.0.2")
+}
+
+func TestReadLimited(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	write(t, path, "12345")
+	for _, tc := range []struct {
+		max  int64
+		want string // "" = read whole
+	}{
+		{5, ""},
+		{100, ""},
+		{4, "file is 5 bytes, over the limit of 4 bytes"},
+		{0, "file is 5 bytes, over the limit of 0 bytes"},
+	} {
+		data, err := readLimited(path, tc.max)
+		switch {
+		case tc.want == "" && (err != nil || string(data) != "12345"):
+			t.Errorf("max %d: %q, %v", tc.max, data, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("max %d: err %v, want %q", tc.max, err, tc.want)
+		}
+	}
+}

@@ -148,8 +148,17 @@ func instanceWhere(k subKey, in *model.Instance) string {
 	return k.where() + "#" + net.JoinHostPort(in.Ip, strconv.FormatUint(in.Port, 10))
 }
 
-func validAddress(in *model.Instance) bool {
-	return in.Ip != "" && in.Port > 0 && in.Port <= 65535
+// checkAddress returns the reason and error for an instance without a usable address and port.
+// The address must pass Istio's rule for endpoint addresses (registry.CheckAddress): an instance
+// Istio would drop is rejected here, where the status page shows it.
+func checkAddress(in *model.Instance) (string, error) {
+	if in.Port == 0 || in.Port > 65535 {
+		return dubbo.ReasonBadPort, fmt.Errorf("instance has address %q and port %d", truncate(in.Ip, 80), in.Port)
+	}
+	if err := registry.CheckAddress(in.Ip); err != nil {
+		return dubbo.ReasonBadHost, fmt.Errorf("instance port %d: address: %w", in.Port, err)
+	}
+	return "", nil
 }
 
 // appService maps a plain application (Spring Cloud or any other Nacos client): one port of
@@ -160,8 +169,8 @@ func (c *converter) appService(k subKey, ins []model.Instance, rej rejects) *reg
 	ports := map[string]registry.Protocol{}
 	for i := range ins {
 		in := &ins[i]
-		if !validAddress(in) {
-			rej.add(instanceWhere(k, in), "bad-address", fmt.Errorf("instance has address %q and port %d", truncate(in.Ip, 80), in.Port))
+		if _, err := checkAddress(in); err != nil {
+			rej.add(instanceWhere(k, in), "bad-address", err)
 			continue
 		}
 		proto := c.cfg.DefaultProtocol
@@ -237,8 +246,8 @@ func (c *converter) providers(k subKey, key dubbo.ServiceKey, ins []model.Instan
 	out := make([]dubbo.Provider, 0, len(ins))
 	for i := range ins {
 		in := &ins[i]
-		if !validAddress(in) {
-			rej.add(instanceWhere(k, in), dubbo.ReasonBadPort, fmt.Errorf("instance has address %q and port %d", truncate(in.Ip, 80), in.Port))
+		if reason, err := checkAddress(in); err != nil {
+			rej.add(instanceWhere(k, in), reason, err)
 			continue
 		}
 		params, protocol, path := dubboParams(in)
@@ -287,8 +296,8 @@ func (c *converter) appMembers(k subKey, ins []model.Instance, rej rejects) []du
 	out := make([]dubbo.Member, 0, len(ins))
 	for i := range ins {
 		in := &ins[i]
-		if !validAddress(in) {
-			rej.add(instanceWhere(k, in), dubbo.ReasonBadPort, fmt.Errorf("instance has address %q and port %d", truncate(in.Ip, 80), in.Port))
+		if reason, err := checkAddress(in); err != nil {
+			rej.add(instanceWhere(k, in), reason, err)
 			continue
 		}
 		md := make(map[string]string, len(in.Metadata))

@@ -81,6 +81,9 @@ func TestAppService(t *testing.T) {
 		{"bad address rejected, rest kept", nil,
 			[]model.Instance{{Ip: "", Port: 80, Weight: 1}, {Ip: "10.0.0.6", Port: 80, Weight: 1}},
 			"http/http", "10.0.0.6#80#DEFAULT 10.0.0.6 map[http:80] 100  map[nacos.io/cluster:DEFAULT]", 1},
+		{"address Istio would drop rejected, rest kept", nil,
+			[]model.Instance{{Ip: "10.0.0.300", Port: 80, Weight: 1}, {Ip: "my_host", Port: 80, Weight: 1}, {Ip: "10.0.0.7", Port: 80, Weight: 1}},
+			"http/http", "10.0.0.7#80#DEFAULT 10.0.0.7 map[http:80] 100  map[nacos.io/cluster:DEFAULT]", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{Servers: []string{"x"}}

@@ -220,6 +220,10 @@ func springMember(app, id string, ci curatorInstance, port uint32, metadata map[
 	if _, err := dubbo.ParseURL("http://" + hostForURL(ci.Address) + "/"); err != nil {
 		return dubbo.Member{}, err
 	}
+	// Istio's rule for endpoint addresses: an address it would drop rejects the instance here.
+	if err := registry.CheckAddress(trimBrackets(ci.Address)); err != nil {
+		return dubbo.Member{}, &dubbo.Error{Reason: dubbo.ReasonBadHost, Err: fmt.Errorf("instance %q: address: %w", truncateName(id), err)}
+	}
 	m := dubbo.Member{Instance: registry.Instance{ID: id, Address: trimBrackets(ci.Address), Ports: make(map[string]uint32), Healthy: true, Enabled: true, Weight: dubbo.DefaultWeight}}
 	if port != 0 {
 		m.Ports = append(m.Ports, registry.Port{Name: "http", Protocol: registry.ProtocolHTTP})
