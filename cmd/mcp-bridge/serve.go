@@ -41,7 +41,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("MCP listener on %s: %w", cfg.MCP.Address, err)
 	}
-	grpcOpts := mcp.ServerOptions()
+	grpcOpts := mcp.ServerOptionsFor(cfg.MCP.Limits)
 	if cfg.MCP.TLS.Enabled() {
 		certs, err := newCertReloader(cfg.MCP.TLS.CertFile, cfg.MCP.TLS.KeyFile)
 		if err != nil {
@@ -72,7 +72,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Registries: func() any {
 				return map[string]any{"registries": p.merger.Status(), "adapters": p.describe(), "state": p.stateStatus()}
 			},
-			Clients: func() any { return p.server.Clients() },
+			Clients: func(offset, limit int) any { return p.server.ClientsPage(offset, limit) },
 			Invalid: func() any { return p.invalid() },
 			Resources: func(w io.Writer, kind string) error {
 				return bridge.Render(w, bridge.AllResources(p.bridge.Output(), p.bridge.Static()), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})

@@ -64,7 +64,7 @@ func buildPipeline(cfg *config.Config, log *slog.Logger) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	server := mcp.NewServer(mcp.Options{Name: "mcp", Logger: log.With("component", "mcp"), Metrics: reg})
+	server := mcp.NewServer(mcp.Options{Name: "mcp", Logger: log.With("component", "mcp"), Metrics: reg, Limits: cfg.MCP.Limits})
 	p := &pipeline{
 		cfg:        cfg,
 		log:        log,
