@@ -21,7 +21,7 @@ func TestHandler(t *testing.T) {
 		Clients: func(offset, limit int) any {
 			return map[string]int{"total": 3, "offset": offset, "limit": limit}
 		},
-		Invalid:    func() any { return map[string]any{"invalid": []any{}} },
+		Invalid: func() any { return map[string]any{"invalid": []any{}} },
 		Resources: func(w io.Writer, kind string) error {
 			_, err := io.WriteString(w, "kind: "+kind+"\n")
 			return err

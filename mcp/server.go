@@ -65,8 +65,8 @@ type Server struct {
 	mu    sync.Mutex           // guards conns and peers
 	conns map[*conn]struct{}
 	peers map[string]int // open streams per peer host
-	ids   atomic.Uint64 // stream ids
-	ads   adsService    // the gRPC service, kept off Server's method set
+	ids   atomic.Uint64  // stream ids
+	ads   adsService     // the gRPC service, kept off Server's method set
 }
 
 // view is the state of every collection set so far.
