@@ -274,12 +274,12 @@ func containsAll(s string, subs []string) bool {
 }
 
 // dialFrom dials addr from a given loopback address, so tests can be several peers.
-func dialFrom(t testing.TB, addr, local string) *grpc.ClientConn {
+func dialFrom(t testing.TB, addr, local string, extra ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	return dial(t, addr, grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+	return dial(t, addr, append([]grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
 		return d.DialContext(ctx, "tcp", a)
-	}))
+	})}, extra...)...)
 }
 
 // A client that stops reading is cut off, freeing what its stream held; a well-behaved client
