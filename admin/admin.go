@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,12 +21,14 @@ import (
 type Sources struct {
 	// Ready reports readiness and, when not ready, why.
 	Ready func() (bool, string)
-	// Registries, Clients and Invalid return JSON-encodable status.
+	// Registries and Invalid return JSON-encodable status.
 	Registries func() any
-	Clients    func() any
 	Invalid    func() any
 	// Config returns the running configuration (credentials masked) and the reload history.
 	Config func() any
+	// Clients returns one page of the connected MCP clients, JSON-encodable: at most limit
+	// clients from offset on, with the total count.
+	Clients func(offset, limit int) any
 	// Resources writes the current resources as YAML (kind filters by Istio kind, "" = all).
 	Resources func(w io.Writer, kind string) error
 	// CheckKind returns the canonical spelling of a kind or an error listing the valid ones;
@@ -52,7 +55,14 @@ func Handler(s Sources) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{ErrorLog: slogErrorLog{s.Logger}}))
 	mux.HandleFunc("GET /debug/registries", jsonHandler(s.Registries))
-	mux.HandleFunc("GET /debug/clients", jsonHandler(s.Clients))
+	mux.HandleFunc("GET /debug/clients", func(w http.ResponseWriter, r *http.Request) {
+		offset, limit, err := page(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		jsonHandler(func() any { return s.Clients(offset, limit) })(w, r)
+	})
 	mux.HandleFunc("GET /debug/invalid", jsonHandler(s.Invalid))
 	if s.Config != nil {
 		mux.HandleFunc("GET /debug/config", jsonHandler(s.Config))
@@ -85,7 +95,7 @@ mcp-bridge admin
   /readyz              readiness: every registry synced (or failed with protection engaged), MCP listener up, first push done
   /metrics             Prometheus metrics
   /debug/registries    per-registry sync state, protection, rejected entries, duplicates
-  /debug/clients       connected MCP clients (Istiods): per type, last version sent, ACK, NACK
+  /debug/clients       connected MCP clients (Istiods): per type, last version sent, ACK, NACK (?offset=0&limit=50)
   /debug/resources     served resources as YAML (?kind=ServiceEntry)
   /debug/invalid       resources not emitted because Istiod would reject them, with reasons
   /debug/config        running configuration (credentials masked), last reload and its error, options awaiting a restart
@@ -100,6 +110,30 @@ func jsonHandler(f func() any) http.HandlerFunc {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	}
+}
+
+// Page sizes of /debug/clients: every stream's state is bounded by the MCP limits, and a page
+// bounds how many are rendered at once.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
+
+// page reads ?offset= and ?limit= (default DefaultPageSize, at most MaxPageSize).
+func page(r *http.Request) (offset, limit int, err error) {
+	q := r.URL.Query()
+	offset, limit = 0, DefaultPageSize
+	if v := q.Get("offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return 0, 0, fmt.Errorf("offset %q: want a whole number >= 0", v)
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxPageSize {
+			return 0, 0, fmt.Errorf("limit %q: want a whole number from 1 to %d", v, MaxPageSize)
+		}
+	}
+	return offset, limit, nil
 }
 
 type slogErrorLog struct{ l *slog.Logger }

@@ -19,8 +19,10 @@ func TestHandler(t *testing.T) {
 	h := Handler(Sources{
 		Ready:      func() (bool, string) { return ready, "waiting for the first sync of registries: zk" },
 		Registries: func() any { return map[string]any{"registries": []string{"zk"}} },
-		Clients:    func() any { return []string{} },
-		Invalid:    func() any { return map[string]any{"invalid": []any{}} },
+		Clients: func(offset, limit int) any {
+			return map[string]int{"total": 3, "offset": offset, "limit": limit}
+		},
+		Invalid: func() any { return map[string]any{"invalid": []any{}} },
 		Resources: func(w io.Writer, kind string) error {
 			_, err := io.WriteString(w, "kind: "+kind+"\n")
 			return err
@@ -49,6 +51,10 @@ func TestHandler(t *testing.T) {
 		{"ready", "GET", "/readyz", func() { ready = true }, 200, "ready"},
 		{"metrics", "GET", "/metrics", nil, 200, "mcp_bridge_test_total 1"},
 		{"registries as JSON", "GET", "/debug/registries", nil, 200, `"registries": [`},
+		{"clients: first page by default", "GET", "/debug/clients", nil, 200, `"limit": 50`},
+		{"clients: page asked for", "GET", "/debug/clients?offset=2&limit=7", nil, 200, `"offset": 2`},
+		{"clients: page size capped", "GET", "/debug/clients?limit=501", nil, 400, "from 1 to 500"},
+		{"clients: bad offset", "GET", "/debug/clients?offset=-1", nil, 400, "offset"},
 		{"resources filtered by kind", "GET", "/debug/resources?kind=ServiceEntry", nil, 200, "kind: ServiceEntry"},
 		{"kind in its canonical spelling", "GET", "/debug/resources?kind=serviceentry", nil, 200, "kind: ServiceEntry"},
 		{"unknown kind is a bad request listing the kinds", "GET", "/debug/resources?kind=Bogus", nil, 400, `unknown kind "Bogus": use one of ServiceEntry`},

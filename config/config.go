@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry/file"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
@@ -61,6 +62,9 @@ type MCP struct {
 	// TLS, when CertFile and KeyFile are set, makes the listener TLS-only. Istio >= 1.26 can
 	// verify it (configSources[].tlsSettings, mode SIMPLE); older Istio speaks plaintext only.
 	TLS TLS `yaml:"tls"`
+	// Limits bound what one (unauthenticated) MCP client can make the bridge hold: request size,
+	// type URL and node id length, streams in all and per peer, and so on; see mcp.Limits.
+	Limits mcp.Limits `yaml:"limits"`
 }
 
 // TLS is a server certificate. The files are re-read when they change, so a rotated certificate
@@ -162,6 +166,7 @@ func (c *Config) applyDefaults() {
 	if c.MCP.Address == "" {
 		c.MCP.Address = DefaultMCPAddress
 	}
+	c.MCP.Limits = c.MCP.Limits.WithDefaults()
 	if c.Admin.Address == "" {
 		c.Admin.Address = DefaultAdminAddress
 	}
@@ -222,6 +227,7 @@ func (c *Config) RegistryNames() []string {
 func (c *Config) validate() problems {
 	var ps problems
 	ps.check("mcp.address", validateAddress(c.MCP.Address))
+	ps.check("mcp.limits", c.MCP.Limits.Validate())
 	ps.check("admin.address", validateAddress(c.Admin.Address))
 	if c.MCP.TLS.Enabled() {
 		if c.MCP.TLS.CertFile == "" || c.MCP.TLS.KeyFile == "" {

@@ -55,6 +55,10 @@ func TestParseRejectsMalformedConfig(t *testing.T) {
 		{"port out of range", "admin:\n  address: 127.0.0.1:70000\n" + fileRegistry, []string{"line 2", "admin.address", "70000"}},
 		{"TLS with only a certificate", "mcp:\n  tls:\n    certFile: x.crt\n" + fileRegistry, []string{"line 2", "mcp.tls", "certFile and keyFile must both be set"}},
 		{"TLS files that do not load", "mcp:\n  tls:\n    certFile: " + certOnly + "\n    keyFile: " + filepath.Join(dir, "missing.key") + "\n" + fileRegistry, []string{"line 2", "mcp.tls", "loading certificate"}},
+		{"negative MCP limit", "mcp:\n  limits:\n    maxStreams: -1\n" + fileRegistry, []string{"line 3", "mcp.limits.maxStreams", "negative"}},
+		{"MCP receive limit too small for Istiod", "mcp:\n  limits:\n    maxRecvMessageBytes: 1024\n" + fileRegistry, []string{"line 3", "mcp.limits.maxRecvMessageBytes", "below 65536"}},
+		{"per-peer streams above the total", "mcp:\n  limits:\n    maxStreams: 4\n    maxStreamsPerPeer: 8\n" + fileRegistry, []string{"line 4", "mcp.limits.maxStreamsPerPeer", "above maxStreams"}},
+		{"negative send timeout", "mcp:\n  limits:\n    sendTimeout: -1s\n" + fileRegistry, []string{"line 3", "mcp.limits.sendTimeout", "negative"}},
 		{"bad log level", "log:\n  level: verbose\n" + fileRegistry, []string{"line 2", "log.level", "verbose"}},
 		{"bad log format", "log:\n  format: xml\n" + fileRegistry, []string{"line 2", "log.format", "xml"}},
 		{"drop ratio above 1", "protection:\n  maxDropRatio: 2\n" + fileRegistry, []string{"line 2", "protection.maxDropRatio"}},
@@ -122,6 +126,9 @@ func TestDefaults(t *testing.T) {
 		{"translate registries follow the registry list", len(c.Translate.Registries), 1},
 		{"state.file (off: no path is right everywhere)", c.State.File, ""},
 		{"state.interval", c.State.Interval, 5 * time.Second},
+		{"mcp.limits.maxRecvMessageBytes (Istiod's requests are tiny)", c.MCP.Limits.MaxRecvMessageBytes, 4 << 20},
+		{"mcp.limits.maxStreamsPerPeer", c.MCP.Limits.MaxStreamsPerPeer, 16},
+		{"mcp.limits.sendTimeout", c.MCP.Limits.SendTimeout, 2 * time.Minute},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

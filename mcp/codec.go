@@ -14,22 +14,29 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
-// ServerOptions are the gRPC server options the MCP server needs; pass them to grpc.NewServer.
+// ServerOptions are the gRPC server options the MCP server needs, for the default Limits; see
+// ServerOptionsFor.
+func ServerOptions() []grpc.ServerOption { return ServerOptionsFor(Limits{}) }
+
+// ServerOptionsFor are the gRPC server options the MCP server needs; pass them to grpc.NewServer
+// with the Limits given to the Server (Options.Limits).
 //
 //   - Keepalive enforcement that accepts Istiod's pings: Istiod pings every 30 s (its
 //     GRPC_KEEPALIVE_INTERVAL), and grpc-go's default policy (MinTime 5 min, no pings without a
 //     stream) counts each ping on an idle connection as a strike and sends GOAWAY
 //     "too_many_pings" after the third, dropping Istiod's config stream every few minutes.
 //   - Server pings after 30 s of silence so a vanished Istiod is noticed and its stream freed.
-//   - A 64 MiB receive limit: a Delta client's initial_resource_versions for 100k resources is
-//     several MB, over gRPC's 4 MiB default. Responses are not limited (Istiod accepts up to 2 GiB).
+//   - A receive limit of Limits.MaxRecvMessageBytes (default 4 MiB): gRPC checks a request's
+//     length before reading it, so a larger one costs nothing. Responses are not limited
+//     (Istiod accepts up to 2 GiB).
 //   - A codec that writes the server's pre-encoded responses as they are. Without it the server
 //     still works, but each response is copied once more per client (see mcp_response_copies_total).
-func ServerOptions() []grpc.ServerOption {
+func ServerOptionsFor(l Limits) []grpc.ServerOption {
+	l = l.WithDefaults()
 	return []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.MaxRecvMsgSize(64 << 20),
+		grpc.MaxRecvMsgSize(l.MaxRecvMessageBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.ForceServerCodecV2(passthroughCodec{next: encoding.GetCodecV2(protocodec.Name)}),
 	}

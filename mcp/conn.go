@@ -9,6 +9,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 )
 
@@ -52,6 +53,9 @@ type NackInfo struct {
 	At      time.Time `json:"at"`
 }
 
+// debugFieldBytes bounds each client-chosen string on /debug/clients and in metric labels.
+const debugFieldBytes = 256
+
 // nodeMetadataKeys are the node metadata fields shown in ClientStatus: enough to tell clients
 // apart, nothing that could carry a secret.
 var nodeMetadataKeys = []string{"GENERATOR", "ISTIO_VERSION", "ISTIO_REVISION", "CLUSTER_ID", "NAMESPACE", "POD_NAME"}
@@ -61,17 +65,23 @@ var nodeMetadataKeys = []string{"GENERATOR", "ISTIO_VERSION", "ISTIO_REVISION", 
 type conn struct {
 	s         *Server
 	id        string
+	seq       uint64 // orders streams connected at the same instant
 	peer      string
 	protocol  string
 	connected time.Time
 	wake      chan struct{} // capacity 1: coalesces any number of pokes
 	recvErr   chan error    // capacity 1: the receiver's last word
+	stalled   chan struct{} // closed when a send outlasts Limits.SendTimeout
+	stallOnce sync.Once
 
 	mu     sync.Mutex
 	nodeID string
 	meta   map[string]string
 	types  map[string]*typeState
 	order  []string // type URLs in subscription order: responses go out in that order
+	// nameBytes is what the client's resource names (and Delta initial versions) kept by this
+	// stream add up to, bounded by Limits.MaxResourceNameBytesPerStream.
+	nameBytes int
 }
 
 // typeState is what one stream knows about one type URL.
@@ -110,14 +120,18 @@ func newConn(s *Server, ctx context.Context, protocol string) *conn {
 		connected: time.Now(),
 		wake:      make(chan struct{}, 1),
 		recvErr:   make(chan error, 1),
+		stalled:   make(chan struct{}),
 		types:     map[string]*typeState{},
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		c.peer = p.Addr.String()
 	}
-	c.id = fmt.Sprintf("%s-%d", protocol, s.ids.Add(1))
+	c.seq = s.ids.Add(1)
+	c.id = fmt.Sprintf("%s-%d", protocol, c.seq)
 	return c
 }
+
+func (c *conn) stall() { c.stallOnce.Do(func() { close(c.stalled) }) }
 
 func (c *conn) poke() {
 	select {
@@ -131,8 +145,14 @@ func (c *conn) typeFor(typeURL string) (st *typeState, first bool, err error) {
 	if st := c.types[typeURL]; st != nil {
 		return st, false, nil
 	}
-	if len(c.types) >= c.s.maxTypes {
-		return nil, false, fmt.Errorf("stream subscribes to more than %d type URLs", c.s.maxTypes)
+	l := c.s.limits
+	if len(typeURL) > l.MaxTypeURLBytes {
+		return nil, false, c.s.reject(c, limitTypeURL, codes.InvalidArgument,
+			"type_url of %d bytes is longer than %d", len(typeURL), l.MaxTypeURLBytes)
+	}
+	if len(c.types) >= l.MaxTypesPerStream {
+		return nil, false, c.s.reject(c, limitTypes, codes.ResourceExhausted,
+			"stream subscribes to more than %d type URLs", l.MaxTypesPerStream)
 	}
 	st = &typeState{typeURL: typeURL, collection: CollectionOf(typeURL)}
 	c.types[typeURL] = st
@@ -140,10 +160,26 @@ func (c *conn) typeFor(typeURL string) (st *typeState, first bool, err error) {
 	return st, true, nil
 }
 
+// addNameBytes accounts for n more bytes of client-chosen resource names kept by the stream
+// (n < 0 releases them), refusing the request that would go over the limit. Callers hold mu.
+func (c *conn) addNameBytes(n int) error {
+	if n > 0 && c.nameBytes+n > c.s.limits.MaxResourceNameBytesPerStream {
+		return c.s.reject(c, limitResourceNames, codes.ResourceExhausted,
+			"resource names of %d bytes on top of %d kept would exceed %d", n, c.nameBytes, c.s.limits.MaxResourceNameBytesPerStream)
+	}
+	c.nameBytes += n
+	return nil
+}
+
 // recordNode keeps the node identity; xDS clients send it on the first request at least.
-func (c *conn) recordNode(n *core.Node) {
+// Callers hold mu.
+func (c *conn) recordNode(n *core.Node) error {
 	if n == nil || c.nodeID != "" {
-		return
+		return nil
+	}
+	if len(n.GetId()) > c.s.limits.MaxNodeIDBytes {
+		return c.s.reject(c, limitNodeID, codes.InvalidArgument,
+			"node.id of %d bytes is longer than %d", len(n.GetId()), c.s.limits.MaxNodeIDBytes)
 	}
 	c.nodeID = n.GetId()
 	for _, k := range nodeMetadataKeys {
@@ -151,21 +187,27 @@ func (c *conn) recordNode(n *core.Node) {
 			if c.meta == nil {
 				c.meta = map[string]string{}
 			}
-			c.meta[k] = v.GetStringValue()
+			c.meta[k] = truncate(v.GetStringValue(), c.s.limits.MaxDetailBytes)
 		}
 	}
+	return nil
 }
 
-// recordReply handles a request answering this stream's last response of the type.
+// recordReply handles a request answering this stream's last response of the type. The
+// client's text is kept truncated, and NACKs are logged rate-limited: a client NACKing in a
+// loop must not flood the log.
 func (c *conn) recordReply(st *typeState, version, nonce string, errDetail *rpcstatus.Status) {
 	st.outstanding = false
+	version = truncate(version, c.s.limits.MaxDetailBytes)
 	if errDetail != nil {
+		msg := truncate(errDetail.GetMessage(), c.s.limits.MaxDetailBytes)
 		st.nacked = true
 		st.nacks++
-		st.lastNack = &NackInfo{Version: version, Nonce: nonce, Code: errDetail.GetCode(), Message: errDetail.GetMessage(), At: time.Now()}
+		st.lastNack = &NackInfo{Version: version, Nonce: nonce, Code: errDetail.GetCode(), Message: msg, At: time.Now()}
 		c.s.m.nacks.WithLabelValues(c.metricCollection(st)).Inc()
-		c.s.log.Warn("mcp: client rejected a response", "client", c.id, "node", c.nodeID, "type", st.typeURL,
-			"nonce", nonce, "code", errDetail.GetCode(), "message", errDetail.GetMessage())
+		c.s.logs.warn("nack", "mcp: client rejected a response (see /debug/clients and mcp_bridge_mcp_nacks_total)",
+			"client", c.id, "node", truncate(c.nodeID, logFieldBytes), "type", st.typeURL,
+			"nonce", nonce, "code", errDetail.GetCode(), "message", truncate(msg, logFieldBytes))
 		return
 	}
 	st.nacked = false
@@ -221,8 +263,8 @@ func (c *conn) waitingForAck(st *typeState, now time.Time) (bool, time.Duration)
 	}
 	left := c.s.ackTimeout - now.Sub(st.sentAt)
 	if left <= 0 {
-		c.s.log.Warn("mcp: client did not ACK in time; sending the newer version anyway", "client", c.id,
-			"node", c.nodeID, "type", st.typeURL, "nonce", st.sentNonce)
+		c.s.logs.warn("ack-timeout", "mcp: client did not ACK in time; sending the newer version anyway", "client", c.id,
+			"node", truncate(c.nodeID, logFieldBytes), "type", st.typeURL, "nonce", st.sentNonce)
 		return false, 0
 	}
 	return true, left
@@ -231,24 +273,27 @@ func (c *conn) waitingForAck(st *typeState, now time.Time) (bool, time.Duration)
 func (c *conn) status() ClientStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cs := ClientStatus{ID: c.id, Peer: c.peer, Protocol: c.protocol, NodeID: c.nodeID, ConnectedSince: c.connected}
+	// Every client-chosen string is cut to a few hundred bytes, whatever the limits allow.
+	short := func(v string) string { return truncate(v, debugFieldBytes) }
+	cs := ClientStatus{ID: c.id, Peer: short(c.peer), Protocol: c.protocol, NodeID: short(c.nodeID), ConnectedSince: c.connected}
 	if len(c.meta) > 0 {
 		cs.Metadata = make(map[string]string, len(c.meta))
 		for k, v := range c.meta {
-			cs.Metadata[k] = v
+			cs.Metadata[k] = short(v)
 		}
 	}
 	for _, t := range c.order {
 		st := c.types[t]
 		ts := TypeStatus{
-			TypeURL: st.typeURL, Collection: st.collection,
+			TypeURL: short(st.typeURL), Collection: st.collection,
 			SentVersion: st.sentVersion, SentNonce: st.sentNonce, SentAt: st.sentAt,
 			SentResources: st.sentResources, Responses: st.responses,
-			AckedVersion: st.ackVersion, AckedNonce: st.ackNonce, AckedAt: st.ackAt,
+			AckedVersion: short(st.ackVersion), AckedNonce: st.ackNonce, AckedAt: st.ackAt,
 			WaitingForAck: st.outstanding, Nacked: st.nacked, Nacks: st.nacks,
 		}
 		if st.lastNack != nil {
 			n := *st.lastNack
+			n.Version, n.Message = short(n.Version), truncate(n.Message, 4*debugFieldBytes)
 			ts.LastNack = &n
 		}
 		if snap := c.s.snapshotFor(st.collection); snap != nil {

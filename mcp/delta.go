@@ -7,8 +7,6 @@ import (
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -27,7 +25,9 @@ func (a adsService) DeltaAggregatedResources(stream discovery.AggregatedDiscover
 func (c *conn) onDeltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.recordNode(req.GetNode())
+	if err := c.recordNode(req.GetNode()); err != nil {
+		return err
+	}
 	typeURL := req.GetTypeUrl()
 	if typeURL == "" {
 		c.s.log.Debug("mcp: delta request without type_url ignored", "client", c.id)
@@ -35,7 +35,24 @@ func (c *conn) onDeltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 	}
 	st, first, err := c.typeFor(typeURL)
 	if err != nil {
-		return status.Error(codes.ResourceExhausted, err.Error())
+		return err
+	}
+	// The names this request adds to what the stream keeps, counted before anything is kept.
+	// Initial versions stay counted for the life of the stream (an over-estimate once some are
+	// dropped, never an under-estimate).
+	added := 0
+	if first {
+		for n, v := range req.GetInitialResourceVersions() {
+			added += len(n) + len(v)
+		}
+	}
+	for _, n := range req.GetResourceNamesSubscribe() {
+		if _, ok := st.subscribed[n]; !ok {
+			added += len(n)
+		}
+	}
+	if err := c.addNameBytes(added); err != nil {
+		return err
 	}
 	if first {
 		st.subscribed = map[string]struct{}{}
@@ -59,8 +76,9 @@ func (c *conn) onDeltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 	for _, n := range req.GetResourceNamesUnsubscribe() {
 		if n == "*" {
 			st.wildcard = false
-		} else {
+		} else if _, ok := st.subscribed[n]; ok {
 			delete(st.subscribed, n)
+			c.nameBytes -= len(n)
 		}
 		delete(st.known, n) // the client drops it: a later subscription sends it again
 		st.pending, st.knownAt = true, ""

@@ -107,6 +107,7 @@ type adsc struct {
 	t      testing.TB
 	stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient
 	ack    bool
+	decode bool // decode every resource as Istiod does (the default); set before recv starts
 	resps  chan *discovery.DiscoveryResponse
 	done   chan struct{}
 
@@ -156,7 +157,7 @@ func startAdsc(t testing.TB, addr string, typeURLs []string, o adscOptions) *ads
 
 // newAdsc wraps an open stream; call go a.recv() to start reading.
 func newAdsc(t testing.TB, stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, ack bool) *adsc {
-	return &adsc{t: t, stream: stream, ack: ack, resps: make(chan *discovery.DiscoveryResponse, 1000),
+	return &adsc{t: t, stream: stream, ack: ack, decode: true, resps: make(chan *discovery.DiscoveryResponse, 1000),
 		done: make(chan struct{}), last: map[string]*discovery.DiscoveryResponse{},
 		state: map[string]map[string]*mcpapi.Resource{}}
 }
@@ -202,7 +203,7 @@ func (a *adsc) recv() {
 
 func (a *adsc) apply(resp *discovery.DiscoveryResponse) error {
 	got := map[string]*mcpapi.Resource{}
-	if resp.GetTypeUrl() != istio.MeshConfigTypeURL {
+	if resp.GetTypeUrl() != istio.MeshConfigTypeURL && a.decode {
 		for _, r := range resp.GetResources() {
 			env := &mcpapi.Resource{}
 			if err := r.UnmarshalTo(env); err != nil {

@@ -25,6 +25,7 @@ type metrics struct {
 	sendDuration    *prometheus.HistogramVec
 	pushLatency     *prometheus.HistogramVec
 	copies          prometheus.Counter
+	limitRejections *prometheus.CounterVec // limit
 }
 
 func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.Collector) *metrics {
@@ -56,6 +57,8 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.
 			Help: "Time from Set to a response carrying that collection version being sent to a client.", Buckets: durations}, []string{"collection"}),
 		copies: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_bridge_mcp_response_copies_total",
 			Help: "Responses copied per client because the grpc.Server was built without mcp.ServerOptions()."}),
+		limitRejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_limit_rejections_total",
+			Help: "Streams and requests refused because a client went over one of mcp.limits, by limit."}, []string{"limit"}),
 	}
 	m.clients = register(reg, log, m.clients)
 	m.responses = register(reg, log, m.responses)
@@ -70,6 +73,7 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.
 	m.sendDuration = register(reg, log, m.sendDuration)
 	m.pushLatency = register(reg, log, m.pushLatency)
 	m.copies = register(reg, log, m.copies)
+	m.limitRejections = register(reg, log, m.limitRejections)
 	register(reg, log, clients)
 	return m
 }

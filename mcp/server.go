@@ -23,6 +23,8 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
@@ -41,9 +43,9 @@ type Options struct {
 	// (Istiod ACKs after applying a response); the timeout only guards against clients that never
 	// reply. Default 30s.
 	AckTimeout time.Duration
-	// MaxTypesPerStream bounds the type URLs one stream may subscribe to (Istiod uses 16).
-	// Default 64.
-	MaxTypesPerStream int
+	// Limits bound what one client can make the server hold; zero fields take their defaults.
+	// Pass the same Limits to ServerOptions.
+	Limits Limits
 }
 
 // Server is an MCP-over-xDS server. Create it with NewServer; it holds no global state, so
@@ -52,7 +54,8 @@ type Server struct {
 	log        *slog.Logger
 	m          *metrics
 	ackTimeout time.Duration
-	maxTypes   int
+	limits     Limits
+	logs       *logLimiter // rate-limits what clients can make the server log
 
 	setMu sync.Mutex           // serialises Set
 	view  atomic.Pointer[view] // nil until the first Set: nothing is answered before it
@@ -61,10 +64,11 @@ type Server struct {
 	stop  chan struct{}        // closed by Close
 	once  sync.Once            // closes stop
 	wg    sync.WaitGroup       // running stream handlers
-	mu    sync.Mutex           // guards conns
+	mu    sync.Mutex           // guards conns and peers
 	conns map[*conn]struct{}
-	ids   atomic.Uint64 // stream ids
-	ads   adsService    // the gRPC service, kept off Server's method set
+	peers map[string]int // open streams per peer host
+	ids   atomic.Uint64  // stream ids
+	ads   adsService     // the gRPC service, kept off Server's method set
 }
 
 // view is the state of every collection set so far.
@@ -77,10 +81,11 @@ func NewServer(opts Options) *Server {
 	s := &Server{
 		log:        opts.Logger,
 		ackTimeout: opts.AckTimeout,
-		maxTypes:   opts.MaxTypesPerStream,
+		limits:     opts.Limits.WithDefaults(),
 		empty:      newEmptySnapshot(""),
 		stop:       make(chan struct{}),
 		conns:      map[*conn]struct{}{},
+		peers:      map[string]int{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -88,9 +93,7 @@ func NewServer(opts Options) *Server {
 	if s.ackTimeout <= 0 {
 		s.ackTimeout = 30 * time.Second
 	}
-	if s.maxTypes <= 0 {
-		s.maxTypes = 64
-	}
+	s.logs = newLogLimiter(s.log, 10*time.Second)
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -104,7 +107,7 @@ func NewServer(opts Options) *Server {
 }
 
 // Register registers the aggregated discovery service (state of the world and Delta) on g. Build
-// g with ServerOptions().
+// g with ServerOptions(limits), the same limits as Options.Limits.
 func (s *Server) Register(g *grpc.Server) {
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, s.ads)
 }
@@ -209,48 +212,90 @@ func (s *Server) nextNonce() string {
 	return fmt.Sprintf("%x", s.nonce.Add(1))
 }
 
-// addConn registers a new stream; it fails once the server is closed.
-func (s *Server) addConn(c *conn) bool {
+// addConn registers a new stream; it fails once the server is closed or a stream limit is
+// reached.
+func (s *Server) addConn(c *conn) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {
 	case <-s.stop:
-		return false
+		return status.Error(codes.Unavailable, "mcp server is shutting down")
 	default:
 	}
+	host := peerHost(c.peer)
+	if len(s.conns) >= s.limits.MaxStreams {
+		return s.reject(c, limitStreams, codes.ResourceExhausted, "the server has %d open streams", len(s.conns))
+	}
+	if s.peers[host] >= s.limits.MaxStreamsPerPeer {
+		return s.reject(c, limitStreamsPeer, codes.ResourceExhausted, "peer %s has %d open streams", truncate(host, logFieldBytes), s.peers[host])
+	}
 	s.conns[c] = struct{}{}
+	s.peers[host]++
 	s.wg.Add(1)
 	s.m.clients.WithLabelValues(c.protocol).Inc()
-	return true
+	return nil
 }
 
 func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	host := peerHost(c.peer)
+	if s.peers[host]--; s.peers[host] <= 0 {
+		delete(s.peers, host)
+	}
 	s.mu.Unlock()
 	s.m.clients.WithLabelValues(c.protocol).Dec()
 	s.wg.Done()
 }
 
-// Clients reports every open stream, oldest first, for /debug/clients.
+// reject counts a request or stream refused over a limit, logs it (rate-limited, fields
+// truncated) and returns the gRPC status the client gets, which names the limit and its key.
+func (s *Server) reject(c *conn, limit string, code codes.Code, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	s.m.limitRejections.WithLabelValues(limit).Inc()
+	s.logs.warn("limit:"+limit, "mcp: client over a limit; refused", "limit", limit, "key", limitKey(limit),
+		"client", c.id, "peer", truncate(c.peer, logFieldBytes), "node", truncate(c.nodeID, logFieldBytes), "detail", what)
+	return status.Errorf(code, "mcp-bridge limit %s exceeded: %s (configuration key %s)", limit, what, limitKey(limit))
+}
+
+// Clients reports every open stream, oldest first (at most Limits.MaxStreams of them).
 func (s *Server) Clients() []ClientStatus {
+	return s.ClientsPage(0, -1).Clients
+}
+
+// ClientPage is one page of /debug/clients.
+type ClientPage struct {
+	Total   int            `json:"total"` // open streams
+	Offset  int            `json:"offset"`
+	Limit   int            `json:"limit"`
+	Clients []ClientStatus `json:"clients"`
+}
+
+// ClientsPage reports the open streams from offset on, oldest first, at most limit of them
+// (all when limit < 0). Only the page's streams are inspected.
+func (s *Server) ClientsPage(offset, limit int) ClientPage {
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	out := make([]ClientStatus, 0, len(conns))
-	for _, c := range conns {
-		out = append(out, c.status())
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].ConnectedSince.Equal(out[j].ConnectedSince) {
-			return out[i].ConnectedSince.Before(out[j].ConnectedSince)
+	sort.Slice(conns, func(i, j int) bool {
+		if !conns[i].connected.Equal(conns[j].connected) {
+			return conns[i].connected.Before(conns[j].connected)
 		}
-		return out[i].ID < out[j].ID
+		return conns[i].seq < conns[j].seq
 	})
-	return out
+	page := ClientPage{Total: len(conns), Offset: offset, Limit: limit, Clients: []ClientStatus{}}
+	offset = min(max(offset, 0), len(conns))
+	end := len(conns)
+	if limit >= 0 {
+		end = min(end, offset+limit)
+	}
+	for _, c := range conns[offset:end] {
+		page.Clients = append(page.Clients, c.status())
+	}
+	return page
 }
 
 // metricCollection is the collection label for metrics: never a client-chosen string.

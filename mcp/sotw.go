@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -23,11 +24,15 @@ func (a adsService) StreamAggregatedResources(stream discovery.AggregatedDiscove
 // serveStream runs one ADS stream of either protocol: it registers the connection, applies the
 // client's requests as they arrive (on their own goroutine, so a slow send never delays an ACK
 // being recorded), and sends whatever the connection's state calls for until the stream ends.
+//
+// Sends run on a third goroutine so that a client that stops reading can be cut off: a send
+// blocked by flow control for Limits.SendTimeout makes the handler return, which makes gRPC
+// cancel the stream, which unblocks the send and frees the response it held.
 func serveStream[Req any](s *Server, ctx context.Context, protocol string, recv func() (Req, error),
 	onRequest func(*conn, Req) error, send func(*conn) (sent bool, retryIn time.Duration, err error)) error {
 	c := newConn(s, ctx, protocol)
-	if !s.addConn(c) {
-		return status.Error(codes.Unavailable, "mcp server is shutting down")
+	if err := s.addConn(c); err != nil {
+		return err
 	}
 	defer s.removeConn(c)
 	s.log.Info("mcp: client connected", "client", c.id, "peer", c.peer, "protocol", c.protocol)
@@ -36,6 +41,8 @@ func serveStream[Req any](s *Server, ctx context.Context, protocol string, recv 
 			req, err := recv()
 			if err == nil {
 				err = onRequest(c, req)
+			} else {
+				err = c.recvError(err)
 			}
 			if err != nil {
 				c.recvErr <- err
@@ -43,10 +50,33 @@ func serveStream[Req any](s *Server, ctx context.Context, protocol string, recv 
 			}
 		}
 	}()
-	err := c.loop(ctx, func() (bool, time.Duration, error) { return send(c) })
+	sent := make(chan error, 1)
+	go func() {
+		sent <- c.loop(ctx, func() (bool, time.Duration, error) {
+			t := time.AfterFunc(s.limits.SendTimeout, c.stall)
+			defer t.Stop()
+			return send(c)
+		})
+	}()
+	var err error
+	select {
+	case err = <-sent:
+	case <-c.stalled:
+		err = s.reject(c, limitSendTimeout, codes.DeadlineExceeded,
+			"the client has not taken a response for %v (it stopped reading)", s.limits.SendTimeout)
+	}
 	c.logEnd(err)
 	if errors.Is(err, io.EOF) {
 		return nil
+	}
+	return err
+}
+
+// recvError names the limit when gRPC refused a request over the receive limit.
+func (c *conn) recvError(err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max") {
+		return c.s.reject(c, limitRecvMessage, codes.ResourceExhausted, "request over %d bytes: %s",
+			c.s.limits.MaxRecvMessageBytes, truncate(st.Message(), logFieldBytes))
 	}
 	return err
 }
@@ -65,7 +95,9 @@ func (c *conn) logEnd(err error) {
 func (c *conn) onSotwRequest(req *discovery.DiscoveryRequest) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.recordNode(req.GetNode())
+	if err := c.recordNode(req.GetNode()); err != nil {
+		return err
+	}
 	typeURL := req.GetTypeUrl()
 	if typeURL == "" {
 		c.s.log.Debug("mcp: request without type_url ignored", "client", c.id)
@@ -73,7 +105,7 @@ func (c *conn) onSotwRequest(req *discovery.DiscoveryRequest) error {
 	}
 	st, first, err := c.typeFor(typeURL)
 	if err != nil {
-		return status.Error(codes.ResourceExhausted, err.Error())
+		return err
 	}
 	names := requestedNames(req.GetResourceNames())
 	nonce := req.GetResponseNonce()
@@ -81,11 +113,17 @@ func (c *conn) onSotwRequest(req *discovery.DiscoveryRequest) error {
 	case first, nonce == "", st.sentNonce == "":
 		// A new subscription, a client re-requesting from scratch, or anything before our first
 		// response (which all still wait for the first Set).
-		st.names, st.pending, st.outstanding = names, true, false
+		if err := c.setNames(st, names); err != nil {
+			return err
+		}
+		st.pending, st.outstanding = true, false
 	case nonce == st.sentNonce:
 		c.recordReply(st, req.GetVersionInfo(), nonce, req.GetErrorDetail())
 		if !slices.Equal(names, st.names) {
-			st.names, st.pending = names, true
+			if err := c.setNames(st, names); err != nil {
+				return err
+			}
+			st.pending = true
 		}
 	default:
 		// A stale or unknown nonce: the client has not seen our latest response yet (xDS says to
@@ -95,6 +133,23 @@ func (c *conn) onSotwRequest(req *discovery.DiscoveryRequest) error {
 	}
 	c.poke()
 	return nil
+}
+
+// setNames replaces the resource names a SotW type asks for, within the stream's name budget.
+func (c *conn) setNames(st *typeState, names []string) error {
+	if err := c.addNameBytes(namesBytes(names) - namesBytes(st.names)); err != nil {
+		return err
+	}
+	st.names = names
+	return nil
+}
+
+func namesBytes(names []string) int {
+	n := 0
+	for _, s := range names {
+		n += len(s)
+	}
+	return n
 }
 
 // requestedNames returns nil for a wildcard request (no names, or "*") and the sorted names

@@ -37,7 +37,7 @@ type Options struct {
 	// NewAdapter builds a registry's adapter; nil means NewAdapter, by the registry's type. Tests
 	// pass one to run an adapter built with test hooks inside the real pipeline.
 	NewAdapter func(config.Registry, registry.Options) (registry.Adapter, error)
-	// MCP configures the MCP server (Name, Logger and Metrics are set by the pipeline).
+	// MCP configures the MCP server (Name, Logger, Metrics and Limits are set by the pipeline).
 	MCP mcp.Options
 }
 
@@ -103,6 +103,7 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	}
 	mcpOpts := opts.MCP
 	mcpOpts.Name, mcpOpts.Logger, mcpOpts.Metrics = "mcp", log.With("component", "mcp"), reg
+	mcpOpts.Limits = cfg.MCP.Limits
 	p.server = mcp.NewServer(mcpOpts)
 	p.bridge = bridge.New(bridge.Options{
 		Merger:    p.merger,

@@ -45,7 +45,7 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 	if err != nil {
 		return fmt.Errorf("MCP listener on %s: %w", cfg.MCP.Address, err)
 	}
-	grpcOpts := mcp.ServerOptions()
+	grpcOpts := mcp.ServerOptionsFor(cfg.MCP.Limits)
 	if cfg.MCP.TLS.Enabled() {
 		certs, err := newCertReloader(cfg.MCP.TLS.CertFile, cfg.MCP.TLS.KeyFile)
 		if err != nil {
@@ -73,7 +73,7 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 		Handler: admin.Handler(admin.Sources{
 			Ready:      p.Ready,
 			Registries: p.Registries,
-			Clients:    func() any { return p.Server().Clients() },
+			Clients:    func(offset, limit int) any { return p.Server().ClientsPage(offset, limit) },
 			Invalid:    p.Invalid,
 			Config:     func() any { return p.ConfigStatus() },
 			Resources: func(w io.Writer, kind string) error {
