@@ -42,7 +42,9 @@ func decode(b []byte) (*Config, *yaml.Node, error) {
 }
 
 var (
-	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
+	// The type is a Go type name, or for a registry entry the struct built from the registry
+	// table (registryYAML), whose name has spaces.
+	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (.+)$`)
 	lineRE         = regexp.MustCompile(`^line (\d+): (.*)$`)
 )
 
@@ -106,6 +108,10 @@ func knownFields(t reflect.Type) map[string][]string {
 	walk = func(t reflect.Type) {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
 			t = t.Elem()
+		}
+		if t == reflect.TypeFor[Registry]() {
+			// A registry entry decodes through the struct built from the registry table.
+			t = registryYAML()
 		}
 		if t.Kind() != reflect.Struct {
 			return

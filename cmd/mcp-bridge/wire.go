@@ -14,9 +14,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
-	"github.com/mcp-bridge/mcp-bridge/registry/file"
-	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
+	"github.com/mcp-bridge/mcp-bridge/registry/registries"
 	"github.com/mcp-bridge/mcp-bridge/state"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
@@ -100,17 +98,13 @@ func buildPipeline(cfg *config.Config, log *slog.Logger) (*pipeline, error) {
 	return p, nil
 }
 
-// newAdapter is the one place that knows every registry type.
+// newAdapter builds a registry's adapter through the registry table.
 func newAdapter(r config.Registry, opts registry.Options) (registry.Adapter, error) {
-	switch r.Type {
-	case config.TypeFile:
-		return file.New(*r.File, opts)
-	case config.TypeZooKeeper:
-		return zookeeper.New(*r.ZooKeeper, opts)
-	case config.TypeNacos:
-		return nacos.New(*r.Nacos, opts)
+	t, ok := registries.Lookup(r.Type)
+	if !ok {
+		return nil, fmt.Errorf("unknown registry type %q", r.Type)
 	}
-	return nil, fmt.Errorf("unknown registry type %q", r.Type)
+	return t.New(r.Config, opts)
 }
 
 // runAdapters starts every adapter; the returned WaitGroup ends when all have returned.

@@ -26,6 +26,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/registries"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 	"github.com/mcp-bridge/mcp-bridge/translate"
@@ -46,8 +47,9 @@ type pipeline struct {
 
 func startPipeline(t testing.TB, cfg zookeeper.Config, debounce merge.Debounce) *pipeline {
 	t.Helper()
+	zkType, _ := registries.Lookup("zookeeper")
 	tr, err := translate.New(translate.Options{EndpointMode: translate.EndpointModeWorkloadEntry,
-		Registries: []translate.RegistryOptions{{Name: "zk", Type: "zookeeper", Namespace: "zk"}}})
+		Registries: []translate.RegistryOptions{{Name: "zk", Hosts: zkType.DefaultHosts, Namespace: "zk"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
