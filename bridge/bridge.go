@@ -8,7 +8,6 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -199,15 +198,6 @@ func toMCP(r *translate.Resource) *mcp.Resource {
 		Annotations: r.Annotations,
 		Body:        r.Body,
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // collectionKind returns the Kind part of "group/Kind".

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 
@@ -180,13 +181,13 @@ func (s *Service) Port(name string) (Port, bool) {
 func (s *Service) Clone() *Service {
 	c := *s
 	c.Ports = append([]Port(nil), s.Ports...)
-	c.Labels = cloneMap(s.Labels)
+	c.Labels = maps.Clone(s.Labels)
 	c.Aliases = append([]string(nil), s.Aliases...)
 	c.Consumers = append([]string(nil), s.Consumers...)
 	c.Instances = make([]Instance, len(s.Instances))
 	for i, in := range s.Instances {
-		in.Ports = cloneMap(in.Ports)
-		in.Labels = cloneMap(in.Labels)
+		in.Ports = maps.Clone(in.Ports)
+		in.Labels = maps.Clone(in.Labels)
 		c.Instances[i] = in
 	}
 	return &c
@@ -232,17 +233,6 @@ func (s *Service) Validate() error {
 // SortInstances orders instances by ID, so equal content compares and hashes equal.
 func (s *Service) SortInstances() {
 	sort.Slice(s.Instances, func(i, j int) bool { return s.Instances[i].ID < s.Instances[j].ID })
-}
-
-func cloneMap[V any](m map[string]V) map[string]V {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]V, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 // Sink receives what an adapter sees. Implementations are safe for concurrent use, never block for
