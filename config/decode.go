@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
 // decode strictly decodes one YAML document into a Config and also returns the document's node
@@ -341,11 +343,7 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	return c, nil
 }
 
-var (
-	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-)
-
-func isDNSLabel(s string) bool { return len(s) <= 63 && dnsLabelRE.MatchString(s) }
+func isDNSLabel(s string) bool { return translate.IsDNSLabel(s) }
 
 func isDNSName(s string) bool {
 	if len(s) > 253 || s == "" {

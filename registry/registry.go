@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -52,6 +53,14 @@ const (
 	ProtocolHTTPS  Protocol = "https"
 	ProtocolTCP    Protocol = "tcp" // anything else that is plain TCP
 )
+
+// Protocols returns every valid Protocol.
+func Protocols() []Protocol {
+	return []Protocol{ProtocolDubbo, ProtocolTriple, ProtocolGRPC, ProtocolHTTP, ProtocolHTTPS, ProtocolTCP}
+}
+
+// Valid reports whether p is one of Protocols.
+func (p Protocol) Valid() bool { return slices.Contains(Protocols(), p) }
 
 // Port is one port a service exposes. Name is unique within the service and is how instances
 // give their own number for it; by convention it equals the protocol for a service's main port of

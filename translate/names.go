@@ -115,6 +115,10 @@ func isDNS1123Label(s string) bool {
 	return true
 }
 
+// IsDNSLabel reports whether s is a Kubernetes DNS label (RFC 1123, lower case only), as namespace
+// names and registry names must be: the one definition config uses too.
+func IsDNSLabel(s string) bool { return isDNSLabel(s) }
+
 // isDNSLabel is the stricter Kubernetes form (lower case only) that namespace names need.
 func isDNSLabel(s string) bool {
 	if !isDNS1123Label(s) {
