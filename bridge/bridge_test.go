@@ -234,7 +234,7 @@ func service(name string, addrs ...string) *registry.Service {
 
 func newTestBridge(t *testing.T, static []*istio.Resource) (*Bridge, *prometheus.Registry) {
 	t.Helper()
-	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "shop", Type: translate.RegistryFile}}})
+	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "shop", Hosts: translate.HostTemplates{Application: "{{.Name}}.file"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

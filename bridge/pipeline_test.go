@@ -22,6 +22,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/registries"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
@@ -76,8 +77,17 @@ func byRegistry(services []*registry.Service) map[string][]*registry.Service {
 
 func translateOptions(mode string) translate.Options {
 	return translate.Options{EndpointMode: mode, MaxWorkloadEntriesPerNamespace: -1, Registries: []translate.RegistryOptions{
-		{Name: regZK, Type: translate.RegistryZookeeper}, {Name: regNacos, Type: translate.RegistryNacos},
+		{Name: regZK, Hosts: typeHosts("zookeeper")}, {Name: regNacos, Hosts: typeHosts("nacos")},
 	}}
+}
+
+// typeHosts returns a registry type's default host templates from the registry table.
+func typeHosts(typ string) translate.HostTemplates {
+	t, ok := registries.Lookup(typ)
+	if !ok {
+		panic("no registry type " + typ)
+	}
+	return t.DefaultHosts
 }
 
 // pipeline is one running bridge with its client. close it when done.

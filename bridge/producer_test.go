@@ -32,7 +32,7 @@ func TestProducerConflict(t *testing.T) {
 		{"static first wins", true, "static", "static"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "shop", Type: translate.RegistryFile}}})
+			tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "shop", Hosts: translate.HostTemplates{Application: "{{.Name}}.file"}}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +126,7 @@ func TestMergeCollectionIdentity(t *testing.T) {
 
 func mustTranslate(t *testing.T, s *registry.Service) *istio.Resource {
 	t.Helper()
-	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "shop", Type: translate.RegistryFile}}})
+	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "shop", Hosts: translate.HostTemplates{Application: "{{.Name}}.file"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

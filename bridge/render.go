@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -99,7 +101,7 @@ func object(r *istio.Resource, withVersion bool) (map[string]any, error) {
 func AllResources(out *translate.Output, static []*istio.Resource) []*istio.Resource {
 	var all []*istio.Resource
 	if out != nil {
-		for _, coll := range sortedKeys(out.Resources) {
+		for _, coll := range slices.Sorted(maps.Keys(out.Resources)) {
 			all = append(all, out.Resources[coll]...)
 		}
 	}

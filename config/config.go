@@ -11,9 +11,6 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
-	"github.com/mcp-bridge/mcp-bridge/registry/file"
-	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
 	"github.com/mcp-bridge/mcp-bridge/state"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
@@ -92,32 +89,6 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// Registry is one registry to watch: a name, a type and the block for that type.
-type Registry struct {
-	// Name identifies the registry in logs, metrics, status pages and resource labels. Required;
-	// a DNS label (lower-case letters, digits, '-'), unique.
-	Name string `yaml:"name"`
-	// Type is file, zookeeper or nacos; the block of the same name configures it.
-	Type string `yaml:"type"`
-	// Namespace is the Istio namespace the registry's resources are placed in. Default: the
-	// registry's name.
-	Namespace string `yaml:"namespace"`
-	// Hosts overrides the host name templates per kind of service. Defaults depend on the type
-	// (docs/registries.md#hosts): e.g. Nacos "<service>.<group>.<namespace>.nacos".
-	Hosts translate.HostTemplates `yaml:"hosts"`
-
-	File      *file.Config      `yaml:"file"`
-	ZooKeeper *zookeeper.Config `yaml:"zookeeper"`
-	Nacos     *nacos.Config     `yaml:"nacos"`
-}
-
-// Registry types.
-const (
-	TypeFile      = "file"
-	TypeZooKeeper = "zookeeper"
-	TypeNacos     = "nacos"
-)
-
 // Defaults for the listeners.
 const (
 	DefaultMCPAddress   = ":18848"
@@ -127,7 +98,8 @@ const (
 // Default is the configuration used when no file is given: the embedded example services of the
 // file registry, served on the default addresses.
 func Default() *Config {
-	c := &Config{Registries: []Registry{{Name: "example", Type: TypeFile, File: &file.Config{}}}}
+	// A file registry with no block serves the embedded example services.
+	c := &Config{Registries: []Registry{{Name: "example", Type: "file"}}}
 	c.applyDefaults()
 	return c
 }
@@ -181,26 +153,7 @@ func (c *Config) applyDefaults() {
 	c.Duplicates = c.Duplicates.WithDefaults()
 	c.State = c.State.WithDefaults()
 	for i := range c.Registries {
-		r := &c.Registries[i]
-		if r.Namespace == "" && isDNSLabel(r.Name) {
-			// An invalid name is reported once, as the name, not again as a namespace.
-			r.Namespace = r.Name
-		}
-		if r.Type == TypeFile && r.File == nil {
-			// A file registry with no block serves the embedded example services.
-			r.File = &file.Config{}
-		}
-		switch {
-		case r.File != nil:
-			d := r.File.WithDefaults()
-			r.File = &d
-		case r.ZooKeeper != nil:
-			d := r.ZooKeeper.WithDefaults()
-			r.ZooKeeper = &d
-		case r.Nacos != nil:
-			d := r.Nacos.WithDefaults()
-			r.Nacos = &d
-		}
+		c.Registries[i].applyDefaults()
 	}
 	c.Translate = c.Translate.WithDefaults()
 	c.Translate.Registries = c.TranslateRegistries()
@@ -210,7 +163,7 @@ func (c *Config) applyDefaults() {
 func (c *Config) TranslateRegistries() []translate.RegistryOptions {
 	out := make([]translate.RegistryOptions, 0, len(c.Registries))
 	for _, r := range c.Registries {
-		out = append(out, translate.RegistryOptions{Name: r.Name, Type: r.Type, Namespace: r.Namespace, Hosts: r.Hosts})
+		out = append(out, r.translateOptions())
 	}
 	return out
 }
@@ -272,53 +225,6 @@ func (c *Config) validate() problems {
 		}
 	}
 	return ps
-}
-
-func (ps *problems) validateRegistry(path string, r Registry) {
-	if r.Name == "" {
-		ps.add(path+".name", "is required")
-	} else if !isDNSLabel(r.Name) {
-		ps.add(path+".name", fmt.Sprintf("%q must be a DNS label: lower-case letters, digits and '-', at most 63 characters", r.Name))
-	}
-	if r.Namespace != "" && !isDNSLabel(r.Namespace) {
-		ps.add(path+".namespace", fmt.Sprintf("%q is not a valid Kubernetes namespace name (DNS label)", r.Namespace))
-	}
-	ps.check(path+".hosts", r.Hosts.Validate())
-	blocks := []struct {
-		typ     string
-		present bool
-	}{{TypeFile, r.File != nil}, {TypeZooKeeper, r.ZooKeeper != nil}, {TypeNacos, r.Nacos != nil}}
-	hasOwnBlock := false
-	for _, b := range blocks {
-		switch {
-		case b.present && b.typ == r.Type:
-			hasOwnBlock = true
-		case b.present:
-			ps.add(path+"."+b.typ, fmt.Sprintf("block %q does not match type %q", b.typ, r.Type))
-		}
-	}
-	switch r.Type {
-	case "":
-		ps.add(path+".type", "is required: one of file, zookeeper, nacos")
-		return
-	case TypeFile, TypeZooKeeper, TypeNacos:
-	default:
-		ps.add(path+".type", fmt.Sprintf("%q is not a known registry type: one of file, zookeeper, nacos", r.Type))
-		return
-	}
-	if !hasOwnBlock {
-		ps.add(path+"."+r.Type, fmt.Sprintf("is required for type %q", r.Type))
-		return
-	}
-	p := path + "." + r.Type
-	switch r.Type {
-	case TypeFile:
-		ps.check(p, r.File.Validate())
-	case TypeZooKeeper:
-		ps.check(p, r.ZooKeeper.Validate())
-	case TypeNacos:
-		ps.check(p, r.Nacos.Validate())
-	}
 }
 
 func validateAddress(addr string) error {

@@ -7,6 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/file"
+	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
+	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
 )
 
 // A registry block that is valid on its own, to append to documents testing something else.
@@ -32,6 +39,11 @@ func TestParseRejectsMalformedConfig(t *testing.T) {
 		{"two documents", fileRegistry + "---\n" + fileRegistry, []string{"more than one YAML document"}},
 		{"unknown top-level field", fileRegistry + "registry: x\n", []string{"line 4", `unknown field "registry"`, "valid fields:", "registries"}},
 		{"unknown nested field", "registries:\n- name: a\n  type: file\n  file:\n    path: x\n    paht: y\n", []string{"line 6", `unknown field "paht"`, "registries[0].file", "path, pollInterval"}},
+		{"unknown field in a registry entry", fileRegistry + "  typo: x\n", []string{"line 4", `unknown field "typo" in registries[0]`, "valid fields: file, hosts, nacos, name, namespace, type, zookeeper"}},
+		{"unknown field in a zookeeper block", "registries:\n- name: a\n  type: zookeeper\n  zookeeper:\n    servers: [zk:2181]\n    sever: x\n", []string{"line 6", `unknown field "sever" in registries[0].zookeeper`, "servers"}},
+		{"unknown field deep in a nacos block", "registries:\n- name: a\n  type: nacos\n  nacos:\n    servers: [n:8848]\n    tls: {enabled: true, caFlie: x}\n", []string{"line 6", `unknown field "caFlie"`, "caFile"}},
+		{"duplicated key in a registry block", "registries:\n- name: a\n  type: zookeeper\n  zookeeper:\n    servers: [zk:2181]\n    servers: [zk:2182]\n", []string{"line 6", `"servers" already defined at line 5`}},
+		{"wrong type in a registry block", "registries:\n- name: a\n  type: file\n  file:\n    pollInterval: [1]\n", []string{"line 5", "registries[0].file.pollInterval"}},
 		{"unknown field in mcp", "mcp:\n  adress: :1\n" + fileRegistry, []string{"line 2", `unknown field "adress" in mcp`, "address"}},
 		{"duplicated key", "mcp:\n  address: :1\n  address: :2\n" + fileRegistry, []string{"line 3", `"address" already defined at line 2`}},
 		{"wrong type for a section", "mcp: [1]\n" + fileRegistry, []string{"line 1", "mcp", "list"}},
@@ -120,7 +132,7 @@ func TestDefaults(t *testing.T) {
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "text"},
 		{"registry namespace defaults to its name", c.Registries[0].Namespace, "a"},
-		{"file registry block created", c.Registries[0].File != nil, true},
+		{"file registry block created", c.Registries[0].Config != nil, true},
 		{"debounce.quiet", c.Debounce.Quiet, 100 * time.Millisecond},
 		{"translate.endpointMode", c.Translate.EndpointMode, "inline"},
 		{"translate registries follow the registry list", len(c.Translate.Registries), 1},
@@ -139,7 +151,7 @@ func TestDefaults(t *testing.T) {
 
 func TestDefaultServesTheEmbeddedExample(t *testing.T) {
 	c := Default()
-	if len(c.Registries) != 1 || c.Registries[0].Type != TypeFile || c.Registries[0].File == nil || c.Registries[0].File.Path != "" {
+	if len(c.Registries) != 1 || c.Registries[0].Type != "file" || !reflect.DeepEqual(c.Registries[0].Config, ptr(file.Config{}.WithDefaults())) {
 		t.Fatalf("default registries = %+v, want one file registry with no path (the embedded example)", c.Registries)
 	}
 	if errs := c.validate(); len(errs) > 0 {
@@ -167,3 +179,64 @@ func TestExampleDocumentsEveryOption(t *testing.T) {
 		}
 	}
 }
+
+// A registry entry's block decodes into the adapter package's own Config, defaulted, and writes back
+// in the same YAML shape; two decodings of one document are DeepEqual (a reload compares blocks).
+func TestRegistryBlocksRoundTrip(t *testing.T) {
+	doc := []byte(`registries:
+- name: zk
+  type: zookeeper
+  zookeeper: {servers: [zk:2181], digest: {env: ZK_DIGEST}}
+- name: nc
+  type: nacos
+  nacos: {servers: [nacos:8848], username: u, password: {file: /run/pw}}
+- name: ex
+  type: file
+`)
+	c, err := Parse(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zkc, ok := c.Registries[0].Config.(*zookeeper.Config)
+	if !ok || zkc.Servers[0] != "zk:2181" || zkc.SessionTimeout != 30*time.Second {
+		t.Errorf("zookeeper block = %#v, want *zookeeper.Config with servers and defaults", c.Registries[0].Config)
+	}
+	if _, ok := c.Registries[1].Config.(*nacos.Config); !ok {
+		t.Errorf("nacos block = %T", c.Registries[1].Config)
+	}
+	again, err := Parse(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.Registries, again.Registries) {
+		t.Error("two decodings of one document differ")
+	}
+	out, err := yaml.Marshal(c.Registries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(append([]byte("registries:\n"), indent(out)...))
+	if err != nil {
+		t.Fatalf("marshalled registries do not parse: %v\n%s", err, out)
+	}
+	// Compared as YAML: an empty list written out comes back as an empty, not a nil, slice.
+	if again, err := yaml.Marshal(back.Registries); err != nil || string(again) != string(out) {
+		t.Errorf("round trip changed the registries (%v):\n%s\nthen:\n%s", err, out, again)
+	}
+	if !strings.Contains(string(out), "  zookeeper:\n") || !strings.Contains(string(out), "  nacos:\n") {
+		t.Errorf("blocks are not written under their type's key:\n%s", out)
+	}
+	want := map[string]registry.Secret{
+		"registries[0].zookeeper.digest": {Env: "ZK_DIGEST"},
+		"registries[1].nacos.password":   {File: "/run/pw"},
+	}
+	if got := c.Secrets(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Secrets() = %v, want %v", got, want)
+	}
+}
+
+func indent(b []byte) []byte {
+	return []byte("  " + strings.ReplaceAll(strings.TrimRight(string(b), "\n"), "\n", "\n  ") + "\n")
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // decode strictly decodes one YAML document into a Config and also returns the document's node
@@ -42,7 +44,9 @@ func decode(b []byte) (*Config, *yaml.Node, error) {
 }
 
 var (
-	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
+	// The type is a Go type name, or for a registry entry the struct built from the registry
+	// table (registryYAML), whose name has spaces.
+	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (.+)$`)
 	lineRE         = regexp.MustCompile(`^line (\d+): (.*)$`)
 )
 
@@ -106,6 +110,10 @@ func knownFields(t reflect.Type) map[string][]string {
 	walk = func(t reflect.Type) {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
 			t = t.Elem()
+		}
+		if t == reflect.TypeFor[Registry]() {
+			// A registry entry decodes through the struct built from the registry table.
+			t = registryYAML()
 		}
 		if t.Kind() != reflect.Struct {
 			return
@@ -335,11 +343,7 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	return c, nil
 }
 
-var (
-	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-)
-
-func isDNSLabel(s string) bool { return len(s) <= 63 && dnsLabelRE.MatchString(s) }
+func isDNSLabel(s string) bool { return istio.IsDNSLabel(s) }
 
 func isDNSName(s string) bool {
 	if len(s) > 253 || s == "" {

@@ -28,6 +28,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/e2e/xdsview"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/file"
+	"github.com/mcp-bridge/mcp-bridge/registry/registries"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
@@ -183,9 +184,10 @@ type scaleEstate struct {
 func newScaleEstate(sc scaleConfig) *scaleEstate {
 	e := &scaleEstate{byFile: map[int][]int{}, hosts: map[int]string{},
 		ports: map[string]uint32{"dubbo": 20880, "tri": 50051, "http": 8080}}
+	fileType, _ := registries.Lookup("file")
 	regs := make([]translate.RegistryOptions, sc.files)
 	for f := range regs {
-		regs[f] = translate.RegistryOptions{Name: scaleRegistry(f), Type: translate.RegistryFile}
+		regs[f] = translate.RegistryOptions{Name: scaleRegistry(f), Hosts: fileType.DefaultHosts}
 	}
 	// Only Host is used: it needs the registries' names and types, not the namespaces.
 	tr, err := translate.New(translate.Options{Registries: regs})

@@ -16,7 +16,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/e2e/xdsview"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
+	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 )
 
 // What the ZooKeeper scenario registers, and what Istio must make of it. The expectations follow

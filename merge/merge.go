@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcp-bridge/mcp-bridge/internal/clock"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
@@ -48,7 +49,7 @@ import (
 type Merger struct {
 	opts  Options
 	log   *slog.Logger
-	clock Clock
+	clock clock.Clock
 	met   *metrics
 	wake  chan struct{} // capacity 1: a pending wake-up for Run
 

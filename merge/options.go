@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcp-bridge/mcp-bridge/internal/clock"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
@@ -42,7 +43,7 @@ type Options struct {
 	// Metrics is where the merger registers its collectors; nil registers nothing.
 	Metrics prometheus.Registerer `yaml:"-"`
 	// Clock defaults to the system clock; tests inject a fake one.
-	Clock Clock `yaml:"-"`
+	Clock clock.Clock `yaml:"-"`
 }
 
 // Debounce batches registry events into snapshots: a snapshot is emitted once no event arrived
@@ -205,18 +206,6 @@ func (d Duplicates) Validate(registries []string) error {
 // the instances of services merged from several registries.
 const RegistryLabel = "mcp-bridge.io/registry"
 
-// Clock is the time source of a Merger.
-type Clock interface {
-	Now() time.Time
-	// After returns a channel that receives once d has passed.
-	After(d time.Duration) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
 // WithDefaults fills in the zero values.
 func (o Options) WithDefaults() Options {
 	o.Debounce = o.Debounce.WithDefaults()
@@ -226,7 +215,7 @@ func (o Options) WithDefaults() Options {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clock.System{}
 	}
 	return o
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 )
 
 // parse builds a validated configuration from YAML.
@@ -135,9 +136,10 @@ registries:
       username: bridge
       password: {file: /etc/mcp-bridge/nacos-password}
 `)
-	c.Registries[0].Nacos.AccessKey = registry.Secret{Env: "NACOS_AK"}
+	nc := c.Registries[0].Config.(*nacos.Config)
+	nc.AccessKey = registry.Secret{Env: "NACOS_AK"}
 	// No option takes a URL today; one with user info would be masked.
-	c.Registries[0].Nacos.Servers = []string{"http://bridge:hunter2@nacos:8848"}
+	nc.Servers = []string{"http://bridge:hunter2@nacos:8848"}
 	got := masked(c)
 	b := mustYAML(t, got)
 	for _, want := range []string{"/etc/mcp-bridge/nacos-password", "NACOS_AK", "username: bridge", "http://<masked>@nacos:8848"} {

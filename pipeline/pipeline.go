@@ -23,9 +23,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
-	"github.com/mcp-bridge/mcp-bridge/registry/file"
-	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
+	"github.com/mcp-bridge/mcp-bridge/registry/registries"
 	"github.com/mcp-bridge/mcp-bridge/state"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
@@ -137,17 +135,13 @@ func producers(tr *translate.Translator, static []*istio.Resource) []bridge.Prod
 
 func (p *Pipeline) host(s *registry.Service) string { return p.tr.Load().Host(s) }
 
-// NewAdapter is the one place that knows every registry type.
+// NewAdapter builds a registry's adapter through the registry table.
 func NewAdapter(r config.Registry, opts registry.Options) (registry.Adapter, error) {
-	switch r.Type {
-	case config.TypeFile:
-		return file.New(*r.File, opts)
-	case config.TypeZooKeeper:
-		return zookeeper.New(*r.ZooKeeper, opts)
-	case config.TypeNacos:
-		return nacos.New(*r.Nacos, opts)
+	t, ok := registries.Lookup(r.Type)
+	if !ok {
+		return nil, fmt.Errorf("unknown registry type %q", r.Type)
 	}
-	return nil, fmt.Errorf("unknown registry type %q", r.Type)
+	return t.New(r.Config, opts)
 }
 
 // Server is the MCP server to register on the gRPC server.

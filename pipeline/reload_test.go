@@ -24,8 +24,8 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/admin"
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 const typeSE = "networking.istio.io/v1/ServiceEntry"

@@ -32,6 +32,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -63,6 +65,14 @@ const (
 	ProtocolHTTPS  Protocol = "https"
 	ProtocolTCP    Protocol = "tcp" // anything else that is plain TCP
 )
+
+// Protocols returns every valid Protocol.
+func Protocols() []Protocol {
+	return []Protocol{ProtocolDubbo, ProtocolTriple, ProtocolGRPC, ProtocolHTTP, ProtocolHTTPS, ProtocolTCP}
+}
+
+// Valid reports whether p is one of Protocols.
+func (p Protocol) Valid() bool { return slices.Contains(Protocols(), p) }
 
 // Port is one port a service exposes. Name is unique within the service and is how instances
 // give their own number for it; by convention it equals the protocol for a service's main port of
@@ -193,13 +203,13 @@ func (s *Service) Port(name string) (Port, bool) {
 func (s *Service) Clone() *Service {
 	c := *s
 	c.Ports = append([]Port(nil), s.Ports...)
-	c.Labels = cloneMap(s.Labels)
+	c.Labels = maps.Clone(s.Labels)
 	c.Aliases = append([]string(nil), s.Aliases...)
 	c.Consumers = append([]string(nil), s.Consumers...)
 	c.Instances = make([]Instance, len(s.Instances))
 	for i, in := range s.Instances {
-		in.Ports = cloneMap(in.Ports)
-		in.Labels = cloneMap(in.Labels)
+		in.Ports = maps.Clone(in.Ports)
+		in.Labels = maps.Clone(in.Labels)
 		c.Instances[i] = in
 	}
 	return &c
@@ -251,17 +261,6 @@ func (s *Service) Validate() error {
 // SortInstances orders instances by ID, so equal content compares and hashes equal.
 func (s *Service) SortInstances() {
 	sort.Slice(s.Instances, func(i, j int) bool { return s.Instances[i].ID < s.Instances[j].ID })
-}
-
-func cloneMap[V any](m map[string]V) map[string]V {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]V, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 // Sink receives what an adapter sees. Implementations are safe for concurrent use, never block for

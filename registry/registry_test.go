@@ -130,3 +130,17 @@ func TestSecret(t *testing.T) {
 		t.Error("a secret with both file and env validated")
 	}
 }
+
+func TestProtocolValid(t *testing.T) {
+	for _, tc := range []struct {
+		p    Protocol
+		want bool
+	}{
+		{ProtocolDubbo, true}, {ProtocolTriple, true}, {ProtocolGRPC, true}, {ProtocolHTTP, true},
+		{ProtocolHTTPS, true}, {ProtocolTCP, true}, {"thrift", false}, {"", false}, {"HTTP", false},
+	} {
+		if got := tc.p.Valid(); got != tc.want {
+			t.Errorf("Protocol(%q).Valid() = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcp-bridge/mcp-bridge/internal/clock"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
@@ -27,18 +28,6 @@ type Source interface {
 	Collect() []Registry
 }
 
-// Clock is the time source of a Store.
-type Clock interface {
-	Now() time.Time
-	// After returns a channel that receives once d has passed.
-	After(d time.Duration) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
 // Options are what New needs besides the configuration.
 type Options struct {
 	// Logger defaults to discarding.
@@ -46,7 +35,7 @@ type Options struct {
 	// Metrics is where the store registers its collectors; nil registers nothing.
 	Metrics prometheus.Registerer
 	// Clock defaults to the system clock; tests inject a fake one.
-	Clock Clock
+	Clock clock.Clock
 }
 
 // Ref names a configured registry: saved state is restored to the registry with the same name
@@ -59,7 +48,7 @@ type Ref struct {
 type Store struct {
 	cfg   Config
 	log   *slog.Logger
-	clock Clock
+	clock clock.Clock
 	met   *metrics
 
 	mu     sync.Mutex
@@ -135,7 +124,7 @@ func New(cfg Config, opts Options) (*Store, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Clock == nil {
-		opts.Clock = systemClock{}
+		opts.Clock = clock.System{}
 	}
 	s := &Store{
 		cfg: cfg, log: opts.Logger, clock: opts.Clock, met: newMetrics(),

@@ -31,7 +31,7 @@ func providerURLLabels(_ *registry.Service, i, j int) map[string]string {
 
 func benchOptions(mode string) Options {
 	return Options{EndpointMode: mode, MaxWorkloadEntriesPerNamespace: -1, Registries: []RegistryOptions{
-		{Name: benchestate.RegistryZK, Type: RegistryZookeeper}, {Name: benchestate.RegistryNacos, Type: RegistryNacos},
+		{Name: benchestate.RegistryZK, Hosts: zookeeperHosts}, {Name: benchestate.RegistryNacos, Hosts: nacosHosts},
 	}}
 }
 

@@ -72,7 +72,7 @@ func FuzzHost(f *testing.F) {
 			return
 		}
 		kind := []registry.Kind{registry.KindApplication, registry.KindDubboInterface, registry.KindDubboApplication}[int(k)%3]
-		opts := Options{PreserveHostCase: k >= 128, Registries: []RegistryOptions{{Name: "r", Type: RegistryNacos,
+		opts := Options{PreserveHostCase: k >= 128, Registries: []RegistryOptions{{Name: "r",
 			Hosts: HostTemplates{Application: tmpl, DubboInterface: tmpl, DubboApplication: tmpl}}}}
 		tr, err := New(opts)
 		if err != nil {

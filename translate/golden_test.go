@@ -25,11 +25,11 @@ func goldenOptions(mode string) Options {
 		EndpointMode:                   mode,
 		MaxWorkloadEntriesPerNamespace: 4,
 		Registries: []RegistryOptions{
-			{Name: "zk", Type: RegistryZookeeper},
-			{Name: "nacos-prod", Type: RegistryNacos},
-			{Name: "eureka", Type: RegistryEureka},
-			{Name: "consul", Type: RegistryConsul},
-			{Name: "file", Type: RegistryFile, Namespace: "file-services"},
+			{Name: "zk", Hosts: zookeeperHosts},
+			{Name: "nacos-prod", Hosts: nacosHosts},
+			{Name: "eureka", Hosts: eurekaHosts},
+			{Name: "consul", Hosts: consulHosts},
+			{Name: "file", Hosts: fileHosts, Namespace: "file-services"},
 		},
 	}
 }

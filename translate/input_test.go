@@ -9,7 +9,7 @@ import (
 )
 
 func fileOptions() Options {
-	return Options{Registries: []RegistryOptions{{Name: "file", Type: RegistryFile}}}
+	return Options{Registries: []RegistryOptions{{Name: "file", Hosts: fileHosts}}}
 }
 
 func warningsOf(out *Output, reason string) []istio.Warning {

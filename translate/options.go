@@ -37,17 +37,6 @@ const (
 	VIPForAll = "all" // every service gets one, so Istio's DNS proxy can answer for every host
 )
 
-// Registry types with default host templates (docs/registries.md#hosts).
-const (
-	RegistryFile      = "file"
-	RegistryZookeeper = "zookeeper"
-	RegistryNacos     = "nacos"
-	RegistryConsul    = "consul"
-	RegistryEureka    = "eureka"
-)
-
-var registryTypes = []string{RegistryFile, RegistryZookeeper, RegistryNacos, RegistryConsul, RegistryEureka}
-
 // Defaults. The VIP range sits in the reserved class E block like Istio's own allocator
 // (240.240.0.0/16), but does not overlap it, and is large: VIPs are a hash of the host, so a
 // bigger range means fewer collisions, and collisions are the only case in which the VIP of a
@@ -134,14 +123,12 @@ type Options struct {
 type RegistryOptions struct {
 	// Name is the registry's configured name (registry.Service.Registry). Required.
 	Name string `yaml:"name" json:"name"`
-	// Type is file, zookeeper, nacos, consul or eureka; it selects the default host templates.
-	// Required.
-	Type string `yaml:"type" json:"type"`
 	// Namespace is the Istio namespace this registry's resources go to. Default: the registry name,
 	// which must then be a valid namespace name (DNS-1123 label).
 	Namespace string `yaml:"namespace" json:"namespace,omitempty"`
-	// Hosts are the host templates per kind of service. Empty ones default to
-	// DefaultHostTemplates(Type).
+	// Hosts are the host templates per kind of service. The caller fills in the registry type's
+	// defaults (config does, from registry/registries: translate knows no registry types); empty
+	// ones default to DefaultHostTemplates.
 	Hosts HostTemplates `yaml:"hosts" json:"hosts,omitempty"`
 }
 
@@ -164,23 +151,10 @@ type HostTemplates struct {
 // registered in ZooKeeper and in Nacos gets one host.
 const dubboInterfaceTemplate = `{{.Name}}{{with .Group}}-{{.}}{{end}}{{with .Version}}-{{.}}{{end}}`
 
-// DefaultHostTemplates returns the default host templates for a registry type (docs/registries.md#hosts).
-// An unknown type gets "<name>.<registry name>" for applications.
-func DefaultHostTemplates(registryType string) HostTemplates {
+// DefaultHostTemplates returns the host templates of a registry whose options set none and whose
+// type gives none: "<name>.<registry name>" for applications, Aeraki's form for Dubbo interfaces.
+func DefaultHostTemplates() HostTemplates {
 	app := `{{.Name}}.{{.Registry}}`
-	switch registryType {
-	case RegistryNacos:
-		// The form of Nacos's own MCP server and Higress, lower-cased: DEFAULT_GROUP -> default-group.
-		app = `{{.Name}}.{{.Group | default "default-group"}}.{{.Namespace | default "public"}}.nacos`
-	case RegistryZookeeper:
-		app = `{{.Name}}.zookeeper`
-	case RegistryConsul:
-		app = `{{.Name}}{{with .Namespace}}.{{.}}{{end}}.consul`
-	case RegistryEureka:
-		app = `{{.Name}}.eureka`
-	case RegistryFile:
-		app = `{{.Name}}.file`
-	}
 	return HostTemplates{Application: app, DubboInterface: dubboInterfaceTemplate, DubboApplication: app}
 }
 
@@ -214,7 +188,7 @@ func (o Options) WithDefaults() Options {
 		if r.Namespace == "" {
 			r.Namespace = r.Name
 		}
-		def := DefaultHostTemplates(r.Type)
+		def := DefaultHostTemplates()
 		if r.Hosts.Application == "" {
 			r.Hosts.Application = def.Application
 		}
@@ -281,9 +255,6 @@ func (o Options) validate() error {
 			add("%s.name: %q is already used by registries[%d]", at, r.Name, j)
 		} else {
 			seen[r.Name] = i
-		}
-		if !slices.Contains(registryTypes, r.Type) {
-			add("%s.type: must be one of %s, got %q", at, strings.Join(registryTypes, ", "), r.Type)
 		}
 		if !istio.IsDNSLabel(r.Namespace) {
 			add("%s.namespace: %q is not a valid namespace name (lower-case DNS-1123 label: a-z, 0-9, '-', at most 63 characters); set namespace explicitly when the registry name is not one", at, r.Namespace)

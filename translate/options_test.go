@@ -10,7 +10,7 @@ import (
 )
 
 func TestOptionsValidation(t *testing.T) {
-	reg := []RegistryOptions{{Name: "zk", Type: RegistryZookeeper}}
+	reg := []RegistryOptions{{Name: "zk", Hosts: zookeeperHosts}}
 	for _, tc := range []struct {
 		name string
 		o    Options
@@ -30,13 +30,12 @@ func TestOptionsValidation(t *testing.T) {
 		{"port protocol", Options{ServicePorts: map[registry.Protocol]uint32{"thrift": 9090}}, `servicePorts: unknown protocol "thrift"`},
 		{"port range", Options{ServicePorts: map[registry.Protocol]uint32{registry.ProtocolHTTP: 70000}}, "servicePorts.http: port 70000 is out of range"},
 		{"drop labels", Options{DropLabels: []string{"pid", "*"}}, "dropLabels[1]: must not be empty"},
-		{"registry name", Options{Registries: []RegistryOptions{{Type: RegistryFile, Namespace: "x"}}}, "registries[0].name: must not be empty"},
-		{"registry dup", Options{Registries: []RegistryOptions{{Name: "a", Type: RegistryFile}, {Name: "a", Type: RegistryFile}}}, `registries[1].name: "a" is already used by registries[0]`},
-		{"registry type", Options{Registries: []RegistryOptions{{Name: "a", Type: "etcd"}}}, "registries[0].type: must be one of file, zookeeper, nacos, consul, eureka"},
-		{"namespace from name", Options{Registries: []RegistryOptions{{Name: "Nacos_Prod", Type: RegistryNacos}}}, `registries[0].namespace: "Nacos_Prod" is not a valid namespace name`},
-		{"namespace explicit", Options{Registries: []RegistryOptions{{Name: "Nacos_Prod", Type: RegistryNacos, Namespace: "nacos-prod"}}}, ""},
-		{"template syntax", Options{Registries: []RegistryOptions{{Name: "a", Type: RegistryFile, Hosts: HostTemplates{Application: "{{.Name"}}}}, "registries[0].hosts.application:"},
-		{"template field", Options{Registries: []RegistryOptions{{Name: "a", Type: RegistryFile, Hosts: HostTemplates{DubboInterface: "{{.Service}}"}}}}, "registries[0].hosts.dubboInterface:"},
+		{"registry name", Options{Registries: []RegistryOptions{{Hosts: fileHosts, Namespace: "x"}}}, "registries[0].name: must not be empty"},
+		{"registry dup", Options{Registries: []RegistryOptions{{Name: "a", Hosts: fileHosts}, {Name: "a", Hosts: fileHosts}}}, `registries[1].name: "a" is already used by registries[0]`},
+		{"namespace from name", Options{Registries: []RegistryOptions{{Name: "Nacos_Prod", Hosts: nacosHosts}}}, `registries[0].namespace: "Nacos_Prod" is not a valid namespace name`},
+		{"namespace explicit", Options{Registries: []RegistryOptions{{Name: "Nacos_Prod", Hosts: nacosHosts, Namespace: "nacos-prod"}}}, ""},
+		{"template syntax", Options{Registries: []RegistryOptions{{Name: "a", Hosts: HostTemplates{Application: "{{.Name"}}}}, "registries[0].hosts.application:"},
+		{"template field", Options{Registries: []RegistryOptions{{Name: "a", Hosts: HostTemplates{DubboInterface: "{{.Service}}"}}}}, "registries[0].hosts.dubboInterface:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.o)
@@ -57,7 +56,7 @@ func TestOptionsValidation(t *testing.T) {
 
 func TestWithDefaults(t *testing.T) {
 	o := Options{ServicePorts: map[registry.Protocol]uint32{registry.ProtocolHTTP: 8080, registry.ProtocolDubbo: 0},
-		Registries: []RegistryOptions{{Name: "nacos", Type: RegistryNacos, Hosts: HostTemplates{Application: "{{.Name}}.x"}}}}.WithDefaults()
+		Registries: []RegistryOptions{{Name: "nacos", Hosts: HostTemplates{Application: "{{.Name}}.x"}}}}.WithDefaults()
 	if o.EndpointMode != EndpointModeInline || o.VIPCIDR != DefaultVIPCIDR || o.VIPFor != VIPForAll || o.WorkloadTLSMode != TLSModeDisabled ||
 		o.MaxWorkloadEntriesPerNamespace != DefaultMaxWorkloadEntriesPerNamespace || len(o.DropLabels) != len(DefaultDropLabels()) {
 		t.Errorf("defaults not applied: %+v", o)
@@ -73,7 +72,7 @@ func TestWithDefaults(t *testing.T) {
 		}
 	}
 	r := o.Registries[0]
-	if r.Namespace != "nacos" || r.Hosts.Application != "{{.Name}}.x" || r.Hosts.DubboInterface != DefaultHostTemplates(RegistryNacos).DubboInterface {
+	if r.Namespace != "nacos" || r.Hosts.Application != "{{.Name}}.x" || r.Hosts.DubboInterface != DefaultHostTemplates().DubboInterface {
 		t.Errorf("registry defaults: %+v", r)
 	}
 	// An explicit empty drop list is kept: drop nothing.
@@ -96,7 +95,6 @@ dropLabels: [timestamp, "preserved.*"]
 preserveHostCase: true
 registries:
 - name: nacos-prod
-  type: nacos
   namespace: nacos
   hosts:
     application: "{{.Name}}.{{.Group}}.svc"

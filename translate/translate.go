@@ -97,7 +97,7 @@ func New(opts Options) (*Translator, error) {
 		}
 		t.regs[ro.Name] = c
 	}
-	fb, err := newRegConfig(RegistryOptions{Hosts: DefaultHostTemplates("")})
+	fb, err := newRegConfig(RegistryOptions{Hosts: DefaultHostTemplates()})
 	if err != nil {
 		return nil, fmt.Errorf("default host templates: %w", err)
 	}

@@ -26,9 +26,9 @@ type gen struct {
 func newGen(seed uint64) *gen { return &gen{r: rand.New(rand.NewPCG(seed, 42))} }
 
 var genRegistries = []RegistryOptions{
-	{Name: "zk", Type: RegistryZookeeper},
-	{Name: "nacos", Type: RegistryNacos},
-	{Name: "eureka", Type: RegistryEureka},
+	{Name: "zk", Hosts: zookeeperHosts},
+	{Name: "nacos", Hosts: nacosHosts},
+	{Name: "eureka", Hosts: eurekaHosts},
 }
 
 func (g *gen) service() *registry.Service {
@@ -307,7 +307,7 @@ func vipsOf(t testing.TB, out *Output) map[string]string {
 
 func TestVIPDeterminism(t *testing.T) {
 	// 2000 hosts in 4094 addresses: plenty of hash collisions to resolve.
-	o := Options{VIPCIDR: "240.2.0.0/20", Registries: []RegistryOptions{{Name: "zk", Type: RegistryZookeeper}}}
+	o := Options{VIPCIDR: "240.2.0.0/20", Registries: []RegistryOptions{{Name: "zk", Hosts: zookeeperHosts}}}
 	services := dubboServices(2000)
 	var runs []map[string]string
 	for seed := range uint64(3) {
@@ -344,7 +344,7 @@ func TestVIPDeterminism(t *testing.T) {
 // host's VIP is freed.
 func TestVIPNeverMoves(t *testing.T) {
 	// 14 usable addresses for 12 hosts: newcomers collide with the first ones often.
-	o := Options{VIPCIDR: "240.3.0.0/28", Registries: []RegistryOptions{{Name: "zk", Type: RegistryZookeeper}}}
+	o := Options{VIPCIDR: "240.3.0.0/28", Registries: []RegistryOptions{{Name: "zk", Hosts: zookeeperHosts}}}
 	all := dubboServices(12)
 	tr := mustNew(t, o)
 	first := vipsOf(t, tr.Translate(all[:6]))
@@ -388,7 +388,7 @@ func TestWorkloadEntryCap(t *testing.T) {
 	}
 	a, b, c := svc("a", 2), svc("b", 2), svc("c", 1)
 	tr := mustNew(t, Options{EndpointMode: EndpointModeWorkloadEntry, MaxWorkloadEntriesPerNamespace: 3,
-		Registries: []RegistryOptions{{Name: "file", Type: RegistryFile}}})
+		Registries: []RegistryOptions{{Name: "file", Hosts: fileHosts}}})
 	mode := func(out *Output) string {
 		var parts []string
 		for _, r := range out.Resources[istio.CollectionServiceEntry] {
@@ -421,7 +421,7 @@ func TestWorkloadEntryCap(t *testing.T) {
 	}
 	// No limit: everything is a WorkloadEntry.
 	unlimited := mustNew(t, Options{EndpointMode: EndpointModeWorkloadEntry, MaxWorkloadEntriesPerNamespace: -1,
-		Registries: []RegistryOptions{{Name: "file", Type: RegistryFile}}})
+		Registries: []RegistryOptions{{Name: "file", Hosts: fileHosts}}})
 	if got := mode(unlimited.Translate([]*registry.Service{a, b, c})); got != "a=we b=we c=we wes=5" {
 		t.Errorf("no cap: %s", got)
 	}
@@ -444,7 +444,7 @@ func TestAliases(t *testing.T) {
 		}
 		return strings.Join(parts, " ")
 	}
-	tr := mustNew(t, Options{Registries: []RegistryOptions{{Name: "zk", Type: RegistryZookeeper}}})
+	tr := mustNew(t, Options{Registries: []RegistryOptions{{Name: "zk", Hosts: zookeeperHosts}}})
 	for i, s := range []struct {
 		in   []*registry.Service
 		want string
@@ -468,11 +468,11 @@ func TestAliases(t *testing.T) {
 
 func TestHost(t *testing.T) {
 	tr := mustNew(t, Options{Registries: []RegistryOptions{
-		{Name: "nacos", Type: RegistryNacos}, {Name: "zk", Type: RegistryZookeeper},
-		{Name: "consul", Type: RegistryConsul}, {Name: "eureka", Type: RegistryEureka}, {Name: "files", Type: RegistryFile},
-		{Name: "custom", Type: RegistryNacos, Hosts: HostTemplates{Application: "{{.Name}}.{{.Registry}}.svc"}},
+		{Name: "nacos", Hosts: nacosHosts}, {Name: "zk", Hosts: zookeeperHosts},
+		{Name: "consul", Hosts: consulHosts}, {Name: "eureka", Hosts: eurekaHosts}, {Name: "files", Hosts: fileHosts},
+		{Name: "custom", Hosts: HostTemplates{Application: "{{.Name}}.{{.Registry}}.svc", DubboApplication: nacosHosts.DubboApplication}},
 	}})
-	preserve := mustNew(t, Options{PreserveHostCase: true, Registries: []RegistryOptions{{Name: "nacos", Type: RegistryNacos}}})
+	preserve := mustNew(t, Options{PreserveHostCase: true, Registries: []RegistryOptions{{Name: "nacos", Hosts: nacosHosts}}})
 	for _, tc := range []struct {
 		tr   *Translator
 		s    registry.Service
@@ -529,7 +529,7 @@ func TestHostConcurrent(t *testing.T) {
 }
 
 func TestPreserveHostCaseNames(t *testing.T) {
-	tr := mustNew(t, Options{PreserveHostCase: true, Registries: []RegistryOptions{{Name: "nacos", Type: RegistryNacos}}})
+	tr := mustNew(t, Options{PreserveHostCase: true, Registries: []RegistryOptions{{Name: "nacos", Hosts: nacosHosts}}})
 	out := tr.Translate([]*registry.Service{{Registry: "nacos", Kind: registry.KindApplication, Name: "Order", Group: "DEFAULT_GROUP",
 		Ports: []registry.Port{{Name: "http", Protocol: registry.ProtocolHTTP}}}})
 	checkOutput(t, out)
@@ -548,7 +548,7 @@ func TestEndpointFilters(t *testing.T) {
 			{ID: "off", Address: "10.0.0.3", Weight: 1, Healthy: true, Enabled: false},
 			{ID: "zero", Address: "10.0.0.4", Weight: 0, Healthy: true, Enabled: true},
 		}}
-	regs := []RegistryOptions{{Name: "file", Type: RegistryFile}}
+	regs := []RegistryOptions{{Name: "file", Hosts: fileHosts}}
 	for _, tc := range []struct {
 		o    Options
 		want []string
@@ -575,7 +575,7 @@ func TestTLSModeLabel(t *testing.T) {
 		Ports:     []registry.Port{{Name: "http", Protocol: registry.ProtocolHTTP}},
 		Instances: []registry.Instance{{ID: "a", Address: "10.0.0.1", Weight: 1, Healthy: true, Enabled: true}}}
 	for mode, want := range map[string]string{"": "disabled", TLSModeIstio: "istio", TLSModeNone: ""} {
-		out := mustNew(t, Options{WorkloadTLSMode: mode, Registries: []RegistryOptions{{Name: "file", Type: RegistryFile}}}).Translate([]*registry.Service{s})
+		out := mustNew(t, Options{WorkloadTLSMode: mode, Registries: []RegistryOptions{{Name: "file", Hosts: fileHosts}}}).Translate([]*registry.Service{s})
 		ep := seSpec(t, out.Resources[istio.CollectionServiceEntry][0]).Endpoints[0]
 		if got := ep.Labels[LabelTLSMode]; got != want {
 			t.Errorf("workloadTLSMode %q: label %q, want %q", mode, got, want)

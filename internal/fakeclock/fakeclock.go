@@ -1,4 +1,4 @@
-// Package fakeclock is a manual clock for tests of code that takes a clock (Now and After), so
+// Package fakeclock is a manual clock.Clock (internal/clock) for tests of code that takes one, so
 // holds, timeouts and debounce periods are tested without sleeping.
 package fakeclock
 

@@ -1,6 +1,7 @@
 package dubbo
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -257,7 +258,7 @@ func Assemble(members []Member) *registry.Service {
 	// The winners of each instance, oldest first, so newer labels overwrite older ones.
 	byID := make(map[string][]int)
 	for k, i := range winner {
-		if !contains(byID[k.id], i) {
+		if !slices.Contains(byID[k.id], i) {
 			byID[k.id] = append(byID[k.id], i)
 		}
 	}
@@ -292,15 +293,6 @@ func Assemble(members []Member) *registry.Service {
 	}
 	svc.SortInstances()
 	return svc
-}
-
-func contains(l []int, v int) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // process names the process behind a provider URL, "" when the URL has no pid.
@@ -354,13 +346,4 @@ func mergeProcesses(members []Member) []Member {
 		return members
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -20,8 +20,10 @@ package dubbo
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -333,7 +335,7 @@ func (u *URL) String() string {
 	}
 	b.WriteByte('/')
 	b.WriteString(u.Path)
-	keys := sortedKeys(u.Params)
+	keys := slices.Sorted(maps.Keys(u.Params))
 	for i, k := range keys {
 		if i == 0 {
 			b.WriteByte('?')

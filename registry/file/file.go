@@ -80,6 +80,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Secrets returns no credentials: a services file needs none.
+func (c Config) Secrets() map[string]registry.Secret { return nil }
+
 // Adapter serves one services file. It implements registry.Adapter and registry.Describer.
 type Adapter struct {
 	cfg     Config

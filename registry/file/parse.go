@@ -66,14 +66,7 @@ const maxErrors = 10
 
 // knownProtocol reports whether translate can map p to an Istio port; anything else would be
 // dropped downstream, so the file rejects it where the operator can see the line.
-func knownProtocol(p registry.Protocol) bool {
-	switch p {
-	case registry.ProtocolDubbo, registry.ProtocolTriple, registry.ProtocolGRPC,
-		registry.ProtocolHTTP, registry.ProtocolHTTPS, registry.ProtocolTCP:
-		return true
-	}
-	return false
-}
+func knownProtocol(p registry.Protocol) bool { return p.Valid() }
 
 // Error is one problem in a services file. Line is 1-based, 0 when no line applies.
 type Error struct {

@@ -208,6 +208,17 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// Secrets returns the credentials the configuration refers to that are set, by YAML key.
+func (c Config) Secrets() map[string]registry.Secret {
+	out := make(map[string]registry.Secret)
+	for key, s := range map[string]registry.Secret{"password": c.Password, "accessKey": c.AccessKey, "secretKey": c.SecretKey} {
+		if !s.IsZero() {
+			out[key] = s
+		}
+	}
+	return out
+}
+
 // Validate reports the first problem of a configuration (after WithDefaults), naming the field
 // by its YAML key.
 func (c Config) Validate() error {

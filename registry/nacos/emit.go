@@ -96,18 +96,6 @@ func sortedKeys(m map[registry.Key]bool) []registry.Key {
 	return out
 }
 
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // take moves what the SDK callbacks recorded into the state.
 func (a *Adapter) take() (oldest time.Time, n int) {
 	a.mu.Lock()

@@ -39,9 +39,16 @@ type pipeline struct {
 	ads  *adsClient
 }
 
+// nacosHosts are the Nacos type's default host templates (registry/registries, which imports this
+// package, so the test cannot ask it).
+var nacosHosts = translate.HostTemplates{
+	Application:      `{{.Name}}.{{.Group | default "default-group"}}.{{.Namespace | default "public"}}.nacos`,
+	DubboApplication: `{{.Name}}.{{.Group | default "default-group"}}.{{.Namespace | default "public"}}.nacos`,
+}
+
 func startPipeline(t testing.TB) *pipeline {
 	t.Helper()
-	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "nacos", Type: translate.RegistryNacos}}})
+	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "nacos", Hosts: nacosHosts}}})
 	if err != nil {
 		t.Fatalf("translate: %v", err)
 	}
@@ -297,7 +304,7 @@ func cloneAll(in []*registry.Service) []*registry.Service {
 // does, and renders every resource with its spec for golden files.
 func resources(t testing.TB, services []*registry.Service) []map[string]any {
 	t.Helper()
-	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "nacos", Type: translate.RegistryNacos}}})
+	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "nacos", Hosts: nacosHosts}}})
 	if err != nil {
 		t.Fatal(err)
 	}

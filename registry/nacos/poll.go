@@ -3,6 +3,7 @@ package nacos
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,7 +47,7 @@ func (a *Adapter) reconcile(ctx context.Context, want map[subKey]bool) {
 			continue
 		}
 		a.missing[k]++
-		if a.missing[k] >= missingPolls || !a.nsSelected(k.ns) {
+		if a.missing[k] >= missingPolls || !slices.Contains(a.namespaces, k.ns) {
 			delete(a.missing, k)
 			a.drop(s)
 		}
@@ -85,15 +86,6 @@ func (a *Adapter) reconcile(ctx context.Context, want map[subKey]bool) {
 
 // missingPolls is how many successive lists must miss a service before it is dropped.
 const missingPolls = 2
-
-func (a *Adapter) nsSelected(ns string) bool {
-	for _, n := range a.namespaces {
-		if n == ns {
-			return true
-		}
-	}
-	return false
-}
 
 func (a *Adapter) newSubscription(k subKey) *subscription {
 	r, dk := parseName(k.name)

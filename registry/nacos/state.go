@@ -206,7 +206,7 @@ func (st *state) consumersChanged(k nsIface) {
 // aliases (or, in interface mode, their outputs) again.
 func (st *state) applyMapping(k nsIface, data string) {
 	apps := dubbo.ParseMapping(data)
-	if equalStrings(apps, st.mapping[k]) {
+	if slices.Equal(apps, st.mapping[k]) {
 		return
 	}
 	if len(apps) == 0 {

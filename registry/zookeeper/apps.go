@@ -319,7 +319,7 @@ func mappingInterface(node string) string {
 // setMapping records the applications an interface maps to and touches what depends on it.
 func (w *watcher) setMapping(iface string, apps []string) {
 	old := w.mapping[iface]
-	if equalStrings(old, apps) {
+	if slices.Equal(old, apps) {
 		return
 	}
 	if len(apps) == 0 {
@@ -340,7 +340,7 @@ func (w *watcher) setMapping(iface string, apps []string) {
 func (w *watcher) aliases(app string) []string {
 	var out []string
 	for iface, apps := range w.mapping {
-		if contains(apps, app) {
+		if slices.Contains(apps, app) {
 			out = append(out, iface)
 		}
 	}
@@ -446,23 +446,11 @@ func (w *watcher) expandTouched() (ifaces, apps map[string]bool) {
 		// A mapped interface's instances are its applications'.
 		for a := range apps {
 			for iface, list := range w.mapping {
-				if contains(list, a) {
+				if slices.Contains(list, a) {
 					ifaces[iface] = true
 				}
 			}
 		}
 	}
 	return ifaces, apps
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

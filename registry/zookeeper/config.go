@@ -95,6 +95,14 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// Secrets returns the credentials the configuration refers to, by YAML key: the digest, if set.
+func (c Config) Secrets() map[string]registry.Secret {
+	if c.Digest.IsZero() {
+		return nil
+	}
+	return map[string]registry.Secret{"digest": c.Digest}
+}
+
 // Validate reports the first problem of a configuration (after WithDefaults), naming the field
 // by its YAML key.
 func (c Config) Validate() error {

@@ -81,7 +81,7 @@ func (w *watcher) applyDubboRoot(p string, children []string, gone bool) {
 	}
 	for where := range w.rejected {
 		// A malformed interface node that went away.
-		if path.Dir(where) == p && !contains(children, path.Base(where)) {
+		if path.Dir(where) == p && !slices.Contains(children, path.Base(where)) {
 			w.accept(where)
 		}
 	}
@@ -251,7 +251,7 @@ func (w *watcher) buildInterface(name string) map[registry.Key]*registry.Service
 			switch {
 			case c.NotForProviders() != "":
 				st.Note = "not applied: " + c.NotForProviders()
-			case !contains(cfgs, c):
+			case !slices.Contains(cfgs, c):
 				st.Note = "not applied: cleared by an empty:// configurator, or sets nothing"
 			}
 			n.cfgStatus = append(n.cfgStatus, st)
@@ -378,15 +378,6 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func contains[T comparable](l []T, v T) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // consumerApp is the application of a parsed consumers/ entry, "" if it has none.

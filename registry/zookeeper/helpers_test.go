@@ -16,8 +16,8 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 	"github.com/mcp-bridge/mcp-bridge/registry"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 // recordingSink keeps what an adapter reported, as the merge layer would see it.

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 	"github.com/mcp-bridge/mcp-bridge/registry"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 // providerConn is a ZooKeeper session of its own, like a Dubbo provider's, optionally through a

@@ -8,8 +8,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 	"github.com/mcp-bridge/mcp-bridge/registry"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
 )

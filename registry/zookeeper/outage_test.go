@@ -14,8 +14,8 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 	"github.com/mcp-bridge/mcp-bridge/registry"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 )
 
 // TestZooKeeperRestart stops ZooKeeper under the adapter and starts it again on the same port

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
+	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 )
 
 // TestInitialSyncScale measures the first full read of a Dubbo 2 estate from a real ZooKeeper:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/registries"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
@@ -34,10 +35,11 @@ func TestGoldenIstio(t *testing.T) {
 	for _, s := range model.Services {
 		s.Registry = "zk" // the merge layer sets it from the sink the service came on
 	}
+	zkType, _ := registries.Lookup("zookeeper")
 	for _, mode := range []string{translate.EndpointModeWorkloadEntry, translate.EndpointModeInline} {
 		t.Run(mode, func(t *testing.T) {
 			tr, err := translate.New(translate.Options{EndpointMode: mode,
-				Registries: []translate.RegistryOptions{{Name: "zk", Type: "zookeeper", Namespace: "zk"}}})
+				Registries: []translate.RegistryOptions{{Name: "zk", Hosts: zkType.DefaultHosts, Namespace: "zk"}}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,11 +24,11 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
-	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper/zktest"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
@@ -46,7 +46,7 @@ type running struct {
 func startPipeline(t testing.TB, zkCfg zookeeper.Config, debounce merge.Debounce) *running {
 	t.Helper()
 	cfg := &config.Config{
-		Registries: []config.Registry{{Name: "zk", Type: config.TypeZooKeeper, Namespace: "zk", ZooKeeper: &zkCfg}},
+		Registries: []config.Registry{{Name: "zk", Type: "zookeeper", Namespace: "zk", Config: &zkCfg}},
 		Debounce:   debounce,
 		Translate:  translate.Options{EndpointMode: translate.EndpointModeWorkloadEntry},
 	}
