@@ -82,6 +82,14 @@ type Port struct {
 	Protocol Protocol `json:"protocol" yaml:"protocol"`
 }
 
+// VolatileLabelKeys are instance metadata keys whose values change on every restart of an
+// unchanged instance (Dubbo's pid and registration timestamps, the Dubbo 3 metadata revision).
+// Whatever registry they come from they are never emitted: each would rewrite every endpoint on
+// every restart. Adapters drop them when they build labels, and translate drops them by default.
+func VolatileLabelKeys() []string {
+	return []string{"timestamp", "pid", "remote.timestamp", "dubbo.metadata.revision"}
+}
+
 // Locality is where an instance runs, as Istio understands it.
 type Locality struct {
 	Region  string `json:"region,omitempty" yaml:"region,omitempty"`

@@ -66,12 +66,11 @@ func DefaultServicePorts() map[registry.Protocol]uint32 {
 // DefaultDropLabels are instance label keys never emitted: volatile ones that change on every
 // restart (so every restart would rewrite every resource) and bulky ones nobody routes by.
 func DefaultDropLabels() []string {
-	return []string{
-		"timestamp", "pid", // Dubbo provider URL: start time and process id
+	return append(registry.VolatileLabelKeys(),
 		"methods",                           // Dubbo: the interface's method list, long and useless for routing
 		"dubbo.endpoints",                   // Dubbo 3: ports as JSON, already turned into ports
 		"dubbo.metadata-service.url-params", // Dubbo 3: JSON for its metadata service
-	}
+	)
 }
 
 // Options configure a Translator. Zero values mean the defaults given on each field.

@@ -131,16 +131,9 @@ func Enabled(params map[string]string) bool {
 	return true
 }
 
-// IsVolatile reports parameters that change on every restart of an unchanged provider (pid,
-// registration timestamps). They never become labels: they would change every WorkloadEntry on
-// every restart.
-func IsVolatile(key string) bool {
-	switch key {
-	case "timestamp", "pid", "remote.timestamp", "dubbo.metadata.revision":
-		return true
-	}
-	return false
-}
+// IsVolatile reports parameters that change on every restart of an unchanged provider
+// (registry.VolatileLabelKeys). They never become labels.
+func IsVolatile(key string) bool { return slices.Contains(registry.VolatileLabelKeys(), key) }
 
 // IsSensitive reports parameters that carry credentials (Dubbo's provider token, passwords,
 // keys). They are never labels and never shown.
