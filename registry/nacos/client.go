@@ -132,7 +132,8 @@ func (f *sdkFactory) naming(namespace string) (namingClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: &cc, ServerConfigs: f.serverConfigs()})
+	// Not clients.NewNamingClient: that one opens a UDP listener anyone can feed (see grpcNaming).
+	c, err := newGRPCNaming(cc, f.serverConfigs())
 	if err != nil {
 		return nil, fmt.Errorf("creating Nacos naming client for namespace %q: %w", namespace, err)
 	}
