@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
@@ -108,4 +110,63 @@ func TestForgedUDPPushIsIgnored(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSubscribeOverridesFutureLastRefTime: a cached entry whose lastRefTime lies in the future
+// (what a server node with its clock ahead pushes) must not hide the server's answer to the
+// next Subscribe — the periodic resync and the Polaris re-reads rely on it. The SDK's own
+// client answered such a Subscribe from its cache and never called back.
+func TestSubscribeOverridesFutureLastRefTime(t *testing.T) {
+	t.Parallel()
+	p := servers.StartPolaris(t)
+	addr := p.NacosAddr()
+	app := newApp(t, addr, PublicNamespace)
+	register(t, app, vo.RegisterInstanceParam{ServiceName: "orders", Ip: "127.0.0.5", Port: 8080, Enable: true, Healthy: true, Ephemeral: true})
+
+	cfg := testConfig(t, addr).WithDefaults()
+	f := &sdkFactory{cfg: cfg, cacheDir: cfg.CacheDir}
+	nc, err := f.naming(PublicNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.CloseClient()
+	g := nc.(*grpcNaming)
+	got := make(chan []model.Instance, 16)
+	param := &vo.SubscribeParam{ServiceName: "orders", GroupName: DefaultGroup, SubscribeCallback: func(in []model.Instance, err error) {
+		if err == nil {
+			got <- append([]model.Instance(nil), in...)
+		}
+	}}
+	waitIPs := func(want string) {
+		t.Helper()
+		deadline := time.After(15 * time.Second)
+		var last string
+		for {
+			select {
+			case in := <-got:
+				var ips []string
+				for _, i := range in {
+					ips = append(ips, i.Ip)
+				}
+				if last = strings.Join(ips, ","); last == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("callback never reported %q; last %q", want, last)
+			}
+		}
+	}
+	// Polaris lists a new registration about a second late: subscribe until it answers.
+	waitFor(t, 15*time.Second, "a first answer", func() error { return g.Subscribe(param) })
+	waitIPs("127.0.0.5")
+
+	g.holder.ProcessService(&model.Service{
+		Name: "orders", GroupName: DefaultGroup, LastRefTime: uint64(time.Now().Add(time.Hour).UnixMilli()),
+		Hosts: []model.Instance{{Ip: "6.6.6.6", Port: 8080, Weight: 1, Healthy: true, Enable: true}},
+	})
+	waitIPs("6.6.6.6")
+	if err := g.Subscribe(param); err != nil {
+		t.Fatal(err)
+	}
+	waitIPs("127.0.0.5")
 }
