@@ -69,6 +69,9 @@ func sdkNamespace(ns string) string {
 
 func (f *sdkFactory) clientConfig(namespace string) (constant.ClientConfig, error) {
 	c := f.cfg
+	if err := privateDir(f.cacheDir); err != nil {
+		return constant.ClientConfig{}, err
+	}
 	cc := constant.ClientConfig{
 		NamespaceId: sdkNamespace(namespace),
 		TimeoutMs:   uint64(c.Timeout.Milliseconds()),

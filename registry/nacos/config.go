@@ -93,7 +93,9 @@ type Config struct {
 
 	// CacheDir is where the Nacos SDK keeps its cache files and its log (the SDK insists on
 	// writing them). It is never read back at start: a live server is the only source. Default
-	// <os temp dir>/mcp-bridge/nacos/<registry name>.
+	// <os temp dir>/mcp-bridge/nacos/<registry name>. It is made 0700 and must be owned by the
+	// bridge's user, with no directory above it writable by others unless sticky: the SDK's
+	// config client would serve a "failover" file planted there (Dubbo mappings).
 	CacheDir string `yaml:"cacheDir"`
 	// SDKLogLevel is the level of the SDK's own log file (<cacheDir>/log/nacos-sdk.log): debug,
 	// info, warn or error. Default warn. Not debug with credentials: the SDK then logs them.
