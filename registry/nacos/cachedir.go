@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // privateDir creates dir (0700) if needed, closes it to others, and checks that nobody but this user (and root) can
@@ -19,6 +18,9 @@ import (
 func privateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("cacheDir: %w", err)
+	}
+	if !unixModes {
+		return nil // no Unix owner and mode bits to check (Windows: ACLs)
 	}
 	uid := os.Getuid()
 	fi, err := os.Lstat(dir)
@@ -53,12 +55,4 @@ func privateDir(dir string) error {
 			return nil
 		}
 	}
-}
-
-// owner is a file's owner uid; -1 where the system does not say.
-func owner(fi fs.FileInfo) int {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid)
-	}
-	return -1
 }
