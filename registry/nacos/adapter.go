@@ -21,8 +21,9 @@
 // make endpoints of healthy, enabled, weighted instances only.
 //
 // Known limits of nacos-sdk-go v2.3.2 (not of this package): its logger is process-wide, so with
-// several Nacos registries the SDK log goes to the cache directory of the last one created; it
-// opens a UDP port for Nacos 1.x pushes; and its ServiceInfoHolder sorts a cached instance slice
+// several Nacos registries the SDK log goes to the cache directory of the last one created; its
+// naming client opens an unauthenticated UDP port for Nacos 1.x pushes, so the adapter builds
+// its own from the SDK's gRPC parts (grpcNaming) and opens no listener; and its ServiceInfoHolder sorts a cached instance slice
 // in place while handing the same slice to subscription callbacks, which the race detector
 // reports when a push meets a subscription answer. The adapter copies each slice at once, and
 // the periodic resync re-reads everything.

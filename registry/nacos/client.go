@@ -69,6 +69,9 @@ func sdkNamespace(ns string) string {
 
 func (f *sdkFactory) clientConfig(namespace string) (constant.ClientConfig, error) {
 	c := f.cfg
+	if err := privateDir(f.cacheDir); err != nil {
+		return constant.ClientConfig{}, err
+	}
 	cc := constant.ClientConfig{
 		NamespaceId: sdkNamespace(namespace),
 		TimeoutMs:   uint64(c.Timeout.Milliseconds()),
@@ -132,7 +135,8 @@ func (f *sdkFactory) naming(namespace string) (namingClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: &cc, ServerConfigs: f.serverConfigs()})
+	// Not clients.NewNamingClient: that one opens a UDP listener anyone can feed (see grpcNaming).
+	c, err := newGRPCNaming(cc, f.serverConfigs())
 	if err != nil {
 		return nil, fmt.Errorf("creating Nacos naming client for namespace %q: %w", namespace, err)
 	}

@@ -93,10 +93,12 @@ type Config struct {
 
 	// CacheDir is where the Nacos SDK keeps its cache files and its log (the SDK insists on
 	// writing them). It is never read back at start: a live server is the only source. Default
-	// <os temp dir>/mcp-bridge/nacos/<registry name>.
+	// <os temp dir>/mcp-bridge/nacos/<registry name>. It is made 0700 and must be owned by the
+	// bridge's user, with no directory above it writable by others unless sticky: the SDK's
+	// config client would serve a "failover" file planted there (Dubbo mappings).
 	CacheDir string `yaml:"cacheDir"`
 	// SDKLogLevel is the level of the SDK's own log file (<cacheDir>/log/nacos-sdk.log): debug,
-	// info, warn or error. Default warn.
+	// info, warn or error. Default warn. Not debug with credentials: the SDK then logs them.
 	SDKLogLevel string `yaml:"sdkLogLevel"`
 
 	// DefaultProtocol is the port protocol of plain application services (not Dubbo): http,
@@ -302,6 +304,11 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("sdkLogLevel: %q is not one of debug, info, warn, error", c.SDKLogLevel)
+	}
+	// At debug the SDK logs every gRPC request whole, auth headers included (access token,
+	// access key, signature): its log file would hold the credentials.
+	if c.SDKLogLevel == "debug" && (c.Username != "" || !c.AccessKey.IsZero()) {
+		return errors.New("sdkLogLevel: debug makes the Nacos SDK log every request with its credentials; use info when username or accessKey is set")
 	}
 	switch c.DefaultProtocol {
 	case registry.ProtocolHTTP, registry.ProtocolHTTPS, registry.ProtocolGRPC, registry.ProtocolTCP:

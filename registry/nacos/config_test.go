@@ -40,6 +40,16 @@ func TestConfigValidate(t *testing.T) {
 		{"tls files without tls", func(c *Config) { c.TLS = TLS{CAFile: "/ca"} }, "tls.enabled"},
 		{"relative cache dir", func(c *Config) { c.CacheDir = "cache" }, "cacheDir"},
 		{"sdk log level", func(c *Config) { c.SDKLogLevel = "trace" }, "sdkLogLevel"},
+		{"sdk debug log", func(c *Config) { c.SDKLogLevel = "debug" }, ""},
+		{"sdk debug log with password", func(c *Config) {
+			c.SDKLogLevel, c.Username, c.Password = "debug", "nacos", registry.Secret{Env: "PW"}
+		}, "sdkLogLevel: debug"},
+		{"sdk debug log with access key", func(c *Config) {
+			c.SDKLogLevel, c.AccessKey, c.SecretKey = "debug", registry.Secret{Env: "AK"}, registry.Secret{Env: "SK"}
+		}, "sdkLogLevel: debug"},
+		{"sdk info log with access key", func(c *Config) {
+			c.SDKLogLevel, c.AccessKey, c.SecretKey = "info", registry.Secret{Env: "AK"}, registry.Secret{Env: "SK"}
+		}, ""},
 		{"default protocol", func(c *Config) { c.DefaultProtocol = registry.ProtocolDubbo }, "defaultProtocol"},
 		{"locality", func(c *Config) { c.Locality.Clusters = map[string]string{"HZ": "a/b/c/d"} }, "locality.clusters[HZ]"},
 		{"dubbo3 hosts", func(c *Config) { c.Dubbo.Dubbo3Hosts = "all" }, "dubbo.dubbo3Hosts"},
