@@ -52,6 +52,10 @@ type Config struct {
 	// them do. The shipped Kubernetes manifest, Helm chart and sidecar example turn it on with a
 	// file on an emptyDir volume, which survives container restarts; see state.Config.
 	State state.Config `yaml:"state"`
+
+	// credentialLines maps the YAML path of each credential source to its line, for
+	// CheckCredentials.
+	credentialLines map[string]int
 }
 
 // MCP configures the MCP-over-xDS gRPC listener.
@@ -155,6 +159,7 @@ func Parse(b []byte) (*Config, error) {
 	if errs := c.validate(); len(errs) > 0 {
 		return nil, errs.withLines(doc)
 	}
+	c.rememberCredentialLines(doc)
 	return c, nil
 }
 
