@@ -134,9 +134,9 @@ func Default() *Config {
 
 // Load reads, decodes, defaults and validates the file at path.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
+		return nil, err
 	}
 	c, err := Parse(b)
 	if err != nil {
