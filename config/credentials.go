@@ -12,11 +12,9 @@ import (
 )
 
 // credential is one credential source the configuration names: a registry.Secret (read as the
-// adapter will read it) or a TLS file a registry client loads. path is its YAML path, line its
-// line in the file (0 when unknown, e.g. for Default()).
+// adapter will read it) or a TLS file a registry client loads; path is its YAML path.
 type credential struct {
 	path   string
-	line   int
 	secret registry.Secret
 	file   string
 }
