@@ -50,6 +50,10 @@ type Config struct {
 	// them do. The shipped Kubernetes manifest, Helm chart and sidecar example turn it on with a
 	// file on an emptyDir volume, which survives container restarts; see state.Config.
 	State state.Config `yaml:"state"`
+
+	// credentialLines maps the YAML path of each credential source to its line, for
+	// CheckCredentials.
+	credentialLines map[string]int
 }
 
 // MCP configures the MCP-over-xDS gRPC listener.
@@ -106,9 +110,9 @@ func Default() *Config {
 
 // Load reads, decodes, defaults and validates the file at path.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
+		return nil, err
 	}
 	c, err := Parse(b)
 	if err != nil {
@@ -131,6 +135,7 @@ func Parse(b []byte) (*Config, error) {
 	if errs := c.validate(); len(errs) > 0 {
 		return nil, errs.withLines(doc)
 	}
+	c.rememberCredentialLines(doc)
 	return c, nil
 }
 

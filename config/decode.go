@@ -23,9 +23,18 @@ func decode(b []byte) (*Config, *yaml.Node, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, nil, errors.New("the file is empty: at least one registry is required (see deploy/examples/config.yaml)")
 	}
+	if len(b) > MaxFileSize {
+		return nil, nil, fmt.Errorf("the configuration is %s, larger than the %d MiB limit", humanSize(int64(len(b))), MaxFileSize>>20)
+	}
+	if err := checkItems(b); err != nil {
+		return nil, nil, err
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, nil, explainSyntax(b, err)
+	}
+	if err := checkExpansion(&doc); err != nil {
+		return nil, nil, err
 	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 && doc.Content[0].Kind != yaml.MappingNode {
 		return nil, nil, fmt.Errorf("line %d: the configuration must be a mapping of sections (mcp, registries, ...), not a %s", doc.Content[0].Line, kindName(doc.Content[0]))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +17,10 @@ import (
 
 // TestDeployArtifacts checks what operators apply: the plain manifests, the sidecar example and
 // the Helm chart (rendered by a real helm with several value sets) are accepted by a real
-// kube-apiserver (server-side dry run: schema, defaults, validation), and the bridge configuration
-// each one carries passes `mcp-bridge validate`.
+// kube-apiserver (server-side dry run: schema, defaults, validation), the NetworkPolicy the
+// server returns lets only Istiod reach the MCP port and nothing the admin port, and the bridge
+// configuration each one carries passes `mcp-bridge validate` (with the credentials of the
+// manifest's Secret where the pod would mount them).
 func TestDeployArtifacts(t *testing.T) {
 	t.Parallel()
 	root := servers.RepoRoot(t)
@@ -56,16 +59,26 @@ func TestDeployArtifacts(t *testing.T) {
 		// in a pod, so TLS variants are checked for rendering only).
 		validateConfig bool
 		want           []string
+		// policy is the NetworkPolicy the manifest must carry; nil: none.
+		policy *wantPolicy
 	}{
 		{"kubernetes manifest", func(t *testing.T) string { return readFile(t, "deploy/kubernetes/mcp-bridge.yaml") }, true,
-			[]string{"kind: Deployment", "grpc:"}},
+			[]string{"kind: Deployment", "grpc:"}, &wantPolicy{mcpPort: 18848}},
 		{"nacos sidecar example", func(t *testing.T) string { return readFile(t, "deploy/examples/nacos-sidecar.yaml") }, true,
-			[]string{"kind: StatefulSet"}},
+			[]string{"kind: StatefulSet"}, nil},
 		{"helm chart defaults", func(t *testing.T) string { return renderChart(t) }, true,
-			[]string{"checksum/config:", "address: :18848"}},
+			[]string{"checksum/config:", "address: :18848"}, &wantPolicy{mcpPort: 18848}},
 		{"helm chart with TLS and exposed admin and credentials", func(t *testing.T) string {
 			return renderChart(t, "--set", "tlsSecret=mcp-tls", "--set", "admin.expose=true", "--set", "credentialsSecret=creds", "--set", "replicaCount=3")
-		}, false, []string{"certFile: /etc/mcp-bridge/tls/tls.crt", "address: :18849", "secretName: creds", "replicas: 3", "name: http-admin"}},
+		}, false, []string{"certFile: /etc/mcp-bridge/tls/tls.crt", "address: :18849", "secretName: creds", "replicas: 3", "name: http-admin"},
+			&wantPolicy{mcpPort: 18848}},
+		{"helm chart with the admin port open to Prometheus and Istiod elsewhere", func(t *testing.T) string {
+			return renderChart(t, "--set", "admin.expose=true", "--set", "mcpPort=15010", "--set", "networkPolicy.istiod.namespace=istio-cp",
+				"--set-json", `networkPolicy.adminFrom=[{"podSelector":{"matchLabels":{"app":"prometheus"}}}]`)
+		}, true, []string{"address: :15010"},
+			&wantPolicy{mcpPort: 15010, istiodNamespace: "istio-cp", adminPort: 18849, adminFrom: map[string]string{"app": "prometheus"}}},
+		{"helm chart without the NetworkPolicy", func(t *testing.T) string { return renderChart(t, "--set", "networkPolicy.enabled=false") }, true,
+			nil, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -79,17 +92,18 @@ func TestDeployArtifacts(t *testing.T) {
 			if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			out, err := api.Kubectl(ctx, "apply", "--dry-run=server", "-f", path)
+			out, err := api.Kubectl(ctx, "apply", "--dry-run=server", "-o", "json", "-f", path)
 			if err != nil {
 				t.Fatalf("kube-apiserver rejected it: %v\n%s", err, out)
 			}
-			if !strings.Contains(out, "deployment.apps") && !strings.Contains(out, "statefulset.apps") {
-				t.Errorf("dry run applied no workload:\n%s", out)
-			}
+			// What the server returns, defaults applied, is what is asserted on.
+			applied := appliedObjects(t, out)
+			workload := applied.workload(t)
+			checkNetworkPolicy(t, applied.networkPolicies, workload, c.policy)
 			if !c.validateConfig {
 				return
 			}
-			cfg := configFromManifest(t, manifest)
+			cfg := withMountedSecrets(t, manifest, configFromManifest(t, manifest))
 			cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)
@@ -118,4 +132,204 @@ func configFromManifest(t *testing.T, manifest string) string {
 	}
 	t.Fatal("no ConfigMap with config.yaml in the manifest")
 	return ""
+}
+
+// k8sObject is the part of a Kubernetes object these checks read.
+type k8sObject struct {
+	Kind string `json:"kind"`
+	Spec struct {
+		Template struct {
+			Metadata struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
+		} `json:"template"`
+	} `json:"spec"`
+}
+
+type labelSelector struct {
+	MatchLabels      map[string]string `json:"matchLabels"`
+	MatchExpressions []json.RawMessage `json:"matchExpressions"`
+}
+
+type networkPolicy struct {
+	Spec struct {
+		PodSelector labelSelector `json:"podSelector"`
+		PolicyTypes []string      `json:"policyTypes"`
+		Ingress     []struct {
+			From []struct {
+				NamespaceSelector *labelSelector  `json:"namespaceSelector"`
+				PodSelector       *labelSelector  `json:"podSelector"`
+				IPBlock           json.RawMessage `json:"ipBlock"`
+			} `json:"from"`
+			Ports []struct {
+				Protocol string `json:"protocol"`
+				Port     any    `json:"port"`
+			} `json:"ports"`
+		} `json:"ingress"`
+	} `json:"spec"`
+}
+
+type applied struct {
+	objects         []k8sObject
+	networkPolicies []networkPolicy
+}
+
+// appliedObjects parses the output of kubectl apply -o json: one object, or a List of them.
+func appliedObjects(t *testing.T, out string) applied {
+	t.Helper()
+	var list struct {
+		Kind  string            `json:"kind"`
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("kubectl output is not JSON: %v\n%s", err, out)
+	}
+	items := list.Items
+	if list.Kind != "List" {
+		items = []json.RawMessage{json.RawMessage(out)}
+	}
+	var a applied
+	for _, raw := range items {
+		var o k8sObject
+		if err := json.Unmarshal(raw, &o); err != nil {
+			t.Fatal(err)
+		}
+		a.objects = append(a.objects, o)
+		if o.Kind == "NetworkPolicy" {
+			var np networkPolicy
+			if err := json.Unmarshal(raw, &np); err != nil {
+				t.Fatal(err)
+			}
+			a.networkPolicies = append(a.networkPolicies, np)
+		}
+	}
+	return a
+}
+
+// workload returns the Deployment or StatefulSet.
+func (a applied) workload(t *testing.T) k8sObject {
+	t.Helper()
+	for _, o := range a.objects {
+		if o.Kind == "Deployment" || o.Kind == "StatefulSet" {
+			return o
+		}
+	}
+	t.Fatalf("dry run applied no workload: %+v", a.objects)
+	return k8sObject{}
+}
+
+// wantPolicy is the NetworkPolicy a manifest must carry.
+type wantPolicy struct {
+	mcpPort         int
+	istiodNamespace string            // default istio-system
+	adminPort       int               // 0: no rule may open the admin port
+	adminFrom       map[string]string // the podSelector labels of the one peer allowed to it
+}
+
+// checkNetworkPolicy asserts that the manifest's NetworkPolicy selects the bridge's pods, lets
+// only Istiod's pods reach the MCP port, and opens the admin port to nobody (or only adminFrom).
+func checkNetworkPolicy(t *testing.T, nps []networkPolicy, workload k8sObject, want *wantPolicy) {
+	t.Helper()
+	if want == nil {
+		if len(nps) != 0 {
+			t.Errorf("%d NetworkPolicies, want none", len(nps))
+		}
+		return
+	}
+	if len(nps) != 1 {
+		t.Fatalf("%d NetworkPolicies, want 1", len(nps))
+	}
+	spec := nps[0].Spec
+	sel := spec.PodSelector
+	if len(sel.MatchLabels) == 0 || len(sel.MatchExpressions) != 0 {
+		t.Errorf("podSelector %+v: want matchLabels only", sel)
+	}
+	for k, v := range sel.MatchLabels {
+		if workload.Spec.Template.Metadata.Labels[k] != v {
+			t.Errorf("podSelector %s=%s does not select the %s's pods (labels %v)", k, v, workload.Kind, workload.Spec.Template.Metadata.Labels)
+		}
+	}
+	if strings.Join(spec.PolicyTypes, ",") != "Ingress" {
+		t.Errorf("policyTypes %v, want [Ingress]", spec.PolicyTypes)
+	}
+	ns := want.istiodNamespace
+	if ns == "" {
+		ns = "istio-system"
+	}
+	wantRules := 1
+	if want.adminPort != 0 {
+		wantRules = 2
+	}
+	if len(spec.Ingress) != wantRules {
+		t.Fatalf("%d ingress rules, want %d: %+v", len(spec.Ingress), wantRules, spec.Ingress)
+	}
+	for i, rule := range spec.Ingress {
+		// A rule without peers or without ports would let everyone in, or to every port.
+		if len(rule.From) != 1 || len(rule.Ports) != 1 {
+			t.Fatalf("ingress[%d] has %d peers and %d ports, want 1 and 1: %+v", i, len(rule.From), len(rule.Ports), rule)
+		}
+		peer, port := rule.From[0], rule.Ports[0]
+		if port.Protocol != "TCP" || peer.IPBlock != nil {
+			t.Errorf("ingress[%d]: protocol %q, ipBlock %s", i, port.Protocol, peer.IPBlock)
+		}
+		gotPort, _ := port.Port.(float64)
+		switch i {
+		case 0:
+			if int(gotPort) != want.mcpPort {
+				t.Errorf("ingress[0] port %v, want the MCP port %d", port.Port, want.mcpPort)
+			}
+			if peer.NamespaceSelector == nil || !equalLabels(peer.NamespaceSelector.MatchLabels, map[string]string{"kubernetes.io/metadata.name": ns}) {
+				t.Errorf("ingress[0] namespaceSelector %+v, want kubernetes.io/metadata.name=%s", peer.NamespaceSelector, ns)
+			}
+			if peer.PodSelector == nil || !equalLabels(peer.PodSelector.MatchLabels, map[string]string{"app": "istiod"}) {
+				t.Errorf("ingress[0] podSelector %+v, want app=istiod", peer.PodSelector)
+			}
+		case 1:
+			if int(gotPort) != want.adminPort {
+				t.Errorf("ingress[1] port %v, want the admin port %d", port.Port, want.adminPort)
+			}
+			if peer.PodSelector == nil || !equalLabels(peer.PodSelector.MatchLabels, want.adminFrom) || peer.NamespaceSelector != nil {
+				t.Errorf("ingress[1] peer %+v, want podSelector %v only", peer, want.adminFrom)
+			}
+		}
+	}
+}
+
+func equalLabels(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// withMountedSecrets writes the stringData of the manifest's Secrets to files, as the pod would
+// mount them under /etc/mcp-bridge/credentials, and points the configuration at those files, so
+// that validate can read every credential it names.
+func withMountedSecrets(t *testing.T, manifest, cfg string) string {
+	t.Helper()
+	const mount = "/etc/mcp-bridge/credentials/"
+	dir := t.TempDir()
+	for _, doc := range strings.Split(manifest, "\n---") {
+		var obj struct {
+			Kind       string            `json:"kind"`
+			StringData map[string]string `json:"stringData"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatal(err)
+		}
+		if obj.Kind != "Secret" {
+			continue
+		}
+		for k, v := range obj.StringData {
+			if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return strings.ReplaceAll(cfg, mount, dir+"/")
 }

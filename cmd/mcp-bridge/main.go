@@ -176,6 +176,11 @@ func runValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// A credential that cannot be read leaves serve unready until it appears; validate says so
+	// now, naming the field (never the value).
+	if err := cfg.CheckCredentials(); err != nil {
+		return fmt.Errorf("config %s: credentials:\n%w", common.configPath, err)
+	}
 	// Building the pipeline runs every constructor's own checks (templates, CIDRs, credentials
 	// sources) without connecting to anything.
 	if _, err := pipeline.New(cfg, pipeline.Options{}); err != nil {

@@ -77,8 +77,16 @@ func AppMember(app, id, host string, port uint32, metadata map[string]string) (M
 			continue
 		}
 		name := string(proto)
-		if _, taken := m.Instance.Ports[name]; taken {
+		// The same endpoint listed again is one port, not two ports of one name (which Istio
+		// rejects).
+		if port, taken := m.Instance.Ports[name]; taken {
+			if port == e.Port {
+				continue
+			}
 			name = fmt.Sprintf("%s-%d", proto, e.Port)
+			if _, taken := m.Instance.Ports[name]; taken {
+				continue
+			}
 		}
 		m.Ports = append(m.Ports, registry.Port{Name: name, Protocol: proto})
 		m.Instance.Ports[name] = e.Port
