@@ -3,51 +3,30 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
+	"maps"
+	"slices"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
-// credential is one credential source the configuration names: a registry.Secret (read as the
-// adapter will read it) or a TLS file a registry client loads; path is its YAML path.
+// credential is one credential source the configuration names (a registry.Secret: a secret
+// file or environment variable, or a TLS file a registry client loads, as the registry table's
+// Secrets() lists them); path is its YAML path.
 type credential struct {
 	path   string
 	secret registry.Secret
-	file   string
 }
 
-// credentials lists every credential source of every registry, in file order.
+// credentials lists every credential source of every registry, by YAML path.
 func (c *Config) credentials() []credential {
-	var out []credential
-	for i, r := range c.Registries {
-		p := "registries[" + strconv.Itoa(i) + "]"
-		switch {
-		case r.ZooKeeper != nil:
-			out = append(out, credential{path: p + ".zookeeper.digest", secret: r.ZooKeeper.Digest})
-		case r.Nacos != nil:
-			n := r.Nacos
-			out = append(out,
-				credential{path: p + ".nacos.password", secret: n.Password},
-				credential{path: p + ".nacos.accessKey", secret: n.AccessKey},
-				credential{path: p + ".nacos.secretKey", secret: n.SecretKey})
-			if n.TLS.Enabled {
-				out = append(out,
-					credential{path: p + ".nacos.tls.caFile", file: n.TLS.CAFile},
-					credential{path: p + ".nacos.tls.certFile", file: n.TLS.CertFile},
-					credential{path: p + ".nacos.tls.keyFile", file: n.TLS.KeyFile})
-			}
-		}
+	secrets := c.Secrets()
+	out := make([]credential, 0, len(secrets))
+	for _, path := range slices.Sorted(maps.Keys(secrets)) {
+		out = append(out, credential{path: path, secret: secrets[path]})
 	}
-	kept := out[:0]
-	for _, cr := range out {
-		if !cr.secret.IsZero() || cr.file != "" {
-			kept = append(kept, cr)
-		}
-	}
-	return kept
+	return out
 }
 
 // rememberCredentialLines records the line of each credential source while the document's node
@@ -73,13 +52,7 @@ func (c *Config) rememberCredentialLines(doc *yaml.Node) {
 func (c *Config) CheckCredentials() error {
 	var ps problems
 	for _, cr := range c.credentials() {
-		var err error
-		if cr.file != "" {
-			err = readable(cr.file)
-		} else {
-			_, err = cr.secret.Read()
-		}
-		if err != nil {
+		if _, err := cr.secret.Read(); err != nil {
 			ps.add(cr.path, err.Error())
 		}
 	}
@@ -95,13 +68,4 @@ func (c *Config) CheckCredentials() error {
 		}
 	}
 	return errors.Join(msgs...)
-}
-
-// readable opens and closes a file: its content is the registry client's to parse.
-func readable(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("cannot be read: %w", err)
-	}
-	return f.Close()
 }

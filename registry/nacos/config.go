@@ -210,12 +210,21 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Secrets returns the credentials the configuration refers to that are set, by YAML key.
+// Secrets returns the credentials the configuration refers to that are set, by YAML key: the
+// secret references and, with TLS on, the TLS files (key material the client loads).
 func (c Config) Secrets() map[string]registry.Secret {
 	out := make(map[string]registry.Secret)
 	for key, s := range map[string]registry.Secret{"password": c.Password, "accessKey": c.AccessKey, "secretKey": c.SecretKey} {
 		if !s.IsZero() {
 			out[key] = s
+		}
+	}
+	// The TLS files are key material the client loads too: validate checks them the same way.
+	if c.TLS.Enabled {
+		for key, f := range map[string]string{"tls.caFile": c.TLS.CAFile, "tls.certFile": c.TLS.CertFile, "tls.keyFile": c.TLS.KeyFile} {
+			if f != "" {
+				out[key] = registry.Secret{File: f}
+			}
 		}
 	}
 	return out
