@@ -164,16 +164,19 @@ func bridgeClientSynced(b *servers.Bridge, since time.Time) error {
 	if err != nil {
 		return err
 	}
-	var clients []struct {
-		ConnectedSince time.Time `json:"connectedSince"`
-		Types          []struct {
-			TypeURL string `json:"typeUrl"`
-			Synced  bool   `json:"synced"`
-		} `json:"types"`
+	var page struct {
+		Clients []struct {
+			ConnectedSince time.Time `json:"connectedSince"`
+			Types          []struct {
+				TypeURL string `json:"typeUrl"`
+				Synced  bool   `json:"synced"`
+			} `json:"types"`
+		} `json:"clients"`
 	}
-	if err := json.Unmarshal(body, &clients); err != nil {
+	if err := json.Unmarshal(body, &page); err != nil {
 		return fmt.Errorf("decoding /debug/clients: %w", err)
 	}
+	clients := page.Clients
 	for _, c := range clients {
 		if !c.ConnectedSince.After(since) || len(c.Types) == 0 {
 			continue

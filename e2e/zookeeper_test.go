@@ -329,8 +329,10 @@ func TestZooKeeperBridgeRestartDuringOutage(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		var clients []json.RawMessage
-		if err := json.Unmarshal(body, &clients); err != nil || len(clients) == 0 {
+		var page struct {
+			Clients []json.RawMessage `json:"clients"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil || len(page.Clients) == 0 {
 			return fmt.Errorf("no MCP client (%v): %s", err, body)
 		}
 		return nil
