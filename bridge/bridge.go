@@ -119,7 +119,7 @@ func (o *Output) Served() []*istio.Resource {
 		return nil
 	}
 	var all []*istio.Resource
-	for _, coll := range sortedKeys(o.Resources) {
+	for _, coll := range slices.Sorted(maps.Keys(o.Resources)) {
 		all = append(all, o.Resources[coll]...)
 	}
 	return all
@@ -212,7 +212,7 @@ func (b *Bridge) combine(prods []*Production) *Output {
 			delete(b.merged, coll)
 		}
 	}
-	for _, coll := range sortedKeys(colls) {
+	for _, coll := range slices.Sorted(maps.Keys(colls)) {
 		inputs := make([][]*istio.Resource, len(prods))
 		for i, p := range prods {
 			inputs[i] = p.Resources[coll]
@@ -317,10 +317,6 @@ func toMCP(r *istio.Resource) *mcp.Resource {
 		Annotations: r.Annotations,
 		Body:        r.Body,
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }
 
 // collectionKind returns the Kind part of "group/Kind".

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"unicode/utf8"
 
@@ -38,7 +39,7 @@ func encodeWorkloadEntry(we *networking.WorkloadEntry) ([]byte, error) {
 			return nil, fmt.Errorf("string field %q is not valid UTF-8", s)
 		}
 	}
-	portKeys, labelKeys := sortedKeys(we.Ports), sortedKeys(we.Labels)
+	portKeys, labelKeys := slices.Sorted(maps.Keys(we.Ports)), slices.Sorted(maps.Keys(we.Labels))
 	size := sizeString(fieldWEAddress, we.Address) + sizeString(fieldWENetwork, we.Network) +
 		sizeString(fieldWELocality, we.Locality) + sizeString(fieldWEServiceAccount, we.ServiceAccount)
 	for _, k := range portKeys {
@@ -133,13 +134,4 @@ func appendString(b []byte, field protowire.Number, s string) []byte {
 	}
 	b = protowire.AppendTag(b, field, protowire.BytesType)
 	return protowire.AppendString(b, s)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -3,7 +3,9 @@ package nacos
 import (
 	"encoding/json"
 	"hash/fnv"
-	"sort"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
@@ -88,12 +90,7 @@ func fingerprint(svc *registry.Service) uint64 {
 }
 
 func sortedKeys(m map[registry.Key]bool) []registry.Key {
-	out := make([]registry.Key, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out
+	return slices.SortedFunc(maps.Keys(m), func(a, b registry.Key) int { return strings.Compare(a.String(), b.String()) })
 }
 
 // take moves what the SDK callbacks recorded into the state.
