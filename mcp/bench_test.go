@@ -19,7 +19,6 @@ import (
 	mcpapi "istio.io/api/mcp/v1alpha1"
 
 	"github.com/mcp-bridge/mcp-bridge/internal/rawads"
-
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 

@@ -11,9 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 
-	"github.com/mcp-bridge/mcp-bridge/mcp"
-
 	"github.com/mcp-bridge/mcp-bridge/istio"
+	"github.com/mcp-bridge/mcp-bridge/mcp"
 )
 
 // Example shows the wiring cmd/mcp-bridge needs: the gRPC server built with ServerOptions, the

@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"context"
-	"github.com/mcp-bridge/mcp-bridge/istio"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,8 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // fuzzLimits are small so the fuzzer reaches every limit with short inputs.

@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"fmt"
-	"github.com/mcp-bridge/mcp-bridge/istio"
 	"runtime"
 	"strings"
 	"sync"
@@ -14,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // heapInUse is the Go heap in use after a full collection (runtime.MemStats.HeapInuse): what the

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/mcp-bridge/mcp-bridge/istio"
 	"log/slog"
 	"net"
 	"strings"
@@ -20,6 +19,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
 // rawStream is a SotW stream the test drives by hand; end reports how it ended.

@@ -15,7 +15,6 @@ import (
 	mcpapi "istio.io/api/mcp/v1alpha1"
 
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
-
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
