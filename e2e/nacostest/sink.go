@@ -200,7 +200,9 @@ func (r *RecordSink) WaitSynced(t testing.TB, timeout time.Duration) {
 	})
 }
 
-// WaitFor polls cond until it holds, failing the test after timeout with what last failed.
+// WaitFor polls cond until it holds, failing the test after timeout with what last failed. It
+// polls every 20 ms without backing off (unlike servers.WaitFor): the tests time how long changes
+// take to arrive, and a growing poll delay would be measured with them.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

@@ -163,10 +163,10 @@ func BenchmarkPolarisScale(b *testing.B) {
 	for _, l := range []struct {
 		name string
 		d    []time.Duration
-	}{{"register->push(Polaris+SDK)", regPush}, {"push->sink(adapter)", pushSink}, {"sink->MCP(pipeline: merge+bridge+mcp)", sinkMCP}, {"register->sink", regSink}, {"register->MCP", regMCP}} {
+	}{{"register->push(Polaris+SDK)", regPush}, {"push->sink(adapter)", pushSink}, {"sink->MCP(merge+translate+mcp)", sinkMCP}, {"register->sink", regSink}, {"register->MCP", regMCP}} {
 		lat += fmt.Sprintf("; %s p50 %v p99 %v", l.name, pct(l.d, 50), pct(l.d, 99))
 	}
-	b.Logf("sync %dx%d: sink %v, MCP client %v; heap adapter +%.1f MiB, adapter in the pipeline +%.1f MiB; %d changes%s",
+	b.Logf("sync %dx%d: sink %v, MCP client %v; heap adapter +%.1f MiB, adapter+pipeline +%.1f MiB; %d changes%s",
 		services, perService, syncTook.Round(time.Millisecond), mcpTook.Round(time.Millisecond), mib(h1)-mib(h0), mib(h3)-mib(h2), len(regMCP), lat)
 	b.ReportMetric(syncTook.Seconds(), "sync-s")
 	b.ReportMetric(mib(h1)-mib(h0), "adapter-heap-MiB")
