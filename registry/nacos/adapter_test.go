@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
@@ -46,41 +47,37 @@ func TestRealNacosBehaviours(t *testing.T) {
 	cfg.Groups = []string{DefaultGroup, "G"}
 	cfg.PageSize = 2 // three services in DEFAULT_GROUP: two pages
 	r := startAdapter(t, cfg, f)
-	r.waitSynced(t, 5*time.Second)
+	r.Sink.WaitSynced(t, 5*time.Second)
 
 	var got []string
-	for _, s := range r.sink.services() {
+	for _, s := range r.Sink.Services() {
 		got = append(got, s.Key().String())
 	}
 	want := []string{"application:public/DEFAULT_GROUP/a", "application:public/DEFAULT_GROUP/b", "application:public/DEFAULT_GROUP/c", "application:public/G/d"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("services %q, want %q", got, want)
 	}
-	if err := instancesAre("10.0.0.1:8080/50/true/true", "10.0.0.2:8080/150/true/true", "10.0.0.3:8080/1/true/true", "10.0.0.4:8080/0/true/true")(r.sink.get(appKey("a"))); err != nil {
+	if err := nacostest.InstancesAre("10.0.0.1:8080/50/true/true", "10.0.0.2:8080/150/true/true", "10.0.0.3:8080/1/true/true", "10.0.0.4:8080/0/true/true")(r.Sink.Get(nacostest.AppKey("a"))); err != nil {
 		t.Errorf("float weights: %v", err)
 	}
 
 	// A malformed instance is rejected once, not at every push, and accepted when it goes.
 	n.set(DefaultGroup, "c", inst("10.0.2.1", 8080, 1, nil), inst("", 8080, 1, nil))
-	r.sink.waitService(t, 2*time.Second, appKey("c"), instancesAre("10.0.2.1:8080/100/true/true"))
+	r.Sink.WaitService(t, 2*time.Second, nacostest.AppKey("c"), nacostest.InstancesAre("10.0.2.1:8080/100/true/true"))
 	n.set(DefaultGroup, "c", inst("10.0.2.1", 8080, 1, map[string]string{"v": "2"}), inst("", 8080, 1, nil))
-	waitFor(t, 2*time.Second, "the second push", func() error {
-		if r.sink.get(appKey("c")).Instances[0].Labels["v"] != "2" {
+	nacostest.WaitFor(t, 2*time.Second, "the second push", func() error {
+		if r.Sink.Get(nacostest.AppKey("c")).Instances[0].Labels["v"] != "2" {
 			return fmt.Errorf("not yet")
 		}
 		return nil
 	})
-	r.sink.mu.Lock()
-	if r.sink.nReject != 1 || r.sink.rejects["nacos:public/DEFAULT_GROUP/c#:8080"] != "bad-address" {
-		t.Errorf("%d Reject calls, rejects %v; want the one malformed instance once", r.sink.nReject, r.sink.rejects)
+	if rejects, n := r.Sink.Rejects(); n != 1 || rejects["nacos:public/DEFAULT_GROUP/c#:8080"] != "bad-address" {
+		t.Errorf("%d Reject calls, rejects %v; want the one malformed instance once", n, rejects)
 	}
-	r.sink.mu.Unlock()
 	n.set(DefaultGroup, "c", inst("10.0.2.1", 8080, 1, nil))
-	waitFor(t, 2*time.Second, "the Accept", func() error {
-		r.sink.mu.Lock()
-		defer r.sink.mu.Unlock()
-		if len(r.sink.rejects) != 0 {
-			return fmt.Errorf("rejects %v", r.sink.rejects)
+	nacostest.WaitFor(t, 2*time.Second, "the Accept", func() error {
+		if rejects, _ := r.Sink.Rejects(); len(rejects) != 0 {
+			return fmt.Errorf("rejects %v", rejects)
 		}
 		return nil
 	})
@@ -89,7 +86,7 @@ func TestRealNacosBehaviours(t *testing.T) {
 	subCalls := n.subCalls
 	dKey := registry.Key{Kind: registry.KindApplication, Namespace: PublicNamespace, Group: "G", Name: "d"}
 	n.set("G", "d", inst("10.0.3.1", 9090, 2, map[string]string{"secure": "true"}))
-	r.sink.waitService(t, 2*time.Second, dKey, instancesAre("10.0.3.1:9090/200/true/true"))
+	r.Sink.WaitService(t, 2*time.Second, dKey, nacostest.InstancesAre("10.0.3.1:9090/200/true/true"))
 	time.Sleep(3 * cfg.PollInterval)
 	if n.subCalls != subCalls {
 		t.Errorf("flavor nacos re-subscribed (%d -> %d Subscribe calls): pushes are enough", subCalls, n.subCalls)
@@ -97,11 +94,11 @@ func TestRealNacosBehaviours(t *testing.T) {
 
 	// A service dropping to zero instances is sent empty (it is still registered)...
 	n.set(DefaultGroup, "b")
-	r.sink.waitService(t, 2*time.Second, appKey("b"), instancesAre())
+	r.Sink.WaitService(t, 2*time.Second, nacostest.AppKey("b"), nacostest.InstancesAre())
 	// ...and deleted when Nacos removes the service itself.
 	n.remove(DefaultGroup, "b")
-	waitFor(t, 2*time.Second, "b to be deleted", func() error {
-		if r.sink.get(appKey("b")) != nil {
+	nacostest.WaitFor(t, 2*time.Second, "b to be deleted", func() error {
+		if r.Sink.Get(nacostest.AppKey("b")) != nil {
 			return fmt.Errorf("still there")
 		}
 		return nil
@@ -112,36 +109,36 @@ func TestRealNacosBehaviours(t *testing.T) {
 
 	// The server goes away: Fail once, nothing removed. Changes made meanwhile (no pushes) are
 	// read after recovery and sent whole.
-	before := r.sink.nEvents()
+	before := r.Sink.NEvents()
 	n.setDown(true)
-	waitFor(t, 2*time.Second, "Fail", func() error {
-		if r.sink.count("fail") == 0 {
+	nacostest.WaitFor(t, 2*time.Second, "Fail", func() error {
+		if r.Sink.Count("fail") == 0 {
 			return fmt.Errorf("no Fail yet")
 		}
 		return nil
 	})
 	n.set(DefaultGroup, "c", inst("10.0.2.1", 8080, 3, nil))
 	time.Sleep(5 * cfg.PollInterval)
-	for _, e := range r.sink.eventsSince(before) {
-		if e.op != "fail" {
-			t.Errorf("while down: %s", e.op)
+	for _, e := range r.Sink.EventsSince(before) {
+		if e.Op != "fail" {
+			t.Errorf("while down: %s", e.Op)
 		}
 	}
-	if r.sink.count("fail") != 1 {
-		t.Errorf("%d Fail calls for one failure, want 1", r.sink.count("fail"))
+	if r.Sink.Count("fail") != 1 {
+		t.Errorf("%d Fail calls for one failure, want 1", r.Sink.Count("fail"))
 	}
 	n.setDown(false)
-	waitFor(t, 3*time.Second, "the recovery Replace", func() error {
-		if r.sink.count("replace") < 2 {
+	nacostest.WaitFor(t, 3*time.Second, "the recovery Replace", func() error {
+		if r.Sink.Count("replace") < 2 {
 			return fmt.Errorf("no second Replace yet")
 		}
 		return nil
 	})
-	if err := instancesAre("10.0.2.1:8080/300/true/true")(r.sink.get(appKey("c"))); err != nil {
+	if err := nacostest.InstancesAre("10.0.2.1:8080/300/true/true")(r.Sink.Get(nacostest.AppKey("c"))); err != nil {
 		t.Errorf("after recovery: %v", err)
 	}
-	if len(r.sink.services()) != 3 {
-		t.Errorf("after recovery %d services, want 3", len(r.sink.services()))
+	if len(r.Sink.Services()) != 3 {
+		t.Errorf("after recovery %d services, want 3", len(r.Sink.Services()))
 	}
 }
 
@@ -155,15 +152,15 @@ func TestUnreachableAtStart(t *testing.T) {
 	cfg := fakeConfig(t)
 	cfg.RecoveryDelay = time.Hour
 	r := startAdapter(t, cfg, f)
-	waitFor(t, 2*time.Second, "Fail", func() error {
-		if r.sink.count("fail") == 0 {
+	nacostest.WaitFor(t, 2*time.Second, "Fail", func() error {
+		if r.Sink.Count("fail") == 0 {
 			return fmt.Errorf("no Fail")
 		}
 		return nil
 	})
 	n.setDown(false)
-	r.waitSynced(t, 2*time.Second)
-	r.sink.waitService(t, time.Second, appKey("a"), instancesAre("10.0.0.1:8080/100/true/true"))
+	r.Sink.WaitSynced(t, 2*time.Second)
+	r.Sink.WaitService(t, time.Second, nacostest.AppKey("a"), nacostest.InstancesAre("10.0.0.1:8080/100/true/true"))
 }
 
 // TestNacosConsole covers namespaces "*" and groups "*", which use Nacos's HTTP console API
@@ -228,10 +225,10 @@ func TestNacosConsole(t *testing.T) {
 	cfg.Username, cfg.Password = "nacos", registry.Secret{Env: "TEST_NACOS_PASSWORD"}
 	cfg.TLS = TLS{Enabled: true, CAFile: caFile}
 	r := startAdapter(t, cfg, f)
-	r.waitSynced(t, 5*time.Second)
+	r.Sink.WaitSynced(t, 5*time.Second)
 
 	var got []string
-	for _, s := range r.sink.services() {
+	for _, s := range r.Sink.Services() {
 		got = append(got, s.Key().String())
 	}
 	want := []string{"application:dev/G1/a", "application:public/DEFAULT_GROUP/a", "application:public/G1/b", "application:public/G2/c"}

@@ -1,4 +1,4 @@
-package nacos
+package nacos_test
 
 import (
 	"fmt"
@@ -8,17 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nacos-group/nacos-sdk-go/v2/model"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 )
 
 // BenchmarkPolarisScale measures, against the real Nacos-protocol server, the initial sync of
 // 1,000 services x 20 instances, the latency of 200 registrations (changes) through the adapter
-// and the whole bridge path to an MCP client, and the adapter's memory with that load. It runs
+// and the whole bridge path (the real pipeline package) to an MCP client, and the adapter's memory with that load. It runs
 // once whatever b.N is:
 //
 //	go test ./registry/nacos -run '^$' -bench PolarisScale -benchtime 1x
@@ -28,7 +29,7 @@ func BenchmarkPolarisScale(b *testing.B) {
 	addr := p.NacosAddr()
 
 	// One registrar process registers everything, a batch per service.
-	reg := newApp(b, addr, PublicNamespace)
+	reg := nacostest.NewApp(b, addr, nacos.PublicNamespace)
 	batch := func(svc, gen int) vo.BatchRegisterInstanceParam {
 		ins := make([]vo.RegisterInstanceParam, perService)
 		for i := range ins {
@@ -61,12 +62,12 @@ func BenchmarkPolarisScale(b *testing.B) {
 		return m.HeapAlloc
 	}
 	h0 := heap()
-	cfg := testConfig(b, addr)
+	cfg := nacos.ShortConfig(b, addr)
 	cfg.PollInterval = 2 * time.Second
-	allInSink := func(r *running) func() error {
+	allInSink := func(r *nacostest.RecordSink) func() error {
 		return func() error {
 			n := 0
-			for _, s := range r.sink.services() {
+			for _, s := range r.Services() {
 				n += len(s.Instances)
 			}
 			if n != services*perService {
@@ -76,24 +77,29 @@ func BenchmarkPolarisScale(b *testing.B) {
 		}
 	}
 	start = time.Now()
-	alone := startAdapter(b, cfg, nil)
-	waitFor(b, 5*time.Minute, "the full estate in the sink", allInSink(alone))
+	a, err := nacos.New(cfg, registry.Options{Name: "nacos", Logger: nacostest.Logger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	alone := nacostest.Run(b, a)
+	nacostest.WaitFor(b, 5*time.Minute, "the full estate in the sink", allInSink(alone.Sink))
 	syncTook := time.Since(start)
 	h1 := heap()
-	alone.stop()
+	alone.Stop()
 
-	// Phase 2: the adapter feeding merge, translate, the MCP server and an ADS client.
+	// Phase 2: the adapter in the real pipeline (merge, translate, the MCP server) and an ADS
+	// client.
 	h2 := heap()
-	pl := startPipeline(b)
-	watch := &pushWatch{seen: map[string]time.Time{}}
+	watch := nacos.NewPushWatch()
 	start = time.Now()
-	r := startAdapter(b, cfg, watch.wrap(&sdkFactory{cfg: cfg.WithDefaults(), cacheDir: cfg.CacheDir}), pl.sink)
-	waitFor(b, 5*time.Minute, "the full estate in the sink", allInSink(r))
-	waitFor(b, time.Minute, "every ServiceEntry at the MCP client", func() error {
-		pl.ads.mu.Lock()
-		defer pl.ads.mu.Unlock()
-		if len(pl.ads.entries) != services {
-			return fmt.Errorf("%d ServiceEntries", len(pl.ads.entries))
+	pl := startPipeline(b, cfg, func(cfg nacos.Config, opts registry.Options) (*nacos.Adapter, error) {
+		return nacos.NewWatchedAdapter(cfg, opts, watch)
+	})
+	r := pl.rec
+	nacostest.WaitFor(b, 5*time.Minute, "the full estate in the sink", allInSink(r))
+	nacostest.WaitFor(b, time.Minute, "every ServiceEntry at the MCP client", func() error {
+		if n := pl.ads.count(); n != services {
+			return fmt.Errorf("%d ServiceEntries", n)
 		}
 		return nil
 	})
@@ -119,9 +125,9 @@ func BenchmarkPolarisScale(b *testing.B) {
 			deadline := time.Now().Add(30 * time.Second)
 			for time.Now().Before(deadline) && (c.sink.IsZero() || c.mcp.IsZero()) {
 				if c.sink.IsZero() {
-					if s := r.sink.get(appKey(name)); s != nil && s.Instances[0].Weight == wantWeight {
-						c.sink = r.sink.lastUpsert(appKey(name))
-						c.push = watch.at(name)
+					if s := r.Get(nacostest.AppKey(name)); s != nil && s.Instances[0].Weight == wantWeight {
+						c.sink = r.LastUpsert(nacostest.AppKey(name))
+						c.push = watch.At(name)
 					}
 				}
 				if c.mcp.IsZero() {
@@ -160,7 +166,7 @@ func BenchmarkPolarisScale(b *testing.B) {
 	}{{"register->push(Polaris+SDK)", regPush}, {"push->sink(adapter)", pushSink}, {"sink->MCP(merge+translate+mcp)", sinkMCP}, {"register->sink", regSink}, {"register->MCP", regMCP}} {
 		lat += fmt.Sprintf("; %s p50 %v p99 %v", l.name, pct(l.d, 50), pct(l.d, 99))
 	}
-	b.Logf("sync %dx%d: sink %v, MCP client %v; heap adapter +%.1f MiB, adapter+merge+translate+mcp +%.1f MiB; %d changes%s",
+	b.Logf("sync %dx%d: sink %v, MCP client %v; heap adapter +%.1f MiB, adapter+pipeline +%.1f MiB; %d changes%s",
 		services, perService, syncTook.Round(time.Millisecond), mcpTook.Round(time.Millisecond), mib(h1)-mib(h0), mib(h3)-mib(h2), len(regMCP), lat)
 	b.ReportMetric(syncTook.Seconds(), "sync-s")
 	b.ReportMetric(mib(h1)-mib(h0), "adapter-heap-MiB")
@@ -178,80 +184,6 @@ func pct(d []time.Duration, p int) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[min(len(s)-1, len(s)*p/100)].Round(100 * time.Microsecond)
-}
-
-// pushWatch records when the SDK delivered each service's instances to the adapter.
-type pushWatch struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-func (w *pushWatch) at(name string) time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.seen[name]
-}
-
-func (w *pushWatch) wrap(f clientFactory) clientFactory { return watchFactory{f, w} }
-
-type watchFactory struct {
-	clientFactory
-	w *pushWatch
-}
-
-func (f watchFactory) naming(ns string) (namingClient, error) {
-	c, err := f.clientFactory.naming(ns)
-	if err != nil {
-		return nil, err
-	}
-	return &watchNaming{namingClient: c, w: f.w, params: map[*vo.SubscribeParam]*vo.SubscribeParam{}}, nil
-}
-
-// watchNaming timestamps callbacks; it keeps the wrapped params so Unsubscribe finds them.
-type watchNaming struct {
-	namingClient
-	w      *pushWatch
-	mu     sync.Mutex
-	params map[*vo.SubscribeParam]*vo.SubscribeParam
-}
-
-func (c *watchNaming) inner(p *vo.SubscribeParam) *vo.SubscribeParam {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if q, ok := c.params[p]; ok {
-		return q
-	}
-	q := *p
-	q.SubscribeCallback = func(ins []model.Instance, err error) {
-		c.w.mu.Lock()
-		c.w.seen[p.ServiceName] = time.Now()
-		c.w.mu.Unlock()
-		p.SubscribeCallback(ins, err)
-	}
-	c.params[p] = &q
-	return &q
-}
-
-func (c *watchNaming) Subscribe(p *vo.SubscribeParam) error {
-	return c.namingClient.Subscribe(c.inner(p))
-}
-
-func (c *watchNaming) Unsubscribe(p *vo.SubscribeParam) error {
-	return c.namingClient.Unsubscribe(c.inner(p))
-}
-
-// lastUpsert returns when the service was last sent.
-func (r *recordSink) lastUpsert(k registry.Key) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.events) - 1; i >= 0; i-- {
-		for _, s := range r.events[i].services {
-			if s.Key() == k {
-				return r.events[i].at
-			}
-		}
-	}
-	return time.Time{}
 }
 
 func weightOf(eps []*networking.WorkloadEntry, address string) uint32 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
@@ -20,12 +21,12 @@ func TestPolarisDubboMapping(t *testing.T) {
 	p := servers.StartPolaris(t)
 	addr := p.NacosAddr()
 	for i, ip := range []string{"10.0.2.1", "10.0.2.2"} {
-		register(t, newApp(t, addr, PublicNamespace), vo.RegisterInstanceParam{ServiceName: "shop-order", Ip: ip, Port: 20880, Weight: float64(i + 1), Enable: true, Healthy: true, Ephemeral: true, Metadata: dubbo3Metadata("r1")})
+		nacostest.Register(t, nacostest.NewApp(t, addr, PublicNamespace), vo.RegisterInstanceParam{ServiceName: "shop-order", Ip: ip, Port: 20880, Weight: float64(i + 1), Enable: true, Healthy: true, Ephemeral: true, Metadata: dubbo3Metadata("r1")})
 	}
 	// A Dubbo 2 consumer of the interface, registered interface-level.
 	consumer := dubbo2Metadata(orderService, "", "", "shop-web", "consumer")
-	register(t, newApp(t, addr, PublicNamespace), vo.RegisterInstanceParam{ServiceName: "consumers:" + orderService + "::", Ip: "10.0.9.9", Port: 0, Enable: true, Healthy: true, Ephemeral: true, Metadata: consumer})
-	cfgApp := newConfigApp(t, addr, PublicNamespace)
+	nacostest.Register(t, nacostest.NewApp(t, addr, PublicNamespace), vo.RegisterInstanceParam{ServiceName: "consumers:" + orderService + "::", Ip: "10.0.9.9", Port: 0, Enable: true, Healthy: true, Ephemeral: true, Metadata: consumer})
+	cfgApp := nacostest.NewConfigApp(t, addr, PublicNamespace)
 	publish := func(iface, apps string) {
 		t.Helper()
 		if ok, err := cfgApp.PublishConfig(vo.ConfigParam{DataId: iface, Group: "mapping", Content: apps}); err != nil || !ok {
@@ -37,12 +38,12 @@ func TestPolarisDubboMapping(t *testing.T) {
 	cfg := testConfig(t, addr)
 	cfg.Dubbo = Dubbo{Mapping: true, MappingInterfaces: []string{"org.apache.shop.StockService"}, Dubbo3Hosts: HostsInterface}
 	r := startAdapter(t, cfg, nil)
-	r.waitSynced(t, 20*time.Second)
+	r.Sink.WaitSynced(t, 20*time.Second)
 	ifaceKey := func(i string) registry.Key {
 		return registry.Key{Kind: registry.KindDubboInterface, Namespace: PublicNamespace, Name: i}
 	}
 	const wait = 15 * time.Second
-	r.sink.waitService(t, wait, ifaceKey(orderService), func(s *registry.Service) error {
+	r.Sink.WaitService(t, wait, ifaceKey(orderService), func(s *registry.Service) error {
 		if err := dubboInstancesAre("10.0.2.1:20880/100", "10.0.2.2:20880/100")(s); err != nil {
 			return err
 		}
@@ -51,17 +52,17 @@ func TestPolarisDubboMapping(t *testing.T) {
 		}
 		return nil
 	})
-	if s := r.sink.get(registry.Key{Kind: registry.KindDubboApplication, Namespace: PublicNamespace, Group: DefaultGroup, Name: "shop-order"}); s != nil {
+	if s := r.Sink.Get(registry.Key{Kind: registry.KindDubboApplication, Namespace: PublicNamespace, Group: DefaultGroup, Name: "shop-order"}); s != nil {
 		t.Errorf("interface mode also sent the application service")
 	}
 
 	// A mapping published later, for a configured interface, adds its service.
 	publish("org.apache.shop.StockService", "shop-order")
-	r.sink.waitService(t, wait, ifaceKey("org.apache.shop.StockService"), dubboInstancesAre("10.0.2.1:20880/100", "10.0.2.2:20880/100"))
+	r.Sink.WaitService(t, wait, ifaceKey("org.apache.shop.StockService"), dubboInstancesAre("10.0.2.1:20880/100", "10.0.2.2:20880/100"))
 	// The mapping no longer names the application: its service goes.
 	publish(orderService, "other-app")
-	waitFor(t, wait, "the OrderService service to be deleted", func() error {
-		if r.sink.get(ifaceKey(orderService)) != nil {
+	nacostest.WaitFor(t, wait, "the OrderService service to be deleted", func() error {
+		if r.Sink.Get(ifaceKey(orderService)) != nil {
 			return fmt.Errorf("still there")
 		}
 		return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 )
 
@@ -47,8 +48,8 @@ func forgedPush(t *testing.T) []byte {
 func TestForgedUDPPushIsIgnored(t *testing.T) {
 	p := servers.StartPolaris(t)
 	addr := p.NacosAddr()
-	app := newApp(t, addr, PublicNamespace)
-	register(t, app, vo.RegisterInstanceParam{ServiceName: "orders", Ip: "127.0.0.5", Port: 8080, Enable: true, Healthy: true, Ephemeral: true})
+	app := nacostest.NewApp(t, addr, PublicNamespace)
+	nacostest.Register(t, app, vo.RegisterInstanceParam{ServiceName: "orders", Ip: "127.0.0.5", Port: 8080, Enable: true, Healthy: true, Ephemeral: true})
 
 	before, err := servers.Sockets(0)
 	if err != nil {
@@ -57,9 +58,9 @@ func TestForgedUDPPushIsIgnored(t *testing.T) {
 	cfg := testConfig(t, addr)
 	cfg.ResyncInterval = time.Hour // only pushes may bring the later change
 	r := startAdapter(t, cfg, nil)
-	r.waitSynced(t, 20*time.Second)
+	r.Sink.WaitSynced(t, 20*time.Second)
 	const wait = 15 * time.Second
-	r.sink.waitService(t, wait, appKey("orders"), instancesAre("127.0.0.5:8080/100/true/true"))
+	r.Sink.WaitService(t, wait, nacostest.AppKey("orders"), nacostest.InstancesAre("127.0.0.5:8080/100/true/true"))
 
 	after, err := servers.Sockets(0)
 	if err != nil {
@@ -98,14 +99,14 @@ func TestForgedUDPPushIsIgnored(t *testing.T) {
 	t.Logf("sent the forged push to %d UDP sockets of %d sockets", sent, len(after))
 
 	// A real change after the forged push must still arrive, and the forged address never.
-	app2 := newApp(t, addr, PublicNamespace)
-	register(t, app2, vo.RegisterInstanceParam{ServiceName: "orders", Ip: "127.0.0.6", Port: 8080, Enable: true, Healthy: true, Ephemeral: true})
-	r.sink.waitService(t, wait, appKey("orders"), instancesAre("127.0.0.5:8080/100/true/true", "127.0.0.6:8080/100/true/true"))
-	for _, e := range r.sink.eventsSince(0) {
-		for _, s := range e.services {
+	app2 := nacostest.NewApp(t, addr, PublicNamespace)
+	nacostest.Register(t, app2, vo.RegisterInstanceParam{ServiceName: "orders", Ip: "127.0.0.6", Port: 8080, Enable: true, Healthy: true, Ephemeral: true})
+	r.Sink.WaitService(t, wait, nacostest.AppKey("orders"), nacostest.InstancesAre("127.0.0.5:8080/100/true/true", "127.0.0.6:8080/100/true/true"))
+	for _, e := range r.Sink.EventsSince(0) {
+		for _, s := range e.Services {
 			for _, in := range s.Instances {
 				if in.Address == "6.6.6.6" {
-					t.Fatalf("the forged instance reached the sink: %s %s", e.op, s.Key())
+					t.Fatalf("the forged instance reached the sink: %s %s", e.Op, s.Key())
 				}
 			}
 		}
@@ -120,8 +121,8 @@ func TestSubscribeOverridesFutureLastRefTime(t *testing.T) {
 	t.Parallel()
 	p := servers.StartPolaris(t)
 	addr := p.NacosAddr()
-	app := newApp(t, addr, PublicNamespace)
-	register(t, app, vo.RegisterInstanceParam{ServiceName: "orders", Ip: "127.0.0.5", Port: 8080, Enable: true, Healthy: true, Ephemeral: true})
+	app := nacostest.NewApp(t, addr, PublicNamespace)
+	nacostest.Register(t, app, vo.RegisterInstanceParam{ServiceName: "orders", Ip: "127.0.0.5", Port: 8080, Enable: true, Healthy: true, Ephemeral: true})
 
 	cfg := testConfig(t, addr).WithDefaults()
 	f := &sdkFactory{cfg: cfg, cacheDir: cfg.CacheDir}
@@ -157,7 +158,7 @@ func TestSubscribeOverridesFutureLastRefTime(t *testing.T) {
 		}
 	}
 	// Polaris lists a new registration about a second late: subscribe until it answers.
-	waitFor(t, 15*time.Second, "a first answer", func() error { return g.Subscribe(param) })
+	nacostest.WaitFor(t, 15*time.Second, "a first answer", func() error { return g.Subscribe(param) })
 	waitIPs("127.0.0.5")
 
 	g.holder.ProcessService(&model.Service{

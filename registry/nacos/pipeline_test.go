@@ -1,4 +1,4 @@
-package nacos
+package nacos_test
 
 import (
 	"context"
@@ -15,50 +15,56 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protojson"
 	mcpapi "istio.io/api/mcp/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
-	"github.com/mcp-bridge/mcp-bridge/istio"
+	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
-	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/registry"
-	"github.com/mcp-bridge/mcp-bridge/translate"
+	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 )
-
-// logSnapshots logs every snapshot the pipeline translates (debugging).
-const logSnapshots = false
 
 // serviceEntryType is what Istiod >= 1.24 asks for.
 const serviceEntryType = "networking.istio.io/v1/ServiceEntry"
 
-// pipeline is the bridge's path from an adapter to Istiod: the merge layer, translate, the MCP
-// server, and an ADS client subscribed to ServiceEntries as Istiod's MCP client is.
-type pipeline struct {
-	sink registry.Sink // hand this to the adapter
-	ads  *adsClient
+// bridge is the real bridge pipeline (package pipeline, as `mcp-bridge serve` runs it: adapter,
+// merge, translate, MCP server) for one Nacos registry named "nacos" with the type's defaults,
+// and an ADS client subscribed to ServiceEntries as Istiod's MCP client is.
+type bridge struct {
+	p   *pipeline.Pipeline
+	a   *nacos.Adapter
+	rec *nacostest.RecordSink // every call the adapter made, beside the pipeline's own sink
+	ads *adsClient
 }
 
-// nacosHosts are the Nacos type's default host templates (registry/registries, which imports this
-// package, so the test cannot ask it).
-var nacosHosts = translate.HostTemplates{
-	Application:      `{{.Name}}.{{.Group | default "default-group"}}.{{.Namespace | default "public"}}.nacos`,
-	DubboApplication: `{{.Name}}.{{.Group | default "default-group"}}.{{.Namespace | default "public"}}.nacos`,
-}
-
-func startPipeline(t testing.TB) *pipeline {
+// startPipeline runs the pipeline with the adapter newAdapter builds for cfg (nacos.New when nil).
+func startPipeline(t testing.TB, cfg nacos.Config, newAdapter func(nacos.Config, registry.Options) (*nacos.Adapter, error)) *bridge {
 	t.Helper()
-	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "nacos", Hosts: nacosHosts}}})
-	if err != nil {
-		t.Fatalf("translate: %v", err)
+	if newAdapter == nil {
+		newAdapter = nacos.New
 	}
-	m, err := merge.New(merge.Options{Key: tr.Host})
+	b := &bridge{rec: nacostest.NewRecordSink()}
+	conf := &config.Config{Registries: []config.Registry{{Name: "nacos", Type: "nacos", Config: &cfg}}}
+	conf.Translate.Registries = conf.TranslateRegistries()
+	p, err := pipeline.New(conf, pipeline.Options{
+		NewAdapter: func(r config.Registry, opts registry.Options) (registry.Adapter, error) {
+			opts.Logger = nacostest.Logger(t).With("registry", r.Name)
+			a, err := newAdapter(*r.Config.(*nacos.Config), opts)
+			if err != nil {
+				return nil, err
+			}
+			b.a = a
+			return recorded{a, b.rec}, nil
+		},
+	})
 	if err != nil {
-		t.Fatalf("merge: %v", err)
+		t.Fatal(err)
 	}
-	srv := mcp.NewServer(mcp.Options{})
+	b.p = p
 	g := grpc.NewServer(mcp.ServerOptions()...)
-	srv.Register(g)
+	p.Server().Register(g)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -66,37 +72,75 @@ func startPipeline(t testing.TB) *pipeline {
 	go func() { _ = g.Serve(l) }()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.Run(ctx, func(snap *merge.Snapshot) {
-			out := tr.Translate(snap.Services)
-			for i, inv := range out.Invalid {
-				if i == 3 {
-					t.Logf("translate: %d invalid resources in all", len(out.Invalid))
-					break
-				}
-				t.Logf("translate: invalid %s %s: %s: %s", inv.Collection, inv.Source, inv.Reason, inv.Detail)
-			}
-			state := map[string][]*mcp.Resource{}
-			for coll, rs := range out.Resources {
-				list := make([]*mcp.Resource, 0, len(rs))
-				for _, r := range rs {
-					list = append(list, &mcp.Resource{Namespace: r.Namespace, Name: r.Name, Version: r.Version, Labels: r.Labels, Annotations: r.Annotations, Body: r.Body})
-				}
-				state[coll] = list
-			}
-			srv.Set(state)
-			if logSnapshots {
-				t.Logf("snapshot %d: %d services, %d ServiceEntries, %d invalid", snap.Generation, len(snap.Services), len(out.Resources[istio.CollectionServiceEntry]), len(out.Invalid))
-			}
-		})
-	}()
+	go func() { p.Run(ctx); close(done) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
+		p.Server().Close()
 		g.Stop()
 	})
-	return &pipeline{sink: m.Sink("nacos"), ads: startADS(t, l.Addr().String())}
+	b.ads = startADS(t, l.Addr().String())
+	return b
+}
+
+// recorded runs the adapter on the pipeline's sink and a RecordSink (which gets copies).
+type recorded struct {
+	a   *nacos.Adapter
+	rec *nacostest.RecordSink
+}
+
+func (r recorded) Run(ctx context.Context, sink registry.Sink) error {
+	return r.a.Run(ctx, nacostest.TeeSink{r.rec, sink})
+}
+
+func (r recorded) Describe() map[string]any { return r.a.Describe() }
+
+// status is the adapter's status as /debug/registries shows it.
+func (b *bridge) status(t testing.TB) (st struct {
+	Reachable  bool   `json:"reachable"`
+	Recovering bool   `json:"recovering"`
+	LastError  string `json:"lastError"`
+}) {
+	t.Helper()
+	raw, err := json.Marshal(b.p.Registries())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Adapters map[string]struct {
+			Status json.RawMessage `json:"status"`
+		} `json:"adapters"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(page.Adapters["nacos"].Status, &st); err != nil {
+		t.Fatalf("status of the nacos adapter in %s: %v", raw, err)
+	}
+	return st
+}
+
+// metric returns the value of the pipeline's gauge or counter name (for the registry "nacos").
+func (b *bridge) metric(t testing.TB, name string) float64 {
+	t.Helper()
+	fams, err := b.p.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "registry" && l.GetValue() == "nacos" {
+					return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no metric %s{registry=\"nacos\"}", name)
+	return 0
 }
 
 // adsClient keeps the ServiceEntries an MCP server sends, by host, and ACKs every response.
@@ -129,9 +173,7 @@ func startADS(t testing.TB, addr string) *adsClient {
 		for {
 			resp, err := stream.Recv()
 			if err != nil {
-				c.mu.Lock()
-				c.err = err
-				c.mu.Unlock()
+				c.setErr(err)
 				return
 			}
 			c.apply(resp)
@@ -194,6 +236,13 @@ func (c *adsClient) entry(host string) (*networking.ServiceEntry, time.Time, err
 	return c.entries[host], c.updated[host], c.err
 }
 
+// count is the number of ServiceEntries held.
+func (c *adsClient) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
+
 // endpoints renders the endpoints of a host's ServiceEntry as "address:port/weight" sorted, or
 // "absent".
 func (c *adsClient) endpoints(host string) string {
@@ -216,7 +265,7 @@ func (c *adsClient) endpoints(host string) string {
 // waitEndpoints waits until a host's endpoints render as want.
 func (c *adsClient) waitEndpoints(t testing.TB, timeout time.Duration, host, want string) {
 	t.Helper()
-	waitFor(t, timeout, "MCP client to see "+host+" = "+want, func() error {
+	nacostest.WaitFor(t, timeout, "MCP client to see "+host+" = "+want, func() error {
 		if got := c.endpoints(host); got != want {
 			_, _, err := c.entry(host)
 			return fmt.Errorf("have %s (stream error: %v)", got, err)
@@ -225,118 +274,6 @@ func (c *adsClient) waitEndpoints(t testing.TB, timeout time.Duration, host, wan
 	})
 }
 
-// teeSink sends every call to several sinks.
-type teeSink []registry.Sink
-
-func (t teeSink) Replace(s []*registry.Service) {
-	for i, k := range t {
-		if i < len(t)-1 {
-			k.Replace(cloneAll(s))
-		} else {
-			k.Replace(s)
-		}
-	}
-}
-
-func (t teeSink) Upsert(s []*registry.Service) {
-	for i, k := range t {
-		if i < len(t)-1 {
-			k.Upsert(cloneAll(s))
-		} else {
-			k.Upsert(s)
-		}
-	}
-}
-
-func (t teeSink) Delete(keys []registry.Key) {
-	for _, k := range t {
-		k.Delete(keys)
-	}
-}
-
-func (t teeSink) Fail(err error) {
-	for _, k := range t {
-		k.Fail(err)
-	}
-}
-
-func (t teeSink) Reject(where, reason string, err error) {
-	for _, k := range t {
-		k.Reject(where, reason, err)
-	}
-}
-
-func (t teeSink) Accept(where string) {
-	for _, k := range t {
-		k.Accept(where)
-	}
-}
-
-// Rules are immutable once sent, so every sink may share them.
-func (t teeSink) ReplaceRules(rules []*registry.Rule) {
-	for _, k := range t {
-		k.ReplaceRules(rules)
-	}
-}
-
-func (t teeSink) UpsertRules(rules []*registry.Rule) {
-	for _, k := range t {
-		k.UpsertRules(rules)
-	}
-}
-
-func (t teeSink) DeleteRules(keys []registry.RuleKey) {
-	for _, k := range t {
-		k.DeleteRules(keys)
-	}
-}
-
-// cloneAll copies services: each sink owns what it is given.
-func cloneAll(in []*registry.Service) []*registry.Service {
-	out := make([]*registry.Service, len(in))
-	for i, s := range in {
-		out[i] = s.Clone()
-	}
-	return out
-}
-
-// resources translates services of the registry "nacos" with the default options, as the bridge
-// does, and renders every resource with its spec for golden files.
-func resources(t testing.TB, services []*registry.Service) []map[string]any {
-	t.Helper()
-	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "nacos", Hosts: nacosHosts}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := cloneAll(services)
-	for _, s := range in {
-		s.Registry = "nacos"
-	}
-	out := tr.Translate(in)
-	for _, inv := range out.Invalid {
-		t.Errorf("translate left out %s %s/%s (%s): %s: %s", inv.Collection, inv.Namespace, inv.Name, inv.Source, inv.Reason, inv.Detail)
-	}
-	var rendered []map[string]any
-	for _, coll := range []string{istio.CollectionServiceEntry, istio.CollectionWorkloadEntry} {
-		for _, r := range out.Resources[coll] {
-			msg, err := r.DecodeSpec()
-			if err != nil {
-				t.Fatal(err)
-			}
-			// protojson's spacing is deliberately unstable: go through encoding/json.
-			b, err := protojson.Marshal(msg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var spec any
-			if err := json.Unmarshal(b, &spec); err != nil {
-				t.Fatal(err)
-			}
-			rendered = append(rendered, map[string]any{
-				"collection": coll, "namespace": r.Namespace, "name": r.Name,
-				"labels": r.Labels, "annotations": r.Annotations, "spec": spec,
-			})
-		}
-	}
-	return rendered
-}
+// host is the name the Nacos type's default templates give an application of the public
+// namespace's default group.
+func host(name string) string { return name + ".default-group.public.nacos" }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 
@@ -81,7 +82,7 @@ func registerEstate(t *testing.T, addr string) {
 	t.Helper()
 	reg := func(ns string, p vo.RegisterInstanceParam) {
 		p.Enable, p.Healthy, p.Ephemeral = true, true, true
-		register(t, newApp(t, addr, ns), p)
+		nacostest.Register(t, nacostest.NewApp(t, addr, ns), p)
 	}
 	reg(PublicNamespace, vo.RegisterInstanceParam{ServiceName: "user-service", Ip: "10.0.0.1", Port: 8080, ClusterName: "HZ", Weight: 1, Metadata: springMetadata(map[string]string{"version": "v1"})})
 	reg(PublicNamespace, vo.RegisterInstanceParam{ServiceName: "user-service", Ip: "10.0.0.2", Port: 8443, ClusterName: "HZ", Weight: 2, Metadata: springMetadata(map[string]string{"version": "v2", "secure": "true"})})
@@ -94,16 +95,16 @@ func registerEstate(t *testing.T, addr string) {
 	reg("dev", vo.RegisterInstanceParam{ServiceName: "user-service", Ip: "10.1.0.1", Port: 8080, Metadata: springMetadata(nil)})
 	// A persistent instance (registered over HTTP, health checked by the server, not the client).
 	persistent := vo.RegisterInstanceParam{ServiceName: "user-service", Ip: "10.1.0.2", Port: 8080, Weight: 2, Enable: true, Healthy: true, Ephemeral: false, Metadata: springMetadata(nil)}
-	register(t, newApp(t, addr, "dev"), persistent)
+	nacostest.Register(t, nacostest.NewApp(t, addr, "dev"), persistent)
 	reg("dev", vo.RegisterInstanceParam{ServiceName: cartProv, GroupName: shopGroup, Ip: "10.1.1.1", Port: 20881, Metadata: dubbo2Metadata("com.example.CartService", "2.0.0", "shop", "cart-provider", "provider")})
-	if ok, err := newConfigApp(t, addr, PublicNamespace).PublishConfig(vo.ConfigParam{DataId: orderService, Group: "mapping", Content: "shop-order"}); err != nil || !ok {
+	if ok, err := nacostest.NewConfigApp(t, addr, PublicNamespace).PublishConfig(vo.ConfigParam{DataId: orderService, Group: "mapping", Content: "shop-order"}); err != nil || !ok {
 		t.Fatalf("publishing the Dubbo mapping: ok=%v err=%v", ok, err)
 	}
 }
 
 // estateComplete is true once every registered instance is visible (Polaris shows registrations
 // about a second late).
-func estateComplete(r *recordSink) error {
+func estateComplete(r *nacostest.RecordSink) error {
 	want := map[registry.Key]int{
 		{Kind: registry.KindApplication, Namespace: PublicNamespace, Group: DefaultGroup, Name: "user-service"}:                 2,
 		{Kind: registry.KindDubboInterface, Namespace: PublicNamespace, Name: greetings, Version: "1.0.0"}:                      2,
@@ -113,12 +114,12 @@ func estateComplete(r *recordSink) error {
 		{Kind: registry.KindDubboInterface, Namespace: "dev", Group: "shop", Name: "com.example.CartService", Version: "2.0.0"}: 1,
 	}
 	for k, n := range want {
-		s := r.get(k)
+		s := r.Get(k)
 		if s == nil || len(s.Instances) != n {
 			return fmt.Errorf("%s: want %d instances, have %v", k, n, s)
 		}
 	}
-	if s := r.get(registry.Key{Kind: registry.KindDubboApplication, Namespace: PublicNamespace, Group: DefaultGroup, Name: "shop-order"}); len(s.Aliases) == 0 {
+	if s := r.Get(registry.Key{Kind: registry.KindDubboApplication, Namespace: PublicNamespace, Group: DefaultGroup, Name: "shop-order"}); len(s.Aliases) == 0 {
 		return fmt.Errorf("shop-order has no aliases yet")
 	}
 	return nil
@@ -135,34 +136,34 @@ func TestPolarisEstate(t *testing.T) {
 	cfg.Dubbo.Mapping = true
 	cfg.Dubbo.MappingInterfaces = []string{orderService}
 	r := startAdapter(t, cfg, nil)
-	r.waitSynced(t, 20*time.Second)
-	waitFor(t, 20*time.Second, "every registered instance", func() error { return estateComplete(r.sink) })
-	golden.Compare(t, filepath.Join("testdata", "estate.json"), mustJSON(t, r.sink.services()))
-	if len(r.sink.rejects) != 0 {
-		t.Errorf("rejected entries: %v", r.sink.rejects)
+	r.Sink.WaitSynced(t, 20*time.Second)
+	nacostest.WaitFor(t, 20*time.Second, "every registered instance", func() error { return estateComplete(r.Sink) })
+	golden.Compare(t, filepath.Join("testdata", "estate.json"), nacostest.MustJSON(t, r.Sink.Services()))
+	if rejects, _ := r.Sink.Rejects(); len(rejects) != 0 {
+		t.Errorf("rejected entries: %v", rejects)
 	}
-	golden.Compare(t, filepath.Join("testdata", "estate-resources.json"), mustJSON(t, resources(t, r.sink.services())))
+	// TestEstateResources turns this model into Istio resources through the real pipeline.
 
 	// The SDK wrote its cache under cacheDir; a new adapter on the same directory, with the server
 	// gone, serves nothing from it: only a live server counts.
-	r.stop()
+	r.Stop()
 	cached, _ := filepath.Glob(filepath.Join(cfg.CacheDir, "cache", "naming", "*", "*"))
 	if len(cached) == 0 {
 		t.Fatalf("the SDK wrote no cache files under %s", cfg.CacheDir)
 	}
 	p.Kill()
 	again := startAdapter(t, cfg, nil)
-	waitFor(t, 10*time.Second, "Fail", func() error {
-		if again.sink.count("fail") == 0 {
+	nacostest.WaitFor(t, 10*time.Second, "Fail", func() error {
+		if again.Sink.Count("fail") == 0 {
 			return fmt.Errorf("no Fail")
 		}
 		return nil
 	})
 	time.Sleep(3 * cfg.PollInterval)
-	if n := again.sink.count("replace") + again.sink.count("upsert"); n != 0 || len(again.sink.services()) != 0 {
+	if n := again.Sink.Count("replace") + again.Sink.Count("upsert"); n != 0 || len(again.Sink.Services()) != 0 {
 		t.Errorf("with the server down and %d cache files, the adapter sent %d Replace/Upsert calls", len(cached), n)
 	}
-	again.stop()
+	again.Stop()
 	p.Restart()
 
 	// Selection: each adapter sees only its namespaces and groups, and the Dubbo consumers
@@ -197,9 +198,9 @@ func TestPolarisEstate(t *testing.T) {
 			cfg := testConfig(t, p.NacosAddr())
 			cfg.Namespaces, cfg.Groups, cfg.Include, cfg.Exclude = tc.namespaces, tc.groups, tc.include, tc.exclude
 			r := startAdapter(t, cfg, nil)
-			r.waitSynced(t, 20*time.Second)
+			r.Sink.WaitSynced(t, 20*time.Second)
 			var got []string
-			for _, s := range r.sink.services() {
+			for _, s := range r.Sink.Services() {
 				got = append(got, s.Key().String())
 			}
 			if !slices.Equal(got, tc.want) {
