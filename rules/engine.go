@@ -85,7 +85,7 @@ type entry struct {
 
 	sh     *translate.ServiceHosts // what the policy was built for (nil: not built)
 	policy *policy
-	seen   int // pass number of the last Produce/Prepare that saw it
+	seen   int                  // pass number of the last Produce/Prepare that saw it
 	sticky map[string]subsetDef // subsets once generated, kept so a returning one finds its cluster
 	stick  int                  // order of the next sticky subset
 }
@@ -360,7 +360,9 @@ func (e *Engine) collect() {
 		warn = append(warn, p.warnings...)
 		conf = append(conf, en.lost...)
 	}
-	byName := func(a, b *istio.Resource) int { return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name)) }
+	byName := func(a, b *istio.Resource) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	}
 	slices.SortFunc(dr, byName)
 	slices.SortFunc(vs, byName)
 	slices.SortFunc(inv, func(a, b istio.Invalid) int {

@@ -256,7 +256,9 @@ func (e *Engine) build(en *entry, src string, sh *translate.ServiceHosts, old *p
 	for i, h := range vs.Hosts {
 		vs.Hosts[i] = strings.ToLower(h)
 	}
-	dest := func(subset string) *networking.Destination { return &networking.Destination{Host: host, Subset: subset} }
+	dest := func(subset string) *networking.Destination {
+		return &networking.Destination{Host: host, Subset: subset}
+	}
 	if len(httpPorts) > 0 && (routing || res != nil && (res.Resilience.Timeout != "" || res.Resilience.Retries != nil)) {
 		vs.Http = e.httpRoutes(p, lane, tag, canary, res, laneVals, tagVals, def, liveOf, dest)
 	}
