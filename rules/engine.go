@@ -83,7 +83,8 @@ type entry struct {
 	keys   []string    // label keys marked on instances lacking them (Prepare)
 	marked *registry.Service
 
-	sh     *translate.ServiceHosts // what the policy was built for (nil: not built)
+	sh     *translate.ServiceHosts // what the policy was built for
+	dirty  bool                    // the service or the rules changed since the policy was built
 	policy *policy
 	seen   int                  // pass number of the last Produce/Prepare that saw it
 	sticky map[string]subsetDef // subsets once generated, kept so a returning one finds its cluster
@@ -165,7 +166,7 @@ func (e *Engine) entryFor(s *registry.Service, src string) *entry {
 	if en.gen != e.gen {
 		en.sticky, en.stick = nil, 0 // the rules changed: subsets are made afresh
 	}
-	en.in, en.gen, en.sh, en.policy, en.marked = s, e.gen, nil, nil, nil
+	en.in, en.gen, en.dirty, en.marked = s, e.gen, true, nil
 	en.hosts = e.hostsOf(s)
 	en.win, en.lost, en.rules = map[string]*compiled{}, nil, nil
 	for _, c := range e.rules {
@@ -304,10 +305,10 @@ func (e *Engine) Evaluate(services []*registry.Service, tr *translate.Output) Re
 				sh = &tr.Hosts[i]
 			}
 		}
-		if en.policy != nil && sameHosts(en.sh, sh) {
+		if !en.dirty && en.policy != nil && sameHosts(en.sh, sh) {
 			continue
 		}
-		en.sh = sh
+		en.sh, en.dirty = sh, false
 		old := en.policy
 		en.policy = e.build(en, src, sh, old)
 		if !old.same(en.policy) {
