@@ -29,6 +29,11 @@ func (p *Pipeline) Run(ctx context.Context) {
 		p.start(ctx, r.Name, p.adapters[r.Name])
 	}
 	p.mu.Unlock()
+	rulesDone := make(chan struct{})
+	go func() {
+		p.watchRules(ctx, p.opts.RulesPollInterval)
+		close(rulesDone)
+	}()
 	bridgeDone := make(chan struct{})
 	go func() {
 		p.bridge.Run(ctx)
@@ -41,6 +46,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 	p.wg.Wait()
 	p.reload.mu.Unlock()
 	<-bridgeDone
+	<-rulesDone
 	stopState()
 	<-stateDone
 }

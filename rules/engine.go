@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -123,6 +124,9 @@ func (e *Engine) SetRules(rs []Rule) error {
 		out = append(out, c)
 	}
 	slices.SortFunc(out, precedes)
+	if slices.EqualFunc(out, e.rules, func(a, b *compiled) bool { return reflect.DeepEqual(a.Rule, b.Rule) }) {
+		return nil // the same rules (a configuration reload that left them alone): nothing to redo
+	}
 	e.rules = out
 	e.gen++
 	return nil
