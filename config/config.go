@@ -104,7 +104,8 @@ const (
 // file registry, served on the default addresses.
 func Default() *Config {
 	// A file registry with no block serves the embedded example services.
-	c := &Config{Registries: []Registry{{Name: "example", Type: "file"}}}
+	// The example rules (rules/example.yaml) route them, so a first run shows generated policy.
+	c := &Config{Registries: []Registry{{Name: "example", Type: "file"}}, Rules: rules.Config{Inline: rules.ExampleInline()}}
 	c.applyDefaults()
 	return c
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/rules"
 )
 
 // Run restores the state file, then runs the state saver, every adapter and the bridge loop
@@ -57,6 +58,8 @@ type Rendered struct {
 	Output *bridge.Output
 	// Registries is every registry's status after the read: Synced false means it was not read.
 	Registries []merge.RegistryStatus
+	// Rules is the rules engine after the push: Status explains what it made of each service.
+	Rules *rules.Producer
 }
 
 // Resources returns every resource as the bridge serves them.
@@ -100,5 +103,5 @@ func Render(ctx context.Context, cfg *config.Config, opts Options, timeout time.
 		return nil, errors.New("no registry snapshot before the timeout")
 	}
 	p.bridge.Push(snap)
-	return &Rendered{Output: p.bridge.Output(), Registries: p.merger.Status()}, nil
+	return &Rendered{Output: p.bridge.Output(), Registries: p.merger.Status(), Rules: p.rules}, nil
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -70,6 +71,23 @@ func expand(paths []string, errs *[]error) []string {
 		}
 		slices.Sort(files)
 		out = append(out, files...)
+	}
+	return out
+}
+
+//go:embed example.yaml
+var example []byte
+
+// ExampleInline returns the example rules (example.yaml) as inline configuration rules: what the
+// bridge runs when it starts without a configuration.
+func ExampleInline() []InlineRule {
+	rs, err := ParseFile("example.yaml", example)
+	if err != nil {
+		panic("rules: the embedded example does not parse: " + err.Error()) // TestExample guards it
+	}
+	out := make([]InlineRule, len(rs))
+	for i, r := range rs {
+		out[i] = InlineRule{Name: r.Name, Spec: r.Spec}
 	}
 	return out
 }
