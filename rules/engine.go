@@ -70,19 +70,22 @@ type Engine struct {
 	rules []*compiled // by precedence
 	gen   int         // bumped by SetRules: every service is re-evaluated
 	svcs  map[string]*entry
+	byPtr map[*registry.Service]*entry // the same entries by snapshot pointer: no source string per push
 	out   outputs
 }
 
 // entry is one service's cached state: what it matched and the policy made of it.
 type entry struct {
-	in     *registry.Service // the snapshot's service this was computed from
-	gen    int
-	hosts  []string // primary host and alias hosts (selection)
-	win    map[string]*compiled
-	lost   []Conflict
-	rules  []*compiled // every rule selecting it
-	keys   []string    // label keys marked on instances lacking them (Prepare)
-	marked *registry.Service
+	src     string
+	hostIdx int               // its index in translate's Output.Hosts last time
+	in      *registry.Service // the snapshot's service this was computed from
+	gen     int
+	hosts   []string // primary host and alias hosts (selection)
+	win     map[string]*compiled
+	lost    []Conflict
+	rules   []*compiled // every rule selecting it
+	keys    []string    // label keys marked on instances lacking them (Prepare)
+	marked  *registry.Service
 
 	sh     *translate.ServiceHosts // what the policy was built for
 	dirty  bool                    // the service or the rules changed since the policy was built
@@ -103,7 +106,7 @@ type outputs struct {
 
 // New returns an engine with no rules.
 func New(opts Options) *Engine {
-	return &Engine{opts: opts, svcs: map[string]*entry{}}
+	return &Engine{opts: opts, svcs: map[string]*entry{}, byPtr: map[*registry.Service]*entry{}}
 }
 
 // SetRules replaces the rules. Every rule must have come through ParseFile or Config.Validate;
@@ -157,6 +160,16 @@ func (e *Engine) hostsOf(s *registry.Service) []string {
 	return hosts
 }
 
+// lookup returns the service's entry and its source, the fast way for an unchanged service.
+func (e *Engine) lookup(s *registry.Service) (*entry, string) {
+	if en := e.byPtr[s]; en != nil && en.in == s && en.gen == e.gen {
+		return en, en.src
+	}
+	src := source(s)
+	en := e.entryFor(s, src)
+	return en, src
+}
+
 // entryFor returns the service's entry, re-matching it when the service or the rules changed.
 func (e *Engine) entryFor(s *registry.Service, src string) *entry {
 	en := e.svcs[src]
@@ -170,6 +183,10 @@ func (e *Engine) entryFor(s *registry.Service, src string) *entry {
 	if en.gen != e.gen {
 		en.sticky, en.stick = nil, 0 // the rules changed: subsets are made afresh
 	}
+	if en.in != nil && e.byPtr[en.in] == en {
+		delete(e.byPtr, en.in)
+	}
+	e.byPtr[s], en.src = en, src
 	en.in, en.gen, en.dirty, en.marked = s, e.gen, true, nil
 	en.hosts = e.hostsOf(s)
 	en.win, en.lost, en.rules = map[string]*compiled{}, nil, nil
@@ -231,7 +248,7 @@ func (e *Engine) Prepare(services []*registry.Service) []*registry.Service {
 	}
 	var out []*registry.Service
 	for i, s := range services {
-		en := e.entryFor(s, source(s))
+		en, _ := e.lookup(s)
 		if en.marked == nil {
 			en.marked = mark(s, en.keys)
 		}
@@ -299,14 +316,18 @@ type Result struct {
 func (e *Engine) Evaluate(services []*registry.Service, tr *translate.Output) Result {
 	pass := e.out.pass + 1
 	changed := false
+	var patched []*policyChange
+	full := false
 	for _, s := range services {
-		src := source(s)
-		en := e.entryFor(s, src)
+		en, src := e.lookup(s)
 		en.seen = pass
 		var sh *translate.ServiceHosts
 		if tr != nil {
-			if i, ok := slices.BinarySearchFunc(tr.Hosts, src, func(h translate.ServiceHosts, s string) int { return strings.Compare(h.Source, s) }); ok {
+			// Where it was last time, usually: one comparison instead of a search.
+			if i := en.hostIdx; i < len(tr.Hosts) && tr.Hosts[i].Source == src {
 				sh = &tr.Hosts[i]
+			} else if i, ok := slices.BinarySearchFunc(tr.Hosts, src, func(h translate.ServiceHosts, s string) int { return strings.Compare(h.Source, s) }); ok {
+				sh, en.hostIdx = &tr.Hosts[i], i
 			}
 		}
 		if !en.dirty && en.policy != nil && sameHosts(en.sh, sh) {
@@ -317,19 +338,31 @@ func (e *Engine) Evaluate(services []*registry.Service, tr *translate.Output) Re
 		en.policy = e.build(en, src, sh, old)
 		if !old.same(en.policy) {
 			changed = true
+			patched = append(patched, &policyChange{old, en.policy})
+			full = full || !old.patchable(en.policy)
 		}
 	}
-	for src, en := range e.svcs {
-		if en.seen != pass {
-			if en.policy != nil && !en.policy.empty() {
-				changed = true
+	if len(e.svcs) > len(services) {
+		for src, en := range e.svcs {
+			if en.seen != pass {
+				if en.policy != nil && !en.policy.empty() {
+					changed, full = true, true
+				}
+				delete(e.svcs, src)
+				if e.byPtr[en.in] == en {
+					delete(e.byPtr, en.in)
+				}
 			}
-			delete(e.svcs, src)
 		}
 	}
 	e.out.pass = pass
-	if changed || e.out.dr == nil {
+	switch {
+	case e.out.dr == nil || full:
 		e.collect()
+	case changed:
+		if !e.patch(patched) {
+			e.collect()
+		}
 	}
 	return Result{
 		Resources: map[string][]*istio.Resource{istio.CollectionDestinationRule: e.out.dr, istio.CollectionVirtualService: e.out.vs},
@@ -342,6 +375,58 @@ func sameHosts(a, b *translate.ServiceHosts) bool {
 		return a == b
 	}
 	return a.Namespace == b.Namespace && slices.Equal(a.Hosts, b.Hosts) && slices.Equal(a.Ports, b.Ports)
+}
+
+// policyChange is one service's policy before and after a change.
+type policyChange struct{ old, new *policy }
+
+// patchable reports whether a change only replaces resources in place: the same resources exist
+// (by presence) before and after, and neither side has invalid ones or warnings to re-sort.
+func (p *policy) patchable(n *policy) bool {
+	if p == nil || n == nil {
+		return false
+	}
+	return (p.dr == nil) == (n.dr == nil) && (p.vs == nil) == (n.vs == nil) &&
+		len(p.invalid)+len(n.invalid)+len(p.warnings)+len(n.warnings) == 0
+}
+
+// patch replaces changed resources in copies of the sorted outputs (binary search by name): the
+// common case of an instance change costs a copy of pointers, not a sort.
+func (e *Engine) patch(changes []*policyChange) bool {
+	dr, vs := slices.Clone(e.out.dr), slices.Clone(e.out.vs)
+	drChanged, vsChanged, missed := false, false, false
+	replace := func(list []*istio.Resource, old, n *istio.Resource) bool {
+		if old == n || old == nil {
+			return false
+		}
+		i, ok := slices.BinarySearchFunc(list, old, func(a, b *istio.Resource) int {
+			return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+		})
+		if !ok || list[i] != old {
+			missed = true // not where it should be: the caller rebuilds
+			return false
+		}
+		list[i] = n
+		return true
+	}
+	for _, c := range changes {
+		if replace(dr, c.old.dr, c.new.dr) {
+			drChanged = true
+		}
+		if replace(vs, c.old.vs, c.new.vs) {
+			vsChanged = true
+		}
+	}
+	if missed {
+		return false
+	}
+	if drChanged {
+		e.out.dr = dr
+	}
+	if vsChanged {
+		e.out.vs = vs
+	}
+	return true
 }
 
 // collect rebuilds the sorted outputs from every entry's policy: a linear pass over pointers.
