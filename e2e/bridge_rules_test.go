@@ -58,20 +58,20 @@ func TestBridgeRulesCanary(t *testing.T) {
 	checkSplit9010(t, client, host, port, v1, v2)
 	target := traffic.Target(host, port)
 	for _, c := range []struct {
-		md   map[string]string
+		meta map[string]string
 		want *traffic.Backend
 	}{
 		{map[string]string{"x-canary": "yes"}, v2},
 		{map[string]string{"user-id": "120"}, v2},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		res, err := client.Do(ctx, traffic.Call{Target: target, N: 50, Metadata: c.md})
+		res, err := client.Do(ctx, traffic.Call{Target: target, N: 50, Metadata: c.meta})
 		cancel()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want := map[string]int{c.want.Addr: 50}; !maps.Equal(res.Counts, want) || res.Failed() > 0 {
-			t.Errorf("metadata %v: answered by %v, errors %v; want all 50 by %s", c.md, res.Counts, res.Errors, c.want.Addr)
+			t.Errorf("metadata %v: answered by %v, errors %v; want all 50 by %s", c.meta, res.Counts, res.Errors, c.want.Addr)
 		}
 	}
 	// user-id 121 (121 % 10 = 1) does not match: it takes the 90/10 split like any request, so

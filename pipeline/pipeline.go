@@ -72,6 +72,8 @@ type Pipeline struct {
 	rules      *rules.Producer
 	rulesState *rulesState
 	prods      []bridge.Producer
+	// rulesLoaded is the rule files' content hash when New read them (the watcher's start).
+	rulesLoaded [32]byte
 }
 
 // New builds the pipeline without starting anything: every constructor's own checks run
@@ -112,6 +114,7 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.rulesLoaded = rulesSum(cfg.Rules.Files)
 	ruleList, err := loadRules(cfg.Rules)
 	if err != nil {
 		return nil, err

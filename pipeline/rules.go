@@ -146,7 +146,8 @@ func (p *Pipeline) watchRules(ctx context.Context, interval time.Duration) {
 		}
 	}
 	watchDirs()
-	last := rulesSum(files())
+	// What New read, not what is there now: a file written between New and here is a change.
+	last := p.rulesLoaded
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if fs != nil {
@@ -164,6 +165,7 @@ func (p *Pipeline) watchRules(ctx context.Context, interval time.Duration) {
 		last = sum
 		_ = p.ReloadRules()
 	}
+	check()
 	for {
 		select {
 		case <-ctx.Done():
