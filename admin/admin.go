@@ -24,6 +24,8 @@ type Sources struct {
 	// Registries and Invalid return JSON-encodable status.
 	Registries func() any
 	Invalid    func() any
+	// Rules returns the rules engine's status; query ("" = all) limits it to one service by host.
+	Rules func(query string) any
 	// Config returns the running configuration (credentials masked) and the reload history.
 	Config func() any
 	// Clients returns one page of the connected MCP clients, JSON-encodable: at most limit
@@ -64,6 +66,11 @@ func Handler(s Sources) http.Handler {
 		jsonHandler(func() any { return s.Clients(offset, limit) })(w, r)
 	})
 	mux.HandleFunc("GET /debug/invalid", jsonHandler(s.Invalid))
+	if s.Rules != nil {
+		mux.HandleFunc("GET /debug/rules", func(w http.ResponseWriter, r *http.Request) {
+			jsonHandler(func() any { return s.Rules(r.URL.Query().Get("host")) })(w, r)
+		})
+	}
 	if s.Config != nil {
 		mux.HandleFunc("GET /debug/config", jsonHandler(s.Config))
 	}
@@ -98,6 +105,7 @@ mcp-bridge admin
   /debug/clients       connected MCP clients (Istiods): per type, last version sent, ACK, NACK (?offset=0&limit=50)
   /debug/resources     served resources as YAML (?kind=ServiceEntry)
   /debug/invalid       resources not emitted because Istiod would reject them, with reasons
+  /debug/rules         rules engine: rules, conflicts, and per service what they made and why (?host=)
   /debug/config        running configuration (credentials masked), last reload and its error, options awaiting a restart
 `
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
@@ -33,19 +34,32 @@ type Production struct {
 
 // TranslateProducer makes ServiceEntries and WorkloadEntries of the registry services.
 type TranslateProducer struct {
-	t    *translate.Translator
-	last *translate.Output
+	t       *translate.Translator
+	prepare func([]*registry.Service) []*registry.Service
+	last    *translate.Output
 }
 
 // Translate returns the producer of translated resources.
 func Translate(t *translate.Translator) *TranslateProducer { return &TranslateProducer{t: t} }
+
+// TranslateWith is Translate with a step that adjusts the services before they are translated:
+// the rules engine marks instances that lack a label it routes by (rules.Engine.Prepare), because
+// an Istio subset can only select labels that are present. prepare must follow the snapshot's
+// pointer contract (an unchanged service keeps its pointer) and never mutate its input.
+func TranslateWith(t *translate.Translator, prepare func([]*registry.Service) []*registry.Service) *TranslateProducer {
+	return &TranslateProducer{t: t, prepare: prepare}
+}
 
 // Name is "translate".
 func (p *TranslateProducer) Name() string { return "translate" }
 
 // Produce translates the snapshot's services.
 func (p *TranslateProducer) Produce(snap *merge.Snapshot) *Production {
-	out := p.t.Translate(snap.Services)
+	services := snap.Services
+	if p.prepare != nil {
+		services = p.prepare(services)
+	}
+	out := p.t.Translate(services)
 	p.last = out
 	return &Production{Resources: out.Resources, Invalid: out.Invalid, Warnings: out.Warnings}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/rules"
 	"github.com/mcp-bridge/mcp-bridge/state"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
@@ -38,6 +39,10 @@ type Config struct {
 	// ones. They are validated like generated resources; an invalid one stops the bridge from
 	// starting, naming the file, the document's line and every problem.
 	StaticResources []string `yaml:"staticResources"`
+	// Rules are the rules engine's rules (docs/rules.md): inline ones and rule files, both
+	// reloaded on change. A broken rule file at start stops the bridge; later, it is rejected with
+	// file, line and reason, and the last good rules keep running.
+	Rules rules.Config `yaml:"rules"`
 	// State keeps each registry's last-known services in a file across restarts (`state.file`,
 	// `state.interval`, default 5s), so that a bridge restarted while a registry is unreachable
 	// serves them at once instead of waiting for it (up to protection.initialSyncTimeout) and
@@ -103,7 +108,8 @@ const (
 // file registry, served on the default addresses.
 func Default() *Config {
 	// A file registry with no block serves the embedded example services.
-	c := &Config{Registries: []Registry{{Name: "example", Type: "file"}}}
+	// The example rules (rules/example.yaml) route them, so a first run shows generated policy.
+	c := &Config{Registries: []Registry{{Name: "example", Type: "file"}}, Rules: rules.Config{Inline: rules.ExampleInline()}}
 	c.applyDefaults()
 	return c
 }
@@ -224,6 +230,7 @@ func (c *Config) validate() problems {
 	tr := c.Translate
 	tr.Registries = nil
 	ps.check("translate", tr.Validate())
+	ps.check("rules", c.Rules.Validate())
 	for i, f := range c.StaticResources {
 		if _, err := os.Stat(f); err != nil {
 			ps.check("staticResources["+strconv.Itoa(i)+"]", err)

@@ -52,7 +52,7 @@ func exampleEndpoints() map[string][]xdsview.Endpoint {
 	}
 	// shop-order: 127.0.10.13 is unhealthy, so not an endpoint.
 	shop := func(port int) []xdsview.Endpoint {
-		return []xdsview.Endpoint{ep("127.0.10.11", port, 100, "eu-west-1a"), ep("127.0.10.12", port, 100, "eu-west-1b")}
+		return []xdsview.Endpoint{ep("127.0.10.11", port, 100, "eu-west-1a"), ep("127.0.10.12", port, 100, "eu-west-1b"), ep("127.0.10.14", port, 100, "eu-west-1a")}
 	}
 	return map[string][]xdsview.Endpoint{
 		// The canary 127.0.10.3 keeps its weight of 10.
@@ -69,6 +69,8 @@ func exampleEndpoints() map[string][]xdsview.Endpoint {
 		outboundCluster(userServiceHost, userServicePort, ""): {
 			ep("127.0.10.21", userServicePort, 100, "eu-west-1a"),
 			ep("127.0.10.22", userServicePort, 100, "eu-west-1b"),
+			ep("127.0.10.24", userServicePort, 100, "eu-west-1a"),
+			ep("127.0.10.25", userServicePort, 100, "eu-west-1b"),
 		},
 	}
 }
@@ -76,9 +78,9 @@ func exampleEndpoints() map[string][]xdsview.Endpoint {
 // exampleAddresses is, per host, the instance addresses that must back it in workloadEntry mode.
 var exampleAddresses = map[string][]string{
 	greetingsHost:   {"127.0.10.1", "127.0.10.2", "127.0.10.3"},
-	shopOrderHost:   {"127.0.10.11", "127.0.10.12"},
-	orderAliasHost:  {"127.0.10.11", "127.0.10.12"},
-	userServiceHost: {"127.0.10.21", "127.0.10.22"},
+	shopOrderHost:   {"127.0.10.11", "127.0.10.12", "127.0.10.14"},
+	orderAliasHost:  {"127.0.10.11", "127.0.10.12", "127.0.10.14"},
+	userServiceHost: {"127.0.10.21", "127.0.10.22", "127.0.10.24", "127.0.10.25"},
 }
 
 // TestBridgeExampleServices is issue 3 test 1: Istiod with the bridge as its only config source
@@ -114,6 +116,11 @@ func TestBridgeExampleServices(t *testing.T) {
 			// Nothing else for the example's hosts: no extra port, subset or host.
 			var got []string
 			for _, name := range xdsview.ClusterNames(s, "outbound|") {
+				// Subset clusters (outbound|port|subset|host) come from the example rules (embedded
+				// default only): TestBridgeRulesCanary covers generated subsets.
+				if parts := strings.Split(name, "|"); len(parts) == 4 && parts[2] != "" {
+					continue
+				}
 				if slices.ContainsFunc(slices.Collect(maps.Keys(exampleAddresses)), func(h string) bool { return strings.HasSuffix(name, "|"+h) }) {
 					got = append(got, name)
 				}
@@ -123,7 +130,7 @@ func TestBridgeExampleServices(t *testing.T) {
 			}
 			// Listeners and routes come in their own responses, after clusters and endpoints.
 			view.WaitFor(t, "the example services' listeners and routes", 10*time.Second, func(s *xdsview.Snapshot) error {
-				return exampleListenersAndRoutes(s)
+				return exampleListenersAndRoutes(s, mode.config == "")
 			})
 
 			checkExampleConfig(t, cp.Istiod, mode.config != "")
@@ -138,11 +145,28 @@ func TestBridgeExampleServices(t *testing.T) {
 // default range (without a VIP Istio would put every TCP service of port 20880 on one
 // 0.0.0.0_20880 listener and tell them apart by nothing), and that the HTTP-family ports are
 // routed by host: Spring Cloud HTTP on 8080, Triple on 50051.
-func exampleListenersAndRoutes(s *xdsview.Snapshot) error {
+//
+// With the embedded default's example rules (rules/example.yaml), TCP traffic goes to the
+// "baseline" subset (no tag, no lane; the alias host to its application's), user-service's
+// default route is the canary's 90/10 split and shop-order's Triple default route the baseline.
+func exampleListenersAndRoutes(s *xdsview.Snapshot, rules bool) error {
 	var errs []error
 	vips := map[netip.Addr]string{}
 	for _, host := range []string{greetingsHost, shopOrderHost, orderAliasHost} {
-		vip, err := tcpListenerAddress(s, outboundCluster(host, dubboPort, ""))
+		cluster := outboundCluster(host, dubboPort, "")
+		var vip netip.AddrPort
+		var err error
+		switch {
+		case rules && host == greetingsHost:
+			cluster = outboundCluster(host, dubboPort, "baseline")
+		case rules:
+			cluster = outboundCluster(shopOrderHost, dubboPort, "baseline")
+		}
+		if rules && host != greetingsHost {
+			vip, err = nthTCPListenerAddress(s, cluster, host == orderAliasHost)
+		} else {
+			vip, err = tcpListenerAddress(s, cluster)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", host, err))
 			continue
@@ -165,6 +189,12 @@ func exampleListenersAndRoutes(s *xdsview.Snapshot) error {
 			continue
 		}
 		want := map[string]uint32{outboundCluster(r.host, r.port, ""): 1}
+		switch {
+		case rules && r.host == userServiceHost:
+			want = map[string]uint32{outboundCluster(r.host, r.port, "stable"): 90, outboundCluster(r.host, r.port, "canary"): 10}
+		case rules:
+			want = map[string]uint32{outboundCluster(shopOrderHost, r.port, "baseline"): 1}
+		}
 		if dest := xdsview.ClusterWeights(vh.GetRoutes()[len(vh.GetRoutes())-1]); !maps.Equal(dest, want) {
 			errs = append(errs, fmt.Errorf("route %d, host %s: default route goes to %v, want %v", r.port, r.host, dest, want))
 		}
@@ -225,8 +255,8 @@ func checkExampleConfig(t *testing.T, i *servers.Istiod, workloadEntries bool) {
 			t.Errorf("ServiceEntry %s is backed by %v, want %v", host, addrs, exampleAddresses[host])
 		}
 	}
-	if workloadEntries && len(wes) != 7 {
-		t.Errorf("Istiod has %d WorkloadEntries in %s, want 7 (one per routable instance)", len(wes), exampleNamespace)
+	if workloadEntries && len(wes) != 10 {
+		t.Errorf("Istiod has %d WorkloadEntries in %s, want 10 (one per routable instance)", len(wes), exampleNamespace)
 	}
 }
 
@@ -257,6 +287,30 @@ func tcpListenerAddress(s *xdsview.Snapshot, clusterName string) (netip.AddrPort
 	}
 	if len(found) != 1 {
 		return netip.AddrPort{}, fmt.Errorf("%d listeners forward TCP to %s (%v), want 1", len(found), clusterName, found)
+	}
+	return found[0], nil
+}
+
+// nthTCPListenerAddress is for two hosts whose TCP listeners (each on its own VIP) forward to one
+// cluster: the lower VIP, or the higher with second.
+func nthTCPListenerAddress(s *xdsview.Snapshot, clusterName string, second bool) (netip.AddrPort, error) {
+	var found []netip.AddrPort
+	for _, l := range s.Listeners {
+		if listenerForwardsTo(l, clusterName) {
+			sa := l.GetAddress().GetSocketAddress()
+			addr, err := netip.ParseAddr(sa.GetAddress())
+			if err != nil {
+				return netip.AddrPort{}, fmt.Errorf("listener %s: %w", l.GetName(), err)
+			}
+			found = append(found, netip.AddrPortFrom(addr, uint16(sa.GetPortValue())))
+		}
+	}
+	if len(found) != 2 {
+		return netip.AddrPort{}, fmt.Errorf("%d listeners forward TCP to %s (%v), want 2", len(found), clusterName, found)
+	}
+	slices.SortFunc(found, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	if second {
+		return found[1], nil
 	}
 	return found[0], nil
 }

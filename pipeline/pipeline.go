@@ -13,17 +13,18 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/config"
-	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/registries"
+	"github.com/mcp-bridge/mcp-bridge/rules"
 	"github.com/mcp-bridge/mcp-bridge/state"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
@@ -37,6 +38,9 @@ type Options struct {
 	NewAdapter func(config.Registry, registry.Options) (registry.Adapter, error)
 	// MCP configures the MCP server (Name, Logger, Metrics and Limits are set by the pipeline).
 	MCP mcp.Options
+	// RulesPollInterval is how often rule files are checked for changes besides file-system
+	// notifications; default 10s.
+	RulesPollInterval time.Duration
 }
 
 // Pipeline is everything between the registries and the MCP listener, built from a Config.
@@ -62,6 +66,14 @@ type Pipeline struct {
 	wg       sync.WaitGroup  // running adapters
 
 	reload *reloadState
+
+	// rules is the rules engine's producer, kept across reloads (its subsets stay sticky);
+	// prods is the producer list in use, pushed again when the rules change.
+	rules      *rules.Producer
+	rulesState *rulesState
+	prods      []bridge.Producer
+	// rulesLoaded is the rule files' content hash when New read them (the watcher's start).
+	rulesLoaded [32]byte
 }
 
 // New builds the pipeline without starting anything: every constructor's own checks run
@@ -69,6 +81,9 @@ type Pipeline struct {
 func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RulesPollInterval <= 0 {
+		opts.RulesPollInterval = 10 * time.Second
 	}
 	if opts.NewAdapter == nil {
 		opts.NewAdapter = NewAdapter
@@ -99,13 +114,25 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.rulesLoaded = rulesSum(cfg.Rules.Files)
+	ruleList, err := loadRules(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	p.rules = rules.NewProducer(rules.New(rules.Options{Host: p.host, IncludeUnhealthy: cfg.Translate.IncludeUnhealthy,
+		IncludeDisabled: cfg.Translate.IncludeDisabled, IncludeZeroWeight: cfg.Translate.IncludeZeroWeight}))
+	if err := p.rules.SetRules(ruleList); err != nil {
+		return nil, err
+	}
+	p.rulesState = newRulesState(reg, p.rules)
+	p.prods = producers(translator, p.rules, static)
 	mcpOpts := opts.MCP
 	mcpOpts.Name, mcpOpts.Logger, mcpOpts.Metrics = "mcp", log.With("component", "mcp"), reg
 	mcpOpts.Limits = cfg.MCP.Limits
 	p.server = mcp.NewServer(mcpOpts)
 	p.bridge = bridge.New(bridge.Options{
 		Merger:    p.merger,
-		Producers: producers(translator, static),
+		Producers: p.prods,
 		Server:    p.server,
 		Logger:    log.With("component", "bridge"),
 		Metrics:   reg,
@@ -127,12 +154,6 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 }
 
 // host is merge's identity of a service: its primary host under the current translator.
-// producers lists the bridge's resource producers in order of precedence: generated resources
-// win a name over the operator's static ones.
-func producers(tr *translate.Translator, static []*istio.Resource) []bridge.Producer {
-	return []bridge.Producer{bridge.Translate(tr), bridge.Static(static)}
-}
-
 func (p *Pipeline) host(s *registry.Service) string { return p.tr.Load().Host(s) }
 
 // NewAdapter builds a registry's adapter through the registry table.

@@ -153,6 +153,10 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 	if err != nil {
 		return plan, err
 	}
+	ruleList, err := loadRules(running.Rules)
+	if err != nil {
+		return plan, err
+	}
 	fresh := make(map[string]*adapterRun)
 	for _, r := range running.Registries {
 		if slices.Contains(plan.Changed, r.Name) || slices.Contains(plan.Added, r.Name) {
@@ -169,7 +173,15 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 		p.tr.Store(tr)
 		p.merger.Rekey()
 	}
-	p.bridge.Reconfigure(producers(p.tr.Load(), static))
+	if err := p.rules.SetRules(ruleList); err != nil {
+		return plan, err
+	}
+	p.rulesState.record(nil)
+	prods := producers(p.tr.Load(), p.rules, static)
+	p.mu.Lock()
+	p.prods = prods
+	p.mu.Unlock()
+	p.bridge.Reconfigure(prods)
 	p.mu.Lock()
 	p.cfg = withRemoved(running, old, plan.Removed)
 	stopped := make([]*adapterRun, 0, len(plan.Changed))

@@ -9,6 +9,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/rules"
 )
 
 // Run restores the state file, then runs the state saver, every adapter and the bridge loop
@@ -29,6 +30,11 @@ func (p *Pipeline) Run(ctx context.Context) {
 		p.start(ctx, r.Name, p.adapters[r.Name])
 	}
 	p.mu.Unlock()
+	rulesDone := make(chan struct{})
+	go func() {
+		p.watchRules(ctx, p.opts.RulesPollInterval)
+		close(rulesDone)
+	}()
 	bridgeDone := make(chan struct{})
 	go func() {
 		p.bridge.Run(ctx)
@@ -41,6 +47,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 	p.wg.Wait()
 	p.reload.mu.Unlock()
 	<-bridgeDone
+	<-rulesDone
 	stopState()
 	<-stateDone
 }
@@ -51,6 +58,8 @@ type Rendered struct {
 	Output *bridge.Output
 	// Registries is every registry's status after the read: Synced false means it was not read.
 	Registries []merge.RegistryStatus
+	// Rules is the rules engine after the push: Status explains what it made of each service.
+	Rules *rules.Producer
 }
 
 // Resources returns every resource as the bridge serves them.
@@ -94,5 +103,5 @@ func Render(ctx context.Context, cfg *config.Config, opts Options, timeout time.
 		return nil, errors.New("no registry snapshot before the timeout")
 	}
 	p.bridge.Push(snap)
-	return &Rendered{Output: p.bridge.Output(), Registries: p.merger.Status()}, nil
+	return &Rendered{Output: p.bridge.Output(), Registries: p.merger.Status(), Rules: p.rules}, nil
 }

@@ -34,6 +34,16 @@ type ServiceHosts struct {
 	// Namespace is where its ServiceEntries are.
 	Namespace string
 	Hosts     []string
+	// Ports are its ServiceEntry's ports, by number: a routing producer needs to know which
+	// speak HTTP/gRPC (request matches apply) and which plain TCP (only weights do).
+	Ports []HostPort
+}
+
+// HostPort is one ServiceEntry port as emitted.
+type HostPort struct {
+	Name     string // Istio port name ("grpc-tri", "tcp-dubbo")
+	Number   uint32
+	Protocol string // Istio protocol ("GRPC", "HTTP", "TCP", ...)
 }
 
 // HostsOf returns the hosts the service with this source ("<registry>/<service key>") was

@@ -147,7 +147,11 @@ func (t *Translator) render(p *prepared, c *renderCtx, old *rendered, vipFull []
 		emitSE(seName(k), []string{p.aliases[slices.Index(p.aliasKeys, k)]}, vips[i+1])
 	}
 	if main != nil {
-		out.hosts = []ServiceHosts{{Source: p.src, Namespace: p.ns, Hosts: emitted}}
+		ports := make([]HostPort, len(p.ports))
+		for i, sp := range p.ports {
+			ports[i] = HostPort{Name: sp.name, Number: sp.number, Protocol: sp.proto}
+		}
+		out.hosts = []ServiceHosts{{Source: p.src, Namespace: p.ns, Hosts: emitted, Ports: ports}}
 	}
 	if !c.we {
 		if main != nil {

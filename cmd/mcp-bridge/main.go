@@ -38,6 +38,7 @@ Commands:
   render    read the registries once and print the resources Istiod would receive;
             exits 1 if any would be dropped as invalid or a registry could not be read
   validate  check a configuration file and exit
+  explain   show which rules match a service (by host), what they generate, and why
   version   print the version
 
 Run 'mcp-bridge <command> -h' for the command's flags. With no --config, the bridge serves
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runRender(ctx, args, stdout, stderr)
 	case "validate":
 		err = runValidate(args, stdout, stderr)
+	case "explain":
+		err = runExplain(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mcp-bridge", version())
 		return 0
