@@ -252,7 +252,7 @@ func (c *converter) dubbo2(dc, name string, ins []instance, rej map[string]rejec
 		if s := in.params["url"]; strings.Contains(s, "://") {
 			var err error
 			if u, err = dubbo.ParseURL(s); err != nil {
-				rej[in.where] = rejection{dubbo.Reason(err), fmt.Errorf("Meta url: %w", err)}
+				rej[in.where] = rejection{dubbo.Reason(err), fmt.Errorf("meta url: %w", err)}
 				continue
 			}
 		} else {

@@ -38,7 +38,8 @@ type fetchFunc func(ctx context.Context, index uint64) (uint64, error)
 //   - every request first takes a token from a small bucket, so that a query whose answer changes
 //     all the time is re-read at the bucket's rate instead of in a tight loop, while at rest each
 //     query makes one request per wait;
-//   - an error backs off exponentially (1 s doubling to 30 s) on top of the bucket.
+//   - an error backs off exponentially (1 s doubling to 30 s) on top of the bucket, and the next
+//     request after it does not block (index 0), as the agent may have restarted.
 func (w *watch) run(ctx context.Context, fetch fetchFunc, onErr func(error)) {
 	defer close(w.done)
 	var index uint64
@@ -55,6 +56,9 @@ func (w *watch) run(ctx context.Context, fetch fetchFunc, onErr func(error)) {
 		if err != nil {
 			w.setErr(err)
 			onErr(err)
+			// The agent may come back restarted with other indexes: read everything again
+			// rather than block on an index it may never reach.
+			index = 0
 			backoff = min(max(2*backoff, time.Second), 30*time.Second)
 			select {
 			case <-ctx.Done():
