@@ -17,6 +17,9 @@ type ConsulOptions struct {
 	// ACLToken, when set, enables ACLs with default policy deny and this initial management
 	// token, which the test then uses to create narrower tokens.
 	ACLToken string
+	// HCL are extra -hcl arguments, e.g. `limits { http_max_conns_per_client = 4096 }` for a
+	// client holding more than 200 blocking queries at once.
+	HCL []string
 }
 
 // Consul is a HashiCorp Consul agent in dev mode (a single server that is its own leader) built
@@ -69,6 +72,9 @@ func (c *Consul) start() error {
 		"-hcl", "disable_update_check = true"}
 	if c.opts.ACLToken != "" {
 		args = append(args, "-hcl", fmt.Sprintf(`acl { enabled = true, default_policy = "deny", tokens { initial_management = %q } }`, c.opts.ACLToken))
+	}
+	for _, h := range c.opts.HCL {
+		args = append(args, "-hcl", h)
 	}
 	p, err := launch("consul", exec.Command(c.bin, args...), c.logDir)
 	if err != nil {

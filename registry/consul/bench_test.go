@@ -28,7 +28,9 @@ func TestScale(t *testing.T) {
 	if _, err := fmt.Sscanf(spec, "%dx%d", &nSvc, &nInst); err != nil || nSvc < 1 || nInst < 1 {
 		t.Fatalf("MCP_BRIDGE_CONSUL_SCALE=%q is not <services>x<instances>", spec)
 	}
-	agent := servers.StartConsul(t, servers.ConsulOptions{})
+	// One blocking query per watched service: the agent's default limit of 200 concurrent
+	// connections per client address must be raised above the number of services.
+	agent := servers.StartConsul(t, servers.ConsulOptions{HCL: []string{fmt.Sprintf("limits { http_max_conns_per_client = %d }", nSvc+100)}})
 	cl := agentClient(t, agent, "")
 	// Instances on nInst nodes, registered in the catalog as an external registrar would (the
 	// agent's own services would all sit on one node).

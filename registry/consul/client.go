@@ -151,6 +151,11 @@ func describeError(err error, what, permission string, token registry.Secret) er
 	if !errors.As(err, &se) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if se.Code == http.StatusTooManyRequests {
+		return fmt.Errorf("%s: the agent refused the connection (HTTP 429): each watched service holds one blocking query, "+
+			"and the agent allows limits.http_max_conns_per_client (default 200) connections per client address; raise it above "+
+			"the number of watched services, or select fewer with include/exclude/tags: %w", what, err)
+	}
 	if se.Code == http.StatusForbidden || se.Code == http.StatusUnauthorized {
 		src := "no token configured (the agent's default or anonymous token was used)"
 		if !token.IsZero() {
