@@ -32,7 +32,7 @@ if [ ! -x "$staticcheck" ]; then
 fi
 
 step "real servers (built once per version)"
-for tool in etcd polaris helm kubernetes istio; do
+for tool in etcd polaris helm consul kubernetes istio; do
   bash e2e/tools/build.sh "$tool"
 done
 

@@ -3,12 +3,12 @@
 # versions pinned in its tools module, and prints the directory holding it. A warm cache costs
 # nothing; a fresh machine builds each tool once (Istio ~6 min, kube-apiserver ~5 min on 2 cores).
 #
-#   e2e/tools/build.sh istio|kubernetes|etcd|polaris|helm
+#   e2e/tools/build.sh istio|kubernetes|etcd|polaris|helm|consul
 #
 # Each tool lives in its own module under e2e/tools/<tool> so that none of these large dependency
 # graphs ever reaches the bridge's go.mod.
 set -euo pipefail
-tool=${1:?usage: build.sh istio|kubernetes|etcd|polaris|helm}
+tool=${1:?usage: build.sh istio|kubernetes|etcd|polaris|helm|consul}
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$here/$tool
 [ -f "$dir/go.mod" ] || { echo "build.sh: unknown tool '$tool' (no $dir/go.mod)" >&2; exit 2; }
@@ -20,6 +20,7 @@ case $tool in
   etcd)       mod=go.etcd.io/etcd/server/v3;      pkg=.;                                        bin=etcd ;;
   polaris)    mod=github.com/polarismesh/polaris; pkg=github.com/polarismesh/polaris;           bin=polaris-server ;;
   helm)       mod=helm.sh/helm/v3;                pkg=helm.sh/helm/v3/cmd/helm;                 bin=helm ;;
+  consul)     mod=github.com/hashicorp/consul;    pkg=github.com/hashicorp/consul;              bin=consul ;;
 esac
 version=$(cd "$dir" && go list -m -f '{{.Version}}' "$mod")
 # The key also covers go.sum, so a changed transitive pin rebuilds too.
