@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/mcp-bridge/mcp-bridge/internal/hostile"
 )
 
 // rawStream is a SotW stream the test drives by hand; end reports how it ended.
@@ -277,10 +278,12 @@ func containsAll(s string, subs []string) bool {
 // dialFrom dials addr from a given loopback address, so tests can be several peers.
 func dialFrom(t testing.TB, addr, local string, extra ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	return dial(t, addr, append([]grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
-		return d.DialContext(ctx, "tcp", a)
-	})}, extra...)...)
+	cc, err := hostile.Dial(addr, local, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
 }
 
 // A client that stops reading is cut off, freeing what its stream held; a well-behaved client
