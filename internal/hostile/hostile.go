@@ -158,6 +158,18 @@ func (a attacker) open(cc *grpc.ClientConn) (discovery.AggregatedDiscoveryServic
 	return s, nil
 }
 
+// subscribe opens a stream and sends its first request, for typeURL, as Istiod would.
+func (a attacker) subscribe(cc *grpc.ClientConn, typeURL string) (discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, error) {
+	s, err := a.open(cc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Send(&discovery.DiscoveryRequest{TypeUrl: typeURL, Node: a.opts.Node}); err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", typeURL, err)
+	}
+	return s, nil
+}
+
 // drain reads and drops every response, so that what they cost the attacking process is not
 // counted against the server.
 func drain(s grpc.ClientStream) {
@@ -203,12 +215,9 @@ func (a attacker) hugeNonces(cc *grpc.ClientConn) error {
 
 // nackFlood subscribes, then NACKs the first response a hundred times with a 1 MiB error message.
 func (a attacker) nackFlood(cc *grpc.ClientConn) error {
-	s, err := a.open(cc)
+	s, err := a.subscribe(cc, a.opts.SmallTypeURL)
 	if err != nil {
 		return err
-	}
-	if err := s.Send(&discovery.DiscoveryRequest{TypeUrl: a.opts.SmallTypeURL, Node: a.opts.Node}); err != nil {
-		return fmt.Errorf("subscribe: %w", err)
 	}
 	first := make(chan *discovery.DiscoveryResponse, 1)
 	go func() {
@@ -239,12 +248,9 @@ func (a attacker) nackFlood(cc *grpc.ClientConn) error {
 
 // neverAcks subscribes to the big collection and reads every response without ever ACKing.
 func (a attacker) neverAcks(cc *grpc.ClientConn) error {
-	s, err := a.open(cc)
+	s, err := a.subscribe(cc, a.opts.BigTypeURL)
 	if err != nil {
 		return err
-	}
-	if err := s.Send(&discovery.DiscoveryRequest{TypeUrl: a.opts.BigTypeURL, Node: a.opts.Node}); err != nil {
-		return fmt.Errorf("subscribe: %w", err)
 	}
 	go drain(s)
 	return nil
@@ -253,14 +259,8 @@ func (a attacker) neverAcks(cc *grpc.ClientConn) error {
 // neverReads subscribes to the big collection and never reads: the server's sends block under
 // HTTP/2 flow control until its send timeout ends the stream.
 func (a attacker) neverReads(cc *grpc.ClientConn) error {
-	s, err := a.open(cc)
-	if err != nil {
-		return err
-	}
-	if err := s.Send(&discovery.DiscoveryRequest{TypeUrl: a.opts.BigTypeURL, Node: a.opts.Node}); err != nil {
-		return fmt.Errorf("subscribe: %w", err)
-	}
-	return nil
+	_, err := a.subscribe(cc, a.opts.BigTypeURL)
+	return err
 }
 
 // peerStreams opens 1,000 streams on one connection, each subscribing; the per-peer stream limit
