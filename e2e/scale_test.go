@@ -253,11 +253,24 @@ func scaleLabels(kind registry.Kind, i, j int) map[string]string {
 
 // render writes file f of the estate in the file registry's format.
 func (e *scaleEstate) render(f int) string {
+	svcs := make([]*registry.Service, 0, len(e.byFile[f]))
+	for _, i := range e.byFile[f] {
+		svcs = append(svcs, e.services[i])
+	}
+	return servicesFile(svcs)
+}
+
+// servicesFile writes services in the file registry's format (registry/file/example.yaml): each
+// service's name, kind, group, version and ports, each instance's address, weight, ports,
+// locality and labels.
+func servicesFile(svcs []*registry.Service) string {
 	var b strings.Builder
 	b.WriteString("services:\n")
-	for _, i := range e.byFile[f] {
-		s := e.services[i]
+	for _, s := range svcs {
 		fmt.Fprintf(&b, "  - name: %s\n    kind: %s\n", s.Name, s.Kind)
+		if s.Group != "" {
+			fmt.Fprintf(&b, "    group: %q\n", s.Group)
+		}
 		if s.Version != "" {
 			fmt.Fprintf(&b, "    version: %q\n", s.Version)
 		}

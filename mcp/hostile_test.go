@@ -3,17 +3,13 @@ package mcp
 import (
 	"fmt"
 	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc"
 
+	"github.com/mcp-bridge/mcp-bridge/internal/hostile"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
@@ -34,7 +30,8 @@ const hostileHeapBound = 32 << 20
 // TestHostileClients runs a server with the default limits and a 10k-service estate (10
 // endpoints each, a ~10 MB response) against every hostile client at once: huge type URLs,
 // huge nonces, a NACK flood, a client that never ACKs, one that never reads, and 1,000 streams
-// from one peer. A well-behaved client on another peer must still receive every change within a
+// from one peer (internal/hostile, which e2e's TestHostileClientsAgainstBridge runs against the
+// bridge binary). A well-behaved client on another peer must still receive every change within a
 // second, a new client must still get the whole state, and the Go heap must stay within
 // hostileHeapBound of where it started.
 func TestHostileClients(t *testing.T) {
@@ -66,56 +63,11 @@ func TestHostileClients(t *testing.T) {
 	change(1) // before the attack, for comparison
 	base := heapInUse()
 
-	hostile := dial(t, srv.addr) // 127.0.0.1; the good client is on the same peer, admitted first
-	var wg sync.WaitGroup
-	attack := func(name string, f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-		t.Logf("attack: %s", name)
+	attackers, err := hostile.Run(hostile.Options{Addr: srv.addr, Node: istiodNode(), BigTypeURL: seV1, SmallTypeURL: weV1})
+	t.Cleanup(attackers.Close)
+	if err != nil {
+		t.Fatal(err)
 	}
-	attack("huge type URLs", func() {
-		for range 10 {
-			s := openSotw(t, hostile)
-			_ = s.Send(&discovery.DiscoveryRequest{TypeUrl: strings.Repeat("t", 3<<20)})
-			endStatus(t, s, 10*time.Second)
-		}
-	})
-	attack("huge nonces", func() {
-		s := openSotw(t, hostile)
-		for range 20 {
-			if s.Send(&discovery.DiscoveryRequest{TypeUrl: seV1, ResponseNonce: strings.Repeat("n", 3<<20)}) != nil {
-				return
-			}
-		}
-	})
-	attack("NACK flood", func() {
-		a := startAdscFrom(t, srv.addr, "127.0.0.3", weV1, false)
-		r := a.nextFor(weV1, 10*time.Second)
-		for range 100 {
-			a.send(&discovery.DiscoveryRequest{TypeUrl: weV1, ResponseNonce: r.GetNonce(), Node: &core.Node{Id: istiodNodeID},
-				ErrorDetail: &rpcstatus.Status{Code: 3, Message: strings.Repeat("e", 1<<20)}})
-		}
-	})
-	attack("never ACKs", func() {
-		// Reads and drops every response, so that what it costs the test process is not counted.
-		s := openSotw(t, dialFrom(t, srv.addr, "127.0.0.4"))
-		_ = s.Send(&discovery.DiscoveryRequest{TypeUrl: seV1, Node: istiodNode()})
-		go func() {
-			for s.RecvMsg(&discovery.DiscoveryResponse{}) == nil {
-			}
-		}()
-	})
-	attack("never reads", func() {
-		s := openSotw(t, dialFrom(t, srv.addr, "127.0.0.5", grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10)))
-		_ = s.Send(&discovery.DiscoveryRequest{TypeUrl: seV1, Node: istiodNode()})
-	})
-	attack("1,000 streams from one peer", func() {
-		for range 1000 {
-			s := openSotw(t, hostile)
-			_ = s.Send(&discovery.DiscoveryRequest{TypeUrl: weV1, Node: istiodNode()})
-		}
-	})
-	wg.Wait()
 
 	// Every change reaches the well-behaved client within a second while all of that is open.
 	for gen := 2; gen <= 6; gen++ {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcp-bridge/mcp-bridge/internal/hostile"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
@@ -278,10 +278,12 @@ func containsAll(s string, subs []string) bool {
 // dialFrom dials addr from a given loopback address, so tests can be several peers.
 func dialFrom(t testing.TB, addr, local string, extra ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	return dial(t, addr, append([]grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
-		return d.DialContext(ctx, "tcp", a)
-	})}, extra...)...)
+	cc, err := hostile.Dial(addr, local, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
 }
 
 // A client that stops reading is cut off, freeing what its stream held; a well-behaved client
