@@ -20,8 +20,9 @@ import (
 
 // secretServers are the real registry servers a secrets scenario runs against.
 type secretServers struct {
-	nacos string // Nacos-protocol address (Polaris)
-	zk    string // ZooKeeper client address
+	nacos  string // Nacos-protocol address (Polaris)
+	zk     string // ZooKeeper client address
+	consul string // Consul agent HTTP address
 }
 
 // secretRegistry is one registry of the secrets scenario: its configuration, with every
@@ -61,6 +62,15 @@ var secretRegistries = []secretRegistry{
       digest: %s
 `, s.zk, secret("zk-digest", "bridge:SECRET-zk-digest-5e21"))
 	}},
+	{"consul", func(s secretServers, dir string, secret func(key, value string) string) string {
+		return fmt.Sprintf(`  - name: consul-secrets
+    type: consul
+    consul:
+      address: %q
+      wait: 2s
+      token: %s
+`, s.consul, secret("consul-token", "SECRET-consul-token-3d9a"))
+	}},
 }
 
 // TestSecretsNeverShown plants recognisable credentials for every registry type, runs the bridge
@@ -71,7 +81,8 @@ var secretRegistries = []secretRegistry{
 func TestSecretsNeverShown(t *testing.T) {
 	t.Parallel()
 	bin := suite.Build(t, bridgePackage)
-	srv := secretServers{nacos: servers.StartPolaris(t).NacosAddr(), zk: servers.StartZooKeeper(t).Addr()}
+	srv := secretServers{nacos: servers.StartPolaris(t).NacosAddr(), zk: servers.StartZooKeeper(t).Addr(),
+		consul: servers.StartConsul(t, servers.ConsulOptions{}).Addr()}
 	dir := t.TempDir()
 
 	env := map[string]string{}

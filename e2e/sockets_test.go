@@ -12,7 +12,7 @@ import (
 
 // TestBridgeListensOnlyOnItsTwoPorts: the bridge process takes connections and datagrams on the
 // MCP and admin listeners only (README "Ports"), with its embedded example config and with
-// Nacos and ZooKeeper registries on real servers. Every other socket is a connection the bridge
+// a registry of every type on real servers. Every other socket is a connection the bridge
 // made to a registry server. The Nacos SDK's own naming client would add a UDP listener on all
 // interfaces (54951-55950) that rewrites services for anyone who sends it a datagram.
 func TestBridgeListensOnlyOnItsTwoPorts(t *testing.T) {
@@ -20,6 +20,7 @@ func TestBridgeListensOnlyOnItsTwoPorts(t *testing.T) {
 	bin := suite.Build(t, bridgePackage)
 	p := servers.StartPolaris(t)
 	z := servers.StartZooKeeper(t)
+	c := servers.StartConsul(t, servers.ConsulOptions{})
 	registries := fmt.Sprintf(`registries:
   - name: nacos-ports
     type: nacos
@@ -27,7 +28,10 @@ func TestBridgeListensOnlyOnItsTwoPorts(t *testing.T) {
   - name: zk-ports
     type: zookeeper
     zookeeper: {servers: [%q]}
-`, p.NacosAddr(), t.TempDir(), z.Addr())
+  - name: consul-ports
+    type: consul
+    consul: {address: %q, wait: 2s}
+`, p.NacosAddr(), t.TempDir(), z.Addr(), c.Addr())
 
 	for _, tc := range []struct {
 		name string
@@ -36,8 +40,8 @@ func TestBridgeListensOnlyOnItsTwoPorts(t *testing.T) {
 		peers []string
 	}{
 		{"embedded", servers.BridgeOptions{Embedded: true}, nil},
-		{"nacos and zookeeper", servers.BridgeOptions{Config: registries}, []string{
-			p.NacosAddr(), grpcAddr(t, p.NacosAddr()), z.Addr(),
+		{"every registry type", servers.BridgeOptions{Config: registries}, []string{
+			p.NacosAddr(), grpcAddr(t, p.NacosAddr()), z.Addr(), c.Addr(),
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
