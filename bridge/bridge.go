@@ -263,6 +263,13 @@ func (b *Bridge) Pushed() bool {
 	return b.pushes > 0
 }
 
+// LastPush is when the last push was served (zero before the first).
+func (b *Bridge) LastPush() time.Time {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.pushedAt
+}
+
 // Output returns what the last push served (nil before the first push). Callers must not modify it.
 func (b *Bridge) Output() *Output {
 	b.mu.RLock()

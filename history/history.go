@@ -39,17 +39,25 @@ const (
 // Options bound the store.
 type Options struct {
 	// Versions kept per resource (default DefaultVersions).
-	Versions int `json:"versions"`
+	Versions int `json:"versions" yaml:"versions"`
 	// MaxBytes for the whole store (default DefaultMaxBytes).
-	MaxBytes int64 `json:"maxBytes"`
+	MaxBytes int64 `json:"maxBytes" yaml:"maxBytes"`
+}
+
+// Validate rejects negative bounds (zero means the default).
+func (o Options) Validate() error {
+	if o.Versions < 0 || o.MaxBytes < 0 {
+		return fmt.Errorf("versions and maxBytes must be >= 0 (0 = default: %d versions, %d bytes)", DefaultVersions, DefaultMaxBytes)
+	}
+	return nil
 }
 
 // WithDefaults fills unset options.
 func (o Options) WithDefaults() Options {
-	if o.Versions <= 0 {
+	if o.Versions == 0 {
 		o.Versions = DefaultVersions
 	}
-	if o.MaxBytes <= 0 {
+	if o.MaxBytes == 0 {
 		o.MaxBytes = DefaultMaxBytes
 	}
 	return o
