@@ -334,3 +334,125 @@ func checkRuleFile(t *testing.T, content []byte) []alertRule {
 	}
 	return all
 }
+
+// chromium runs Debian's headless Chromium with flags that keep it off the network and out of
+// the user's profile, and returns its stdout.
+func chromium(t *testing.T, args ...string) []byte {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is not installed (scripts/test.sh installs Debian's package): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir()}
+	cmd := exec.CommandContext(ctx, bin, append(flags, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+	}
+	return out
+}
+
+// TestOperatorStatusPageInChromium opens the status page of a running bridge (a real ZooKeeper
+// registry and a file registry, one MCP client connected) in headless Chromium: a screenshot is
+// taken, and the page's text names every registry, the client, and the counts the JSON form
+// reports; the JSON forms of the status and history pages parse.
+func TestOperatorStatusPageInChromium(t *testing.T) {
+	t.Parallel()
+	b := operatorBridge(t)
+	var ov struct {
+		Registries []struct {
+			Name      string `json:"name"`
+			State     string `json:"state"`
+			Services  int    `json:"services"`
+			Instances int    `json:"instances"`
+		} `json:"registries"`
+		Clients []struct {
+			NodeID string `json:"nodeId"`
+		} `json:"clients"`
+		ClientsTotal int `json:"clientsTotal"`
+		Resources    []struct {
+			Kind  string `json:"kind"`
+			Count int    `json:"count"`
+		} `json:"resources"`
+		Invalid  []json.RawMessage `json:"invalid"`
+		Warnings []json.RawMessage `json:"warnings"`
+	}
+	// Wait until the page has what the test asserts: the client, both registries' states (the
+	// file registry failing since its file broke), an invalid resource and a warning.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		body, err := b.Admin(ctx, "/?format=json")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(body, &ov); err != nil {
+			t.Fatalf("status page JSON: %v\n%s", err, body)
+		}
+		states := map[string]string{}
+		for _, r := range ov.Registries {
+			states[r.Name] = r.State
+		}
+		if ov.ClientsTotal == 1 && states[zkRegistryName] == "synced" && states["shopfile"] == "failing" && len(ov.Invalid) > 0 && len(ov.Warnings) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status page JSON never showed the client, zk synced and shopfile failing:\n%s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, path := range []string{"/history?format=json", "/debug/registries"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		body, err := b.Admin(ctx, path)
+		cancel()
+		var v map[string]any
+		if err != nil || json.Unmarshal(body, &v) != nil {
+			t.Fatalf("%s: not JSON (%v):\n%.500s", path, err, body)
+		}
+		if path == "/history?format=json" && len(v["versions"].([]any)) == 0 {
+			t.Errorf("history is empty after the first push")
+		}
+	}
+
+	url := "http://" + b.AdminAddr + "/"
+	// $MCP_BRIDGE_ARTIFACTS keeps the screenshot for a person to look at.
+	dir := os.Getenv("MCP_BRIDGE_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	shot := filepath.Join(dir, "status-page.png")
+	start := time.Now()
+	chromium(t, "--window-size=1280,1600", "--screenshot="+shot, url)
+	png, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10<<10 {
+		t.Fatalf("screenshot is not a PNG of a rendered page (%d bytes)", len(png))
+	}
+	dom := string(chromium(t, "--dump-dom", url))
+	t.Logf("measure: chromium screenshot + DOM dump %v; screenshot %d KiB at %s", time.Since(start).Round(time.Millisecond), len(png)>>10, shot)
+	want := []string{"Registries (2)", "Connected Istiods (1)", operatorNodeID, "ServiceEntry"}
+	for _, r := range ov.Registries {
+		want = append(want, ">"+r.Name+"<", ">"+r.State, fmt.Sprintf("<td>%d</td><td>%d</td>", r.Services, r.Instances))
+	}
+	for _, r := range ov.Resources {
+		want = append(want, fmt.Sprintf("%s %d", r.Kind, r.Count))
+	}
+	want = append(want, fmt.Sprintf("Invalid resources (%d)", len(ov.Invalid)), fmt.Sprintf("Warnings (%d)", len(ov.Warnings)), "NACK", "in sync")
+	for _, w := range want {
+		if !strings.Contains(dom, w) {
+			t.Errorf("the page Chromium rendered lacks %q", w)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
+	}
+}
