@@ -127,6 +127,7 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 		}()
 	}
 	go watchReadiness(ctx, p.Ready, healthServer, log)
+	go logStartupProgress(ctx, p.Ready, p.Merger().Status, log, progressInterval)
 
 	select {
 	case <-ctx.Done():
