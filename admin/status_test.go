@@ -17,9 +17,9 @@ import (
 func testSources() Sources {
 	store := history.New(history.Options{})
 	store.Record(time.Now(), history.Cause{Trigger: "registry", Registries: map[string]int{"zk": 2}, Services: 1},
-		[]history.Change{{Kind: "ServiceEntry", Namespace: "shop", Name: "orders.zk", Source: "zk/orders", YAML: "a: 1\n"}})
+		[]history.Change{{Kind: "ServiceEntry", Namespace: "shop", Name: "orders.zk", Source: "zk/orders", Content: history.Text("a: 1\n")}})
 	store.Record(time.Now(), history.Cause{Trigger: "registry", Registries: map[string]int{"zk": 1}, Services: 1},
-		[]history.Change{{Kind: "ServiceEntry", Namespace: "shop", Name: "orders.zk", Source: "zk/orders", YAML: "a: 2\n"}})
+		[]history.Change{{Kind: "ServiceEntry", Namespace: "shop", Name: "orders.zk", Source: "zk/orders", Content: history.Text("a: 2\n")}})
 	return Sources{
 		Ready:      func() (bool, string) { return true, "" },
 		Registries: func() any { return nil }, Invalid: func() any { return nil },

@@ -17,26 +17,17 @@ const (
 	triggerReload   = "reload"
 )
 
-// recordHistory hands the resources this push created, changed or deleted to the history store,
-// rendered as the YAML /debug/resources shows. It walks only the collections that changed, each a
-// merge of two slices sorted by namespace/name comparing pointers (producers keep an unchanged
-// resource's pointer), and renders only what changed.
+// recordHistory hands the resources this push created, changed or deleted to the history store.
+// It walks only the collections that changed, each a merge of two slices sorted by
+// namespace/name comparing pointers (producers keep an unchanged resource's pointer), and hands
+// over the immutable resources themselves: they are rendered as YAML only when someone asks for a
+// diff, because rendering 30,000 resources at start-up takes tens of seconds of CPU.
 func (b *Bridge) recordHistory(snap *merge.Snapshot, trigger string, prev map[string][]*istio.Resource, next map[string][]*istio.Resource, changedColls []string) {
 	var changes []history.Change
 	add := func(r *istio.Resource, deleted bool) {
 		c := history.Change{Kind: collectionKind(r.Collection), Namespace: r.Namespace, Name: r.Name, Source: r.Source, Deleted: deleted}
 		if !deleted {
-			obj, err := object(r, true)
-			if err == nil {
-				var y []byte
-				if y, err = yaml.Marshal(obj); err == nil {
-					c.YAML = string(y)
-				}
-			}
-			if err != nil {
-				b.log.Warn("resource history: rendering failed; version not recorded", "resource", r.Namespace+"/"+r.Name, "error", err)
-				return
-			}
+			c.Content = resourceContent{r}
 		}
 		changes = append(changes, c)
 	}
@@ -77,4 +68,32 @@ func (b *Bridge) recordHistory(snap *merge.Snapshot, trigger string, prev map[st
 		cause.Registries, cause.Services, cause.Rules = snap.Events, snap.Changed, snap.RulesChanged
 	}
 	b.opts.History.Record(time.Now(), cause, changes)
+}
+
+// resourceContent is a served resource as a history version: rendered like /debug/resources.
+type resourceContent struct{ r *istio.Resource }
+
+func (c resourceContent) Text() (string, error) {
+	obj, err := object(c.r, true)
+	if err != nil {
+		return "", err
+	}
+	y, err := yaml.Marshal(obj)
+	return string(y), err
+}
+
+// resourceOverhead approximates the istio.Resource struct, its strings and maps beyond Body.
+const resourceOverhead = 256
+
+// Size is what the resource holds. The newest version of a resource is the one being served, so
+// this counts memory the bridge would hold anyway: the budget errs on the safe side.
+func (c resourceContent) Size() int {
+	n := resourceOverhead + len(c.r.Body.GetValue()) + len(c.r.Body.GetTypeUrl()) + len(c.r.Name) + len(c.r.Namespace) + len(c.r.Version) + len(c.r.Source)
+	for k, v := range c.r.Labels {
+		n += len(k) + len(v) + 32
+	}
+	for k, v := range c.r.Annotations {
+		n += len(k) + len(v) + 32
+	}
+	return n
 }

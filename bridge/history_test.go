@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +93,64 @@ func TestHistoryRecordsVersionsCausesAndDiffs(t *testing.T) {
 	}
 	if len(byPush) != 4 || byPush[1] != 2 || byPush[4] != 2 {
 		t.Errorf("versions per push %v, want push 1 (start) with 2, push 4 (reload) with 2 static resources", byPush)
+	}
+}
+
+// TestHistoryAtScale: 10,000 services (workloadEntry mode, 2 instances each) pushed, then every
+// service changed 6 times, once without and once with the history. Recording stays a pointer walk
+// (nothing is rendered in the push: the pushes cost about the same), the store stays within its
+// byte budget, and the newest version of a changed resource renders with its diff.
+func TestHistoryAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 services")
+	}
+	const rounds = 6
+	run := func(store *history.Store) (first, later time.Duration, served int) {
+		tr, err := translate.New(translateOptions("workloadEntry"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := New(Options{Translator: tr, Server: mcp.NewServer(mcp.Options{}), History: store})
+		services := estate(10000, 2)
+		start := time.Now()
+		b.Push(&merge.Snapshot{Services: services, Changed: len(services), Generation: 1})
+		first = time.Since(start)
+		for round := range rounds {
+			next := make([]*registry.Service, len(services))
+			for i, s := range services {
+				c := *s
+				c.Instances = slices.Clone(s.Instances)
+				c.Instances[0].Weight = uint32(10 + round)
+				next[i] = &c
+			}
+			services = next
+			start := time.Now()
+			b.Push(&merge.Snapshot{Services: services, Changed: len(services), Generation: uint64(round + 2), Events: map[string]int{"zk": 1}})
+			later += time.Since(start)
+		}
+		return first, later / rounds, len(b.Output().Served())
+	}
+	firstOff, laterOff, _ := run(nil)
+	store := history.New(history.Options{})
+	firstOn, laterOn, served := run(store)
+	st := store.Stats()
+	t.Logf("measure: %d resources; first push %v without history, %v with; a push changing every service %v without, %v with; "+
+		"history keeps %d versions in %d MiB accounted (budget %d MiB), %d evicted",
+		served, firstOff.Round(time.Millisecond), firstOn.Round(time.Millisecond), laterOff.Round(time.Millisecond), laterOn.Round(time.Millisecond),
+		st.Versions, st.Bytes>>20, st.MaxBytes>>20, st.Evicted)
+	if st.Bytes > st.MaxBytes {
+		t.Fatalf("history holds %d bytes, over its budget %d", st.Bytes, st.MaxBytes)
+	}
+	if st.Resources != served {
+		t.Fatalf("history knows %d resources, want every one of the %d served", st.Resources, served)
+	}
+	// Generous (a loaded 2-core machine): recording must not double a push; rendering every
+	// resource in the push made it ~30 times slower.
+	if laterOn > 2*laterOff+time.Second {
+		t.Errorf("a push with the history took %v, without %v: recording is not a pointer walk", laterOn, laterOff)
+	}
+	vs := store.Find(history.Query{Limit: 1})
+	if len(vs) != 1 || !strings.Contains(vs[0].Diff, fmt.Sprintf("weight: %d", 10+rounds-1)) || vs[0].Cause.Registries["zk"] != 1 {
+		t.Fatalf("newest version: %+v", vs)
 	}
 }

@@ -1,9 +1,10 @@
 // Package history keeps the last versions of every resource the bridge served, with when and why
 // each changed, within a memory budget, and answers "what changed, when and why" with unified
-// diffs. It stores rendered YAML handed to it; it knows nothing of registries or Istio.
+// diffs. It keeps the versions handed to it (Content, rendered only when a diff is asked for);
+// it knows nothing of registries or Istio.
 //
 // Memory: at most Options.Versions versions per resource, and at most Options.MaxBytes for all of
-// them (YAML plus an accounted per-version and per-resource overhead). Past the budget the oldest
+// them (each Content's Size plus an accounted per-version and per-resource overhead). Past the budget the oldest
 // versions of the whole store go first, whichever resource they belong to, so a burst of changes
 // ages out old history instead of growing the process.
 package history
@@ -111,13 +112,32 @@ func (c Cause) String() string {
 	return sb.String()
 }
 
+// Content is one version of a resource. It is rendered to text only when a diff is asked for:
+// rendering every resource a push changes (all of them at start-up) as YAML would cost the push
+// path far more than the push itself, while the resources are immutable and already in memory.
+type Content interface {
+	// Text renders the version (YAML).
+	Text() (string, error)
+	// Size is the bytes the version holds, for the byte budget.
+	Size() int
+}
+
+// Text is Content already rendered.
+type Text string
+
+// Text returns t.
+func (t Text) Text() (string, error) { return string(t), nil }
+
+// Size is len(t).
+func (t Text) Size() int { return len(t) }
+
 // Change is one resource as a push left it.
 type Change struct {
 	Kind, Namespace, Name string
 	// Source is what the resource was made from (a service, a static file).
 	Source string
-	// YAML is the rendered resource; empty when Deleted.
-	YAML    string
+	// Content is the resource; nil when Deleted.
+	Content Content
 	Deleted bool
 }
 
@@ -151,13 +171,30 @@ type version struct {
 	at      time.Time
 	cause   *Cause
 	source  string
-	yaml    string
+	content Content // nil when deleted
 	deleted bool
 	// created: no version of the resource existed before this one.
 	created bool
 }
 
-func (v *version) size() int64 { return int64(len(v.yaml)+len(v.source)) + versionOverhead }
+func (v *version) size() int64 {
+	n := int64(len(v.source)) + versionOverhead
+	if v.content != nil {
+		n += int64(v.content.Size())
+	}
+	return n
+}
+
+func (v *version) text() string {
+	if v.content == nil {
+		return ""
+	}
+	t, err := v.content.Text()
+	if err != nil {
+		return "# rendering failed: " + err.Error() + "\n"
+	}
+	return t
+}
 
 // New returns an empty store.
 func New(opts Options) *Store {
@@ -188,7 +225,10 @@ func (s *Store) Record(at time.Time, cause Cause, changes []Change) Cause {
 			s.resources[k] = r
 			s.bytes += int64(len(k)) + resourceOverhead
 		}
-		v := &version{seq: s.seq, at: at, cause: c, source: ch.Source, yaml: ch.YAML, deleted: ch.Deleted}
+		v := &version{seq: s.seq, at: at, cause: c, source: ch.Source, content: ch.Content, deleted: ch.Deleted}
+		if v.deleted {
+			v.content = nil
+		}
 		if len(r.versions) == 0 {
 			v.created = !ch.Deleted
 		} else if last := r.versions[len(r.versions)-1]; last.deleted {
@@ -209,36 +249,60 @@ func (s *Store) Record(at time.Time, cause Cause, changes []Change) Cause {
 }
 
 // evict drops the oldest versions until the store is within MaxBytes, and compacts the timeline.
+// The first pass spares each resource's current version (the only one left of a resource that is
+// still served): the past goes before the present. Only if the budget is still exceeded do
+// current versions go too, oldest first.
 func (s *Store) evict() {
-	drop := 0
-	for s.bytes > s.opts.MaxBytes && drop < len(s.timeline) {
-		e := s.timeline[drop]
-		drop++
-		r := s.resources[e.key]
-		if r == nil || len(r.versions) == 0 || r.versions[0].seq != e.seq {
-			s.stale--
-			continue
-		}
-		s.bytes -= r.versions[0].size()
-		r.versions[0] = nil
-		r.versions = r.versions[1:]
-		s.evicted++
-		if len(r.versions) == 0 {
-			delete(s.resources, e.key)
-			s.bytes -= int64(len(e.key)) + resourceOverhead
-		}
+	if s.bytes <= s.opts.MaxBytes {
+		s.compact()
+		return
 	}
-	s.timeline = s.timeline[drop:]
-	// Compact when most entries are stale or the dropped head holds most of the array.
-	if s.stale > len(s.timeline)/2 || cap(s.timeline) > 2*len(s.timeline)+1024 {
-		live := make([]ref, 0, len(s.timeline)-s.stale)
-		for _, e := range s.timeline {
-			if s.live(e) {
-				live = append(live, e)
+	for _, spareCurrent := range []bool{true, false} {
+		kept := s.timeline[:0]
+		i := 0
+		for ; i < len(s.timeline) && s.bytes > s.opts.MaxBytes; i++ {
+			e := s.timeline[i]
+			r := s.resources[e.key]
+			if r == nil || len(r.versions) == 0 || r.versions[0].seq != e.seq {
+				s.stale--
+				continue
+			}
+			if spareCurrent && len(r.versions) == 1 && !r.versions[0].deleted {
+				kept = append(kept, e)
+				continue
+			}
+			s.bytes -= r.versions[0].size()
+			r.versions[0] = nil
+			r.versions = r.versions[1:]
+			s.evicted++
+			if len(r.versions) == 0 {
+				delete(s.resources, e.key)
+				s.bytes -= int64(len(e.key)) + resourceOverhead
 			}
 		}
-		s.timeline, s.stale = live, 0
+		// kept shares the array's head, which it never overtakes (it grows by at most one per
+		// entry read): move the unread rest up behind it.
+		n := copy(s.timeline[len(kept):], s.timeline[i:])
+		s.timeline = s.timeline[:len(kept)+n]
+		if s.bytes <= s.opts.MaxBytes {
+			break
+		}
 	}
+	s.compact()
+}
+
+// compact drops stale timeline entries once they are most of it.
+func (s *Store) compact() {
+	if s.stale <= len(s.timeline)/2 {
+		return
+	}
+	live := make([]ref, 0, len(s.timeline)-s.stale)
+	for _, e := range s.timeline {
+		if s.live(e) {
+			live = append(live, e)
+		}
+	}
+	s.timeline, s.stale = live, 0
 }
 
 // live reports whether the version e names is still kept.
@@ -335,11 +399,11 @@ func (r *resource) view(i int) Version {
 		out.Change = "created"
 	}
 	if i > 0 {
-		prev = r.versions[i-1].yaml
+		prev = r.versions[i-1].text()
 	} else if !v.created {
 		out.PreviousEvicted = true
 	}
-	out.Diff = Unified(prev, v.yaml, label+" (before)", label+" (after)")
+	out.Diff = Unified(prev, v.text(), label+" (before)", label+" (after)")
 	return out
 }
 

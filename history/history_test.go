@@ -125,7 +125,7 @@ func TestStoreVersionCapAndCauses(t *testing.T) {
 	at := time.Unix(1000, 0)
 	for i := range 5 {
 		c := s.Record(at.Add(time.Duration(i)*time.Second), Cause{Trigger: "registry", Registries: map[string]int{"zk": i + 1}},
-			[]Change{{Kind: "ServiceEntry", Namespace: "ns", Name: "a", YAML: fmt.Sprintf("v: %d\n", i)}})
+			[]Change{{Kind: "ServiceEntry", Namespace: "ns", Name: "a", Content: Text(fmt.Sprintf("v: %d\n", i))}})
 		if c.Push != uint64(i+1) {
 			t.Fatalf("push %d numbered %d", i+1, c.Push)
 		}
@@ -174,7 +174,7 @@ func TestStoreMemoryBound(t *testing.T) {
 			for _, kind := range []string{"ServiceEntry", "WorkloadEntry"} {
 				y := yaml(kind, i, round)
 				versionBytes += int64(len(y))
-				changes = append(changes, Change{Kind: kind, Namespace: "shop", Name: fmt.Sprintf("svc-%05d.shop", i), Source: fmt.Sprintf("zk/svc-%05d", i), YAML: y})
+				changes = append(changes, Change{Kind: kind, Namespace: "shop", Name: fmt.Sprintf("svc-%05d.shop", i), Source: fmt.Sprintf("zk/svc-%05d", i), Content: Text(y)})
 			}
 		}
 		s.Record(time.Now(), Cause{Trigger: "registry", Registries: map[string]int{"zk": services}}, changes)
@@ -202,4 +202,34 @@ func TestStoreMemoryBound(t *testing.T) {
 		t.Fatalf("newest version of the last resource: %+v", vs)
 	}
 	runtime.KeepAlive(s)
+}
+
+// Past the byte budget the past goes before the present: a resource that changed once long ago
+// keeps its (current) version while a busy resource's old versions are evicted; a deleted
+// resource's tombstone is not spared.
+func TestStoreEvictsPastVersionsFirst(t *testing.T) {
+	s := New(Options{Versions: 100, MaxBytes: 6 * (versionOverhead + 100 + resourceOverhead)})
+	at := time.Unix(0, 0)
+	body := strings.Repeat("x", 99) + "\n"
+	s.Record(at, Cause{Trigger: "start"}, []Change{{Kind: "K", Namespace: "n", Name: "quiet", Content: Text(body)}, {Kind: "K", Namespace: "n", Name: "gone", Content: Text(body)}})
+	s.Record(at, Cause{Trigger: "registry"}, []Change{{Kind: "K", Namespace: "n", Name: "gone", Deleted: true}})
+	for i := range 20 {
+		s.Record(at.Add(time.Duration(i+1)*time.Second), Cause{Trigger: "registry"}, []Change{{Kind: "K", Namespace: "n", Name: "busy", Content: Text(fmt.Sprintf("%s%d\n", body, i))}})
+	}
+	if st := s.Stats(); st.Bytes > st.MaxBytes || st.Evicted == 0 {
+		t.Fatalf("stats %+v: want within the budget, with evictions", st)
+	}
+	if vs := s.Find(Query{Name: "quiet"}); len(vs) != 1 {
+		t.Fatalf("the quiet resource's current version was evicted before the busy one's past: %+v", vs)
+	}
+	if vs := s.Find(Query{Name: "gone"}); len(vs) != 0 {
+		t.Fatalf("the deleted resource's versions were spared: %+v", vs)
+	}
+	busy := s.Find(Query{Name: "busy"})
+	if len(busy) == 0 || len(busy) >= 20 || !strings.HasSuffix(busy[0].Diff, "+19\n") {
+		t.Fatalf("busy resource: %d versions, newest diff %q", len(busy), busy[0].Diff)
+	}
+	if len(s.timeline) != s.Stats().Versions {
+		t.Fatalf("timeline has %d entries for %d live versions", len(s.timeline), s.Stats().Versions)
+	}
 }
