@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mcp-bridge/mcp-bridge/history"
 )
 
 // Sources are the functions the handlers call for their content. Each must be safe for
@@ -37,13 +39,24 @@ type Sources struct {
 	// a request for an unknown kind is answered 400 with that error instead of an empty list.
 	// Nil: any kind is passed on.
 	CheckKind func(kind string) (string, error)
-	Gatherer  prometheus.Gatherer
-	Logger    *slog.Logger
+	// Overview is the status page's content (nil: / lists the pages as text).
+	Overview func() Overview
+	// History answers /history; nil: no history page.
+	History      func(q history.Query) []history.Version
+	HistoryStats func() history.Stats
+	// Token returns the bearer token every page but /healthz and /readyz requires; nil: none.
+	// An error (an unreadable token file) refuses the request: the admin pages fail closed.
+	Token    func() (string, error)
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
 }
 
 // Handler returns the admin mux.
 func Handler(s Sources) http.Handler {
 	mux := http.NewServeMux()
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
@@ -89,15 +102,27 @@ func Handler(s Sources) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, strings.TrimLeft(index, "\n"))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if s.Overview == nil {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprint(w, strings.TrimLeft(index, "\n"))
+			return
+		}
+		render(w, r, "status.html", s.Overview())
 	})
-	return mux
+	if s.History != nil {
+		mux.HandleFunc("GET /history", historyHandler(s))
+	}
+	if s.Token == nil {
+		return mux
+	}
+	return requireToken(mux, s.Token, s.Logger)
 }
 
 const index = `
 mcp-bridge admin
+  /                    status page (HTML; ?format=json or Accept: application/json for JSON)
+  /history             resource history with diffs (?kind=&name=&since=)
   /healthz             liveness
   /readyz              readiness: every registry synced (or failed with protection engaged), MCP listener up, first push done
   /metrics             Prometheus metrics

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcp-bridge/mcp-bridge/history"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
@@ -37,6 +38,8 @@ type Options struct {
 	Static  []*istio.Resource
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
+	// History, when set, records every resource version pushed, with the push's cause.
+	History *history.Store
 }
 
 // Bridge runs the pipeline. Its accessors are safe for concurrent use by the admin handlers.
@@ -148,11 +151,11 @@ func (b *Bridge) Run(ctx context.Context) {
 func (b *Bridge) Push(snap *merge.Snapshot) {
 	b.pushMu.Lock()
 	defer b.pushMu.Unlock()
-	b.push(snap)
+	b.push(snap, triggerRegistry)
 }
 
-// push is Push under pushMu.
-func (b *Bridge) push(snap *merge.Snapshot) {
+// push is Push under pushMu; trigger says why, for the history.
+func (b *Bridge) push(snap *merge.Snapshot, trigger string) {
 	b.lastSnap = snap
 	start := time.Now()
 	prods := make([]*Production, len(b.producers))
@@ -164,7 +167,17 @@ func (b *Bridge) push(snap *merge.Snapshot) {
 	}
 	out := b.combine(prods)
 
+	var prevIn map[string][]*istio.Resource
+	if b.opts.History != nil {
+		prevIn = make(map[string][]*istio.Resource, len(b.served))
+		for coll, s := range b.served {
+			prevIn[coll] = s.in
+		}
+	}
 	state, changed := b.convert(out.Resources)
+	if b.opts.History != nil && len(changed) > 0 {
+		b.recordHistory(snap, trigger, prevIn, out.Resources, slices.Sorted(maps.Keys(changed)))
+	}
 	b.opts.Server.Set(changed)
 	elapsed := time.Since(start)
 
@@ -248,6 +261,13 @@ func (b *Bridge) Pushed() bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return b.pushes > 0
+}
+
+// LastPush is when the last push was served (zero before the first).
+func (b *Bridge) LastPush() time.Time {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.pushedAt
 }
 
 // Output returns what the last push served (nil before the first push). Callers must not modify it.

@@ -10,6 +10,6 @@ func (b *Bridge) Reconfigure(producers []Producer) {
 	defer b.pushMu.Unlock()
 	b.setProducers(producers)
 	if b.lastSnap != nil {
-		b.push(b.lastSnap)
+		b.push(b.lastSnap, triggerReload)
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/mcp-bridge/mcp-bridge/history"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/rules"
 	"github.com/mcp-bridge/mcp-bridge/state"
 	"github.com/mcp-bridge/mcp-bridge/translate"
@@ -88,6 +90,12 @@ type Admin struct {
 	// Address is host:port to listen on. Default "127.0.0.1:18849": debug pages show the whole
 	// service estate, so they are not exposed beyond the host unless asked for.
 	Address string `yaml:"address"`
+	// Token, when set, is a bearer token every page but /healthz and /readyz requires
+	// ("Authorization: Bearer <token>"): for an admin listener exposed beyond the host. A {file}
+	// or {env} reference, read on each request (a rotated file is picked up) and never logged.
+	Token registry.Secret `yaml:"token"`
+	// History bounds the resource history (/history): versions kept per resource and bytes for all.
+	History history.Options `yaml:"history"`
 }
 
 // Log configures logging.
@@ -153,6 +161,7 @@ func (c *Config) applyDefaults() {
 	if c.Admin.Address == "" {
 		c.Admin.Address = DefaultAdminAddress
 	}
+	c.Admin.History = c.Admin.History.WithDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -193,6 +202,8 @@ func (c *Config) validate() problems {
 	ps.check("mcp.address", validateAddress(c.MCP.Address))
 	ps.check("mcp.limits", c.MCP.Limits.Validate())
 	ps.check("admin.address", validateAddress(c.Admin.Address))
+	ps.check("admin.token", c.Admin.Token.Validate())
+	ps.check("admin.history", c.Admin.History.Validate())
 	if c.MCP.TLS.Enabled() {
 		if c.MCP.TLS.CertFile == "" || c.MCP.TLS.KeyFile == "" {
 			ps.add("mcp.tls", "certFile and keyFile must both be set")

@@ -69,8 +69,10 @@ func TestDeployArtifacts(t *testing.T) {
 		{"helm chart defaults", func(t *testing.T) string { return renderChart(t) }, true,
 			[]string{"checksum/config:", "address: :18848"}, &wantPolicy{mcpPort: 18848}},
 		{"helm chart with TLS and exposed admin and credentials", func(t *testing.T) string {
-			return renderChart(t, "--set", "tlsSecret=mcp-tls", "--set", "admin.expose=true", "--set", "credentialsSecret=creds", "--set", "replicaCount=3")
-		}, false, []string{"certFile: /etc/mcp-bridge/tls/tls.crt", "address: :18849", "secretName: creds", "replicas: 3", "name: http-admin"},
+			return renderChart(t, "--set", "tlsSecret=mcp-tls", "--set", "admin.expose=true", "--set", "credentialsSecret=creds", "--set", "replicaCount=3",
+				"--set", "grafana.dashboards.enabled=true")
+		}, false, []string{"certFile: /etc/mcp-bridge/tls/tls.crt", "address: :18849", "secretName: creds", "replicas: 3", "name: http-admin",
+			"grafana_dashboard: \"1\"", "mcp_bridge_registry_healthy"},
 			&wantPolicy{mcpPort: 18848}},
 		{"helm chart with the admin port open to Prometheus and Istiod elsewhere", func(t *testing.T) string {
 			return renderChart(t, "--set", "admin.expose=true", "--set", "mcpPort=15010", "--set", "networkPolicy.istiod.namespace=istio-cp",

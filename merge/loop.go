@@ -29,6 +29,10 @@ type Snapshot struct {
 	// since the previous snapshot.
 	Rules        []*registry.Rule
 	RulesChanged int
+	// Events counts, per registry, the sink calls folded into this snapshot that changed what it
+	// serves (a protection hold ending counts as its registry's event): the cause of the push, for
+	// the resource history.
+	Events map[string]int
 }
 
 // Run emits snapshots until ctx is cancelled, calling emit serially from its own goroutine;
@@ -116,8 +120,8 @@ func (m *Merger) poll(now time.Time) (*Snapshot, time.Time) {
 	work := m.takeWork()
 	rulesChanged := m.takeRules()
 	rules := m.ruleList
-	oldest, events := m.firstEvent, m.events
-	m.firstEvent, m.lastEvent, m.events = time.Time{}, time.Time{}, 0
+	oldest, events, byReg := m.firstEvent, m.events, m.batchRegs
+	m.firstEvent, m.lastEvent, m.events, m.batchRegs = time.Time{}, time.Time{}, 0, nil
 	m.mu.Unlock()
 
 	// Combining reads only immutable services, so sinks are not blocked meanwhile.
@@ -139,7 +143,7 @@ func (m *Merger) poll(now time.Time) (*Snapshot, time.Time) {
 
 	m.gen++
 	snap := &Snapshot{Services: make([]*registry.Service, len(m.order)), Changed: changed, OldestEvent: oldest, Generation: m.gen,
-		Rules: rules, RulesChanged: rulesChanged}
+		Rules: rules, RulesChanged: rulesChanged, Events: byReg}
 	for i, id := range m.order {
 		snap.Services[i] = m.merged[id].svc
 	}

@@ -64,6 +64,7 @@ type Merger struct {
 	// The batch being debounced.
 	firstEvent, lastEvent time.Time
 	events                int
+	batchRegs             map[string]int // events of the batch per registry (Snapshot.Events)
 	running               bool
 	started               time.Time
 	emitted               bool // a snapshot was emitted
@@ -508,6 +509,10 @@ func (m *Merger) markDirty(ident string, now time.Time) {
 func (m *Merger) endCall(r *regState) {
 	if m.touched {
 		m.events++
+		if m.batchRegs == nil {
+			m.batchRegs = make(map[string]int)
+		}
+		m.batchRegs[r.name]++
 		m.touched = false
 	}
 	m.updateRegMetrics(r)

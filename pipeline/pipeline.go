@@ -20,6 +20,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/history"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/registry"
@@ -52,6 +53,8 @@ type Pipeline struct {
 	merger  *merge.Merger
 	server  *mcp.Server
 	bridge  *bridge.Bridge
+	// history keeps the last versions of every served resource (admin.history bounds it).
+	history *history.Store
 	// store keeps each registry's last-known services across restarts; nil when state.file is unset.
 	store *state.Store
 	// tr is the translator in use; merge's identity (Key) reads it, so a reload that swaps it
@@ -130,7 +133,9 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	mcpOpts.Name, mcpOpts.Logger, mcpOpts.Metrics = "mcp", log.With("component", "mcp"), reg
 	mcpOpts.Limits = cfg.MCP.Limits
 	p.server = mcp.NewServer(mcpOpts)
+	p.history = history.New(cfg.Admin.History)
 	p.bridge = bridge.New(bridge.Options{
+		History:   p.history,
 		Merger:    p.merger,
 		Producers: p.prods,
 		Server:    p.server,
@@ -170,6 +175,9 @@ func (p *Pipeline) Server() *mcp.Server { return p.server }
 
 // Bridge is the loop (its last output feeds the debug pages).
 func (p *Pipeline) Bridge() *bridge.Bridge { return p.bridge }
+
+// History is the resource history (/history).
+func (p *Pipeline) History() *history.Store { return p.history }
 
 // Merger is the merge layer (its status feeds /debug/registries).
 func (p *Pipeline) Merger() *merge.Merger { return p.merger }

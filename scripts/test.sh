@@ -15,10 +15,14 @@ step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "system packages"
-# ZooKeeper 3.8 from Debian for the ZooKeeper registry tests; Java 17 and kubectl come with the image.
-if [ ! -f /usr/share/java/zookeeper.jar ]; then
+# ZooKeeper 3.8 from Debian for the ZooKeeper registry tests, and Chromium (headless) for the
+# status page test; Java 17 and kubectl come with the image.
+missing=()
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 for tool in java kubectl; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required and missing" >&2; exit 1; }

@@ -39,6 +39,9 @@ Commands:
             exits 1 if any would be dropped as invalid or a registry could not be read
   validate  check a configuration file and exit
   explain   show which rules match a service (by host), what they generate, and why
+  history   print a running bridge's resource history: versions, causes, diffs
+  diff      render two configurations (or one against the running bridge) and print the
+            resource diff, for reviewing a change in CI
   version   print the version
 
 Run 'mcp-bridge <command> -h' for the command's flags. With no --config, the bridge serves
@@ -60,6 +63,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runValidate(args, stdout, stderr)
 	case "explain":
 		err = runExplain(ctx, args, stdout, stderr)
+	case "history":
+		err = runHistory(ctx, args, stdout, stderr)
+	case "diff":
+		err = runDiff(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mcp-bridge", version())
 		return 0
@@ -77,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	case errors.Is(err, errDiffers):
+		return 1
 	}
 	fmt.Fprintln(stderr, "mcp-bridge:", err)
 	return 1

@@ -25,6 +25,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
+	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
 // serve runs the bridge until SIGINT or SIGTERM. With a configuration file it reloads it when it
@@ -69,6 +70,9 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 		mcpLis.Close()
 		return fmt.Errorf("admin listener on %s: %w", cfg.Admin.Address, err)
 	}
+	if host, _, _ := net.SplitHostPort(cfg.Admin.Address); cfg.Admin.Token.IsZero() && !isLoopback(host) {
+		log.Warn("admin listener is reachable beyond this host without admin.token: the status and debug pages show the whole service estate", "admin", cfg.Admin.Address)
+	}
 	adminServer := &http.Server{
 		Handler: admin.Handler(admin.Sources{
 			Ready:      p.Ready,
@@ -80,9 +84,13 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 			Resources: func(w io.Writer, kind string) error {
 				return bridge.Render(w, p.Bridge().Output().Served(), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
 			},
-			CheckKind: istio.CheckKind,
-			Gatherer:  p.Gatherer(),
-			Logger:    log.With("component", "admin"),
+			CheckKind:    istio.CheckKind,
+			Overview:     func() admin.Overview { return overview(p) },
+			History:      p.History().Find,
+			HistoryStats: p.History().Stats,
+			Token:        adminToken(cfg.Admin.Token),
+			Gatherer:     p.Gatherer(),
+			Logger:       log.With("component", "admin"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -120,6 +128,7 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 		}()
 	}
 	go watchReadiness(ctx, p.Ready, healthServer, log)
+	go logStartupProgress(ctx, p.Ready, p.Merger().Status, log, progressInterval)
 
 	select {
 	case <-ctx.Done():
@@ -149,6 +158,22 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 	_ = adminServer.Shutdown(shutdownCtx)
 	<-pipelineDone
 	return nil
+}
+
+// adminToken is the admin listener's token source; nil when admin.token is unset.
+func adminToken(s registry.Secret) func() (string, error) {
+	if s.IsZero() {
+		return nil
+	}
+	return s.Read
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // livenessService is the gRPC health service name liveness probes ask for.
