@@ -14,6 +14,7 @@ import (
 	"slices"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/eureka"
 	"github.com/mcp-bridge/mcp-bridge/registry/file"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
@@ -27,6 +28,8 @@ func Table() []Type {
 		entry("zookeeper", zookeeper.New, `{{.Name}}.zookeeper`, blockRequired),
 		// The form of Nacos's own MCP server and Higress, lower-cased: DEFAULT_GROUP -> default-group.
 		entry("nacos", nacos.New, `{{.Name}}.{{.Group | default "default-group"}}.{{.Namespace | default "public"}}.nacos`, blockRequired),
+		// Eureka upper-cases application names; translate lower-cases hosts: ORDERS -> orders.eureka.
+		entry("eureka", eureka.New, `{{.Name}}.eureka`, blockRequired),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
+	"github.com/mcp-bridge/mcp-bridge/registry/eureka"
 	"github.com/mcp-bridge/mcp-bridge/registry/file"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
@@ -25,6 +26,7 @@ func TestTable(t *testing.T) {
 		{"file", &file.Config{}, true, "orders.file"},
 		{"zookeeper", &zookeeper.Config{}, false, "orders.zookeeper"},
 		{"nacos", &nacos.Config{}, false, "orders.default-group.public.nacos"},
+		{"eureka", &eureka.Config{}, false, "orders.eureka"},
 	}
 	if got, want := len(Table()), len(tests); got != want {
 		t.Fatalf("table has %d types, the test knows %d: add the new type here", got, want)
