@@ -42,15 +42,17 @@ type Adapter struct {
 
 // status is what Describe shows beside the refresh loop's own status.
 type status struct {
-	LastFullFetch    time.Time `json:"lastFullFetch,omitzero"`
-	LastDelta        time.Time `json:"lastDelta,omitzero"`
-	FullFetches      int       `json:"fullFetches"`
-	Deltas           int       `json:"deltas"`
-	HashMismatches   int       `json:"hashMismatches"`
-	LastHashMismatch string    `json:"lastHashMismatch,omitempty"`
-	Apps             int       `json:"apps"`
-	Instances        int       `json:"instances"`
-	HashCode         string    `json:"hashCode"`
+	LastFullFetch  time.Time `json:"lastFullFetch,omitzero"`
+	LastDelta      time.Time `json:"lastDelta,omitzero"`
+	FullFetches    int       `json:"fullFetches"`
+	Deltas         int       `json:"deltas"`
+	HashMismatches int       `json:"hashMismatches"`
+	// LastDeltaSize is the number of instances the last delta listed.
+	LastDeltaSize    int    `json:"lastDeltaSize"`
+	LastHashMismatch string `json:"lastHashMismatch,omitempty"`
+	Apps             int    `json:"apps"`
+	Instances        int    `json:"instances"`
+	HashCode         string `json:"hashCode"`
 }
 
 // New builds an adapter from a defaulted, valid configuration. It connects nothing.
@@ -146,9 +148,14 @@ func (a *Adapter) delta(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	size := 0
+	for _, ap := range d.Apps {
+		size += len(ap.Instances)
+	}
 	a.mu.Lock()
 	a.status.LastDelta = time.Now()
 	a.status.Deltas++
+	a.status.LastDeltaSize = size
 	a.mu.Unlock()
 	if d.Missing {
 		a.log.Info("server has no delta; fetching everything", "server", a.client.server())
