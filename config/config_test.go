@@ -39,7 +39,7 @@ func TestParseRejectsMalformedConfig(t *testing.T) {
 		{"two documents", fileRegistry + "---\n" + fileRegistry, []string{"more than one YAML document"}},
 		{"unknown top-level field", fileRegistry + "registry: x\n", []string{"line 4", `unknown field "registry"`, "valid fields:", "registries"}},
 		{"unknown nested field", "registries:\n- name: a\n  type: file\n  file:\n    path: x\n    paht: y\n", []string{"line 6", `unknown field "paht"`, "registries[0].file", "path, pollInterval"}},
-		{"unknown field in a registry entry", fileRegistry + "  typo: x\n", []string{"line 4", `unknown field "typo" in registries[0]`, "valid fields: consul, file, hosts, nacos, name, namespace, type, zookeeper"}},
+		{"unknown field in a registry entry", fileRegistry + "  typo: x\n", []string{"line 4", `unknown field "typo" in registries[0]`, "valid fields: consul, eureka, file, hosts, nacos, name, namespace, type, zookeeper"}},
 		{"unknown field in a zookeeper block", "registries:\n- name: a\n  type: zookeeper\n  zookeeper:\n    servers: [zk:2181]\n    sever: x\n", []string{"line 6", `unknown field "sever" in registries[0].zookeeper`, "servers"}},
 		{"unknown field deep in a nacos block", "registries:\n- name: a\n  type: nacos\n  nacos:\n    servers: [n:8848]\n    tls: {enabled: true, caFlie: x}\n", []string{"line 6", `unknown field "caFlie"`, "caFile"}},
 		{"duplicated key in a registry block", "registries:\n- name: a\n  type: zookeeper\n  zookeeper:\n    servers: [zk:2181]\n    servers: [zk:2182]\n", []string{"line 6", `"servers" already defined at line 5`}},

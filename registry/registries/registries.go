@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/consul"
+	"github.com/mcp-bridge/mcp-bridge/registry/eureka"
 	"github.com/mcp-bridge/mcp-bridge/registry/file"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
@@ -30,6 +31,8 @@ func Table() []Type {
 		entry("nacos", nacos.New, `{{.Name}}.{{.Group | default "default-group"}}.{{.Namespace | default "public"}}.nacos`, blockRequired),
 		// <service>.<datacenter>.consul; the model's namespace of a Consul service is its datacenter.
 		entry("consul", consul.New, `{{.Name}}{{with .Namespace}}.{{.}}{{end}}.consul`, blockRequired),
+		// Eureka upper-cases application names; translate lower-cases hosts: ORDERS -> orders.eureka.
+		entry("eureka", eureka.New, `{{.Name}}.eureka`, blockRequired),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/consul"
+	"github.com/mcp-bridge/mcp-bridge/registry/eureka"
 	"github.com/mcp-bridge/mcp-bridge/registry/file"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
@@ -27,6 +28,7 @@ func TestTable(t *testing.T) {
 		{"zookeeper", &zookeeper.Config{}, false, "orders.zookeeper"},
 		{"nacos", &nacos.Config{}, false, "orders.default-group.public.nacos"},
 		{"consul", &consul.Config{}, false, "orders.consul"},
+		{"eureka", &eureka.Config{}, false, "orders.eureka"},
 	}
 	if got, want := len(Table()), len(tests); got != want {
 		t.Fatalf("table has %d types, the test knows %d: add the new type here", got, want)
