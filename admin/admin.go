@@ -102,10 +102,16 @@ func Handler(s Sources) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
+	// The plain-text index of every page, for people with curl and for tests that must cover
+	// every page (a page added later is listed here, or the index test fails).
+	serveIndex := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, strings.TrimLeft(index, "\n"))
+	}
+	mux.HandleFunc("GET /debug/{$}", serveIndex)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		if s.Overview == nil {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			fmt.Fprint(w, strings.TrimLeft(index, "\n"))
+			serveIndex(w, r)
 			return
 		}
 		render(w, r, "status.html", s.Overview())
@@ -122,6 +128,7 @@ func Handler(s Sources) http.Handler {
 const index = `
 mcp-bridge admin
   /                    status page (HTML; ?format=json or Accept: application/json for JSON)
+  /debug/              this index
   /history             resource history with diffs (?kind=&name=&since=)
   /healthz             liveness
   /readyz              readiness: every registry synced (or failed with protection engaged), MCP listener up, first push done

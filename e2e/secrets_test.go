@@ -23,6 +23,7 @@ type secretServers struct {
 	nacos  string // Nacos-protocol address (Polaris)
 	zk     string // ZooKeeper client address
 	consul string // Consul agent HTTP address
+	eureka string // Eureka-protocol service URL (Polaris)
 }
 
 // secretRegistry is one registry of the secrets scenario: its configuration, with every
@@ -71,6 +72,16 @@ var secretRegistries = []secretRegistry{
       token: %s
 `, s.consul, secret("consul-token", "SECRET-consul-token-3d9a"))
 	}},
+	{"eureka", func(s secretServers, dir string, secret func(key, value string) string) string {
+		return fmt.Sprintf(`  - name: eureka-secrets
+    type: eureka
+    eureka:
+      servers: [%q]
+      interval: 1s
+      username: bridge-user
+      password: %s
+`, s.eureka, secret("eureka-password", "SECRET-eureka-pw-a6e0"))
+	}},
 }
 
 // TestSecretsNeverShown plants recognisable credentials for every registry type, runs the bridge
@@ -81,8 +92,9 @@ var secretRegistries = []secretRegistry{
 func TestSecretsNeverShown(t *testing.T) {
 	t.Parallel()
 	bin := suite.Build(t, bridgePackage)
-	srv := secretServers{nacos: servers.StartPolaris(t).NacosAddr(), zk: servers.StartZooKeeper(t).Addr(),
-		consul: servers.StartConsul(t, servers.ConsulOptions{}).Addr()}
+	polaris := servers.StartPolaris(t)
+	srv := secretServers{nacos: polaris.NacosAddr(), zk: servers.StartZooKeeper(t).Addr(),
+		consul: servers.StartConsul(t, servers.ConsulOptions{}).Addr(), eureka: polaris.EurekaURL()}
 	dir := t.TempDir()
 
 	env := map[string]string{}
@@ -190,12 +202,12 @@ func TestSecretsNeverShown(t *testing.T) {
 func adminPages(t *testing.T, addr string) []string {
 	t.Helper()
 	var pages []string
-	for _, line := range strings.Split(httpGet(t, "http://"+addr+"/"), "\n") {
+	for _, line := range strings.Split(httpGet(t, "http://"+addr+"/debug/"), "\n") {
 		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "/") {
 			pages = append(pages, f[0])
 		}
 	}
-	return append(pages, "/")
+	return append(pages, "/", "/?format=json")
 }
 
 func httpGet(t *testing.T, url string) string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,10 @@ func TestBridgeListensOnlyOnItsTwoPorts(t *testing.T) {
   - name: consul-ports
     type: consul
     consul: {address: %q, wait: 2s}
-`, p.NacosAddr(), t.TempDir(), z.Addr(), c.Addr())
+  - name: eureka-ports
+    type: eureka
+    eureka: {servers: [%q], interval: 1s}
+`, p.NacosAddr(), t.TempDir(), z.Addr(), c.Addr(), p.EurekaURL())
 
 	for _, tc := range []struct {
 		name string
@@ -41,7 +45,7 @@ func TestBridgeListensOnlyOnItsTwoPorts(t *testing.T) {
 	}{
 		{"embedded", servers.BridgeOptions{Embedded: true}, nil},
 		{"every registry type", servers.BridgeOptions{Config: registries}, []string{
-			p.NacosAddr(), grpcAddr(t, p.NacosAddr()), z.Addr(), c.Addr(),
+			p.NacosAddr(), grpcAddr(t, p.NacosAddr()), z.Addr(), c.Addr(), strings.TrimPrefix(strings.TrimSuffix(p.EurekaURL(), "/eureka"), "http://"),
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
