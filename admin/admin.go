@@ -28,6 +28,8 @@ type Sources struct {
 	Invalid    func() any
 	// Rules returns the rules engine's status; query ("" = all) limits it to one service by host.
 	Rules func(query string) any
+	// Governance returns the registry governance rules' status; query ("" = all) limits it.
+	Governance func(query string) any
 	// Config returns the running configuration (credentials masked) and the reload history.
 	Config func() any
 	// Clients returns one page of the connected MCP clients, JSON-encodable: at most limit
@@ -84,6 +86,11 @@ func Handler(s Sources) http.Handler {
 			jsonHandler(func() any { return s.Rules(r.URL.Query().Get("host")) })(w, r)
 		})
 	}
+	if s.Governance != nil {
+		mux.HandleFunc("GET /debug/governance", func(w http.ResponseWriter, r *http.Request) {
+			jsonHandler(func() any { return s.Governance(r.URL.Query().Get("q")) })(w, r)
+		})
+	}
 	if s.Config != nil {
 		mux.HandleFunc("GET /debug/config", jsonHandler(s.Config))
 	}
@@ -138,6 +145,7 @@ mcp-bridge admin
   /debug/resources     served resources as YAML (?kind=ServiceEntry)
   /debug/invalid       resources not emitted because Istiod would reject them, with reasons
   /debug/rules         rules engine: rules, conflicts, and per service what they made and why (?host=)
+  /debug/governance    registry governance rules: applied, reported, untranslatable clauses and why (?q=)
   /debug/config        running configuration (credentials masked), last reload and its error, options awaiting a restart
 `
 

@@ -45,6 +45,10 @@ type Config struct {
 	// reloaded on change. A broken rule file at start stops the bridge; later, it is rejected with
 	// file, line and reason, and the last good rules keep running.
 	Rules rules.Config `yaml:"rules"`
+	// Governance says what becomes of the registries' own governance rules (Dubbo tag and
+	// condition routers, configurators, mesh rules): mode off, report (the default: translated
+	// and shown on /debug/governance, not applied) or apply. docs/rules.md#registry-governance-rules.
+	Governance rules.GovernanceConfig `yaml:"governance"`
 	// State keeps each registry's last-known services in a file across restarts (`state.file`,
 	// `state.interval`, default 5s), so that a bridge restarted while a registry is unreachable
 	// serves them at once instead of waiting for it (up to protection.initialSyncTimeout) and
@@ -242,6 +246,7 @@ func (c *Config) validate() problems {
 	tr.Registries = nil
 	ps.check("translate", tr.Validate())
 	ps.check("rules", c.Rules.Validate())
+	ps.check("governance", c.Governance.Validate())
 	for i, f := range c.StaticResources {
 		if _, err := os.Stat(f); err != nil {
 			ps.check("staticResources["+strconv.Itoa(i)+"]", err)

@@ -127,6 +127,7 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	if err := p.rules.SetRules(ruleList); err != nil {
 		return nil, err
 	}
+	p.rules.SetGovernanceMode(cfg.Governance.Effective())
 	p.rulesState = newRulesState(reg, p.rules)
 	p.prods = producers(translator, p.rules, static)
 	mcpOpts := opts.MCP

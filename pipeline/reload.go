@@ -176,6 +176,7 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 	if err := p.rules.SetRules(ruleList); err != nil {
 		return plan, err
 	}
+	p.rules.SetGovernanceMode(running.Governance.Effective())
 	p.rulesState.record(nil)
 	prods := producers(p.tr.Load(), p.rules, static)
 	p.mu.Lock()

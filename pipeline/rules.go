@@ -20,12 +20,13 @@ import (
 )
 
 // producers lists the bridge's resource producers in order of precedence: generated resources
-// win a name over the operator's static ones. The rules engine comes after translate, whose
+// win a name over the operator's static ones. The governance producer reads the registries'
+// governance rules into the rules engine first (it makes no resource). The rules engine comes after translate, whose
 // output (hosts and ports) it reads in the same push, and marks instances before translate runs.
 func producers(tr *translate.Translator, rp *rules.Producer, static []*istio.Resource) []bridge.Producer {
 	tp := bridge.TranslateWith(tr, rp.Prepare)
 	rp.Follow(tp)
-	return []bridge.Producer{tp, rp, bridge.Static(static)}
+	return []bridge.Producer{rp.Governance(), tp, rp, bridge.Static(static)}
 }
 
 // loadRules reads the configuration's inline rules and rule files: all or nothing.
@@ -62,7 +63,8 @@ func newRulesState(reg prometheus.Registerer, rp *rules.Producer) *rulesState {
 		count("mcp_bridge_rules_loaded", "Rules loaded (inline and from rule files).", func(r, _, _, _ int) int { return r }),
 		count("mcp_bridge_rules_services", "Services selected by at least one rule.", func(_, sv, _, _ int) int { return sv }),
 		count("mcp_bridge_rules_conflicts", "Rule conflicts: two rules setting the same section of one service (the loser is listed on /debug/rules).", func(_, _, c, _ int) int { return c }),
-		count("mcp_bridge_rules_invalid", "Generated policy resources not emitted because they failed validation.", func(_, _, _, i int) int { return i }))
+		count("mcp_bridge_rules_invalid", "Generated policy resources not emitted because they failed validation.", func(_, _, _, i int) int { return i }),
+		govCollector{rp})
 	return s
 }
 
@@ -113,6 +115,30 @@ func (p *Pipeline) RulesStatus(query string) any {
 		LastError string `json:"lastError,omitempty"`
 		rules.Status
 	}{lastErr, p.rules.Status(query)}
+}
+
+// GovernanceStatus is /debug/governance: the registries' governance rules, what each became
+// (applied, would-apply, untranslatable with the reason per clause, disabled) and where.
+func (p *Pipeline) GovernanceStatus(query string) any { return p.rules.GovernanceStatus(query) }
+
+// govCollector exports the governance rules' states.
+type govCollector struct{ rp *rules.Producer }
+
+var (
+	govRulesDesc = prometheus.NewDesc("mcp_bridge_governance_rules",
+		"Registry governance rules by state: applied, would-apply (governance.mode report), untranslatable (see /debug/governance), disabled, nothing-to-do.", []string{"state"}, nil)
+	govProblemsDesc = prometheus.NewDesc("mcp_bridge_governance_untranslatable_clauses",
+		"Clauses of registry governance rules that Istio cannot express (their rules are not applied; see /debug/governance).", nil, nil)
+)
+
+func (govCollector) Describe(ch chan<- *prometheus.Desc) { ch <- govRulesDesc; ch <- govProblemsDesc }
+
+func (c govCollector) Collect(ch chan<- prometheus.Metric) {
+	byState, problems := c.rp.GovernanceCounts()
+	for state, n := range byState {
+		ch <- prometheus.MustNewConstMetric(govRulesDesc, prometheus.GaugeValue, float64(n), state)
+	}
+	ch <- prometheus.MustNewConstMetric(govProblemsDesc, prometheus.GaugeValue, float64(problems))
 }
 
 // Rules is the rules engine's producer (explain, render).

@@ -64,7 +64,10 @@ func compile(r Rule) (*compiled, []problem) {
 		}
 	}
 	c.specificity = specificity(sel)
-	if s.Subsets == nil && s.Canary == nil && s.TagRouting == nil && s.Lanes == nil && s.Locality == nil && s.Resilience == nil {
+	if g := s.Governance; g != nil {
+		c.specificity = g.specificity()
+	}
+	if s.Subsets == nil && s.Canary == nil && s.TagRouting == nil && s.Lanes == nil && s.Locality == nil && s.Resilience == nil && s.Conditions == nil {
 		add("", "the rule has no policy section (subsets, canary, tagRouting, lanes, locality, resilience)")
 	}
 	if s.Subsets != nil {
@@ -301,6 +304,9 @@ func specificity(s Selector) int {
 
 // selects reports whether the rule selects a service with these hosts.
 func (c *compiled) selects(s *registry.Service, hosts []string) bool {
+	if g := c.Spec.Governance; g != nil {
+		return g.selects(s)
+	}
 	sel := c.Spec.Selector
 	if len(sel.Registries) > 0 && !slices.Contains(sel.Registries, s.Registry) {
 		return false
@@ -333,8 +339,16 @@ func globMatch(g, h string) bool {
 	return ok
 }
 
-// precedes orders rules by precedence: higher priority, then higher specificity, then name.
+// precedes orders rules by precedence: declared rules before rules made from registry governance
+// rules (the operator's declared intent wins a section over what the registry holds), then
+// higher priority, then higher specificity, then name.
 func precedes(a, b *compiled) int {
+	if ga, gb := a.Governance != nil, b.Governance != nil; ga != gb {
+		if ga {
+			return 1
+		}
+		return -1
+	}
 	if a.Priority != b.Priority {
 		return b.Priority - a.Priority
 	}

@@ -21,9 +21,10 @@ const (
 	SectionLanes      = "lanes"
 	SectionLocality   = "locality"
 	SectionResilience = "resilience"
+	SectionConditions = "conditions"
 )
 
-var sections = []string{SectionSubsets, SectionCanary, SectionTagRouting, SectionLanes, SectionLocality, SectionResilience}
+var sections = []string{SectionSubsets, SectionCanary, SectionTagRouting, SectionLanes, SectionLocality, SectionResilience, SectionConditions}
 
 func (c *compiled) has(section string) bool {
 	s := &c.Spec
@@ -40,6 +41,8 @@ func (c *compiled) has(section string) bool {
 		return s.Locality != nil
 	case SectionResilience:
 		return s.Resilience != nil
+	case SectionConditions:
+		return s.Conditions != nil
 	}
 	return false
 }
@@ -212,6 +215,8 @@ func (e *Engine) entryFor(s *registry.Service, src string) *entry {
 
 func why(w, l *compiled) string {
 	switch {
+	case (w.Governance == nil) != (l.Governance == nil):
+		return "a declared rule wins over a registry governance rule"
 	case w.Priority != l.Priority:
 		return fmt.Sprintf("priority %d > %d", w.Priority, l.Priority)
 	case w.specificity != l.specificity:
@@ -250,7 +255,7 @@ func (e *Engine) Prepare(services []*registry.Service) []*registry.Service {
 	for i, s := range services {
 		en, _ := e.lookup(s)
 		if en.marked == nil {
-			en.marked = mark(s, en.keys)
+			en.marked = e.markOf(en)
 		}
 		if en.marked != s && out == nil {
 			out = slices.Clone(services[:i:i])

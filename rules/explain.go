@@ -19,6 +19,9 @@ type Explanation struct {
 	Notes     []string    `json:"notes,omitempty"`
 	Resources []string    `json:"resources,omitempty"`
 	Invalid   []string    `json:"invalid,omitempty"`
+	// Governance are the registries' governance rules selecting the service, applied or not
+	// (set by explain from Producer.GovernanceStatus).
+	Governance []GovRule `json:"governance,omitempty"`
 }
 
 // RuleMatch is one rule selecting the service: the sections it applies and those it lost.
@@ -68,6 +71,19 @@ func (en *entry) explain(src string) Explanation {
 // WriteText prints an explanation for people (`mcp-bridge explain`).
 func (x Explanation) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "service %s\n  hosts: %s\n", x.Service, strings.Join(x.Hosts, ", "))
+	if len(x.Governance) > 0 {
+		fmt.Fprintln(w, "  registry governance rules:")
+		for _, g := range x.Governance {
+			fmt.Fprintf(w, "    %s %s (%s): %s", g.Registry, g.Key, g.Summary, g.State)
+			if g.Rule != "" {
+				fmt.Fprintf(w, " as rule %s", g.Rule)
+			}
+			fmt.Fprintln(w)
+			for _, p := range g.Problems {
+				fmt.Fprintf(w, "      not translatable: %s: %s\n", p.Clause, p.Reason)
+			}
+		}
+	}
 	if len(x.Rules) == 0 {
 		fmt.Fprintln(w, "  no rule selects it")
 		return

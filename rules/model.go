@@ -35,6 +35,12 @@ type Spec struct {
 	Lanes      *Lanes      `yaml:"lanes"`
 	Locality   *Locality   `yaml:"locality"`
 	Resilience *Resilience `yaml:"resilience"`
+
+	// Conditions are request-level routes made from registry governance rules (Dubbo condition
+	// routers and mesh rules); Governance says which registry rule a rule was made from and what
+	// it selects. Neither can be declared in a rule file: governance.go sets them.
+	Conditions *Conditions `yaml:"-"`
+	Governance *GovSpec    `yaml:"-"`
 }
 
 // Selector chooses services. Every field given must match (AND); within a list any entry matches
@@ -110,6 +116,10 @@ type TagRouting struct {
 	// UntaggedToAll sends untagged requests to every instance, tagged or not; default false
 	// (untagged requests reach untagged instances only, as Dubbo does).
 	UntaggedToAll bool `yaml:"untaggedToAll"`
+	// ForceHeader, when set, is a request header that, with the value "true", fails a tagged
+	// request whose tag no live instance carries (Dubbo's per-request attachment dubbo.force.tag).
+	// Set only on rules made from Dubbo tag rules.
+	ForceHeader string `yaml:"-"`
 }
 
 // Lanes are full-link gray lanes, discovered from instance labels.

@@ -165,7 +165,11 @@ func (e *Engine) build(en *entry, src string, sh *translate.ServiceHosts, old *p
 			p.notes = append(p.notes, fmt.Sprintf("port %s (%d) is %s: the engine generates no route for it", pt.Name, pt.Number, pt.Protocol))
 		}
 	}
-	insts := e.liveInstances(en.in, en.keys)
+	marked := en.marked
+	if marked == nil {
+		marked = e.markOf(en)
+	}
+	insts := e.liveInstances(marked, en.keys)
 	var subsets []subsetDef
 	addSubset := func(name string, labels map[string]string, from string) {
 		if i := slices.IndexFunc(subsets, func(d subsetDef) bool { return d.Name == name }); i >= 0 {
@@ -221,6 +225,19 @@ func (e *Engine) build(en *entry, src string, sh *translate.ServiceHosts, old *p
 			addSubset("tag-"+slug(v, 50), union(laneBase, map[string]string{tag.TagRouting.Label: v}), SectionTagRouting)
 		}
 	}
+	cond := en.win[SectionConditions]
+	if cond != nil {
+		for _, ns := range cond.Conditions.Subsets {
+			addSubset(ns.Name, ns.Labels, SectionConditions)
+		}
+		for _, r := range cond.Conditions.Routes {
+			for _, d := range r.Dests {
+				if d.Subset == "" {
+					addSubset(condSubsetName(d.Labels), d.Labels, SectionConditions)
+				}
+			}
+		}
+	}
 	var def []weighted
 	switch {
 	case canary != nil:
@@ -251,7 +268,7 @@ func (e *Engine) build(en *entry, src string, sh *translate.ServiceHosts, old *p
 	p.subsets = e.stick(en, subsets)
 
 	res := en.win[SectionResilience]
-	routing := canary != nil || tag != nil || lane != nil
+	routing := canary != nil || tag != nil || lane != nil || cond != nil
 	vs := &networking.VirtualService{Hosts: slices.Clone(sh.Hosts)}
 	for i, h := range vs.Hosts {
 		vs.Hosts[i] = strings.ToLower(h)
@@ -260,7 +277,7 @@ func (e *Engine) build(en *entry, src string, sh *translate.ServiceHosts, old *p
 		return &networking.Destination{Host: host, Subset: subset}
 	}
 	if len(httpPorts) > 0 && (routing || res != nil && (res.Resilience.Timeout != "" || res.Resilience.Retries != nil)) {
-		vs.Http = e.httpRoutes(p, lane, tag, canary, res, laneVals, tagVals, def, liveOf, dest)
+		vs.Http = e.httpRoutes(p, lane, tag, canary, cond, res, laneVals, tagVals, def, liveOf, dest)
 	}
 	if len(tcpPorts) > 0 && (canary != nil || len(baseline) > 0) {
 		var rds []*networking.RouteDestination
@@ -284,6 +301,9 @@ func (e *Engine) build(en *entry, src string, sh *translate.ServiceHosts, old *p
 		}
 		if canary != nil && (len(canary.Canary.Match) > 0 || canary.Canary.MirrorPercent > 0) {
 			p.notes = append(p.notes, fmt.Sprintf("canary (rule %s): %s: matches and mirror are not applied there, the weights are", canary.Name, on))
+		}
+		if cond != nil && len(cond.Conditions.Routes) > 0 {
+			p.notes = append(p.notes, fmt.Sprintf("conditions (rule %s): %s: its request routes are not applied there", cond.Name, on))
 		}
 		if res != nil && (res.Resilience.Timeout != "" || res.Resilience.Retries != nil) {
 			p.notes = append(p.notes, fmt.Sprintf("resilience (rule %s): %s: timeout and retries are not applied there", res.Name, on))
@@ -367,4 +387,13 @@ func describe(ws []weighted) string {
 		parts[i] = name
 	}
 	return strings.Join(parts, ", ")
+}
+
+// condSubsetName names the subset of a condition rule's destination after its labels.
+func condSubsetName(labels map[string]string) string {
+	parts := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		parts = append(parts, k+"="+labels[k])
+	}
+	return "cond-" + slug(strings.Join(parts, ","), 50)
 }

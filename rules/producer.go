@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
@@ -17,6 +18,9 @@ type Producer struct {
 	e    *Engine
 	tr   *bridge.TranslateProducer
 	last Result
+
+	declared []Rule          // the operator's rules (SetRules)
+	gov      governanceState // the registries' rules (governance.go)
 }
 
 // NewProducer wraps an engine.
@@ -55,7 +59,11 @@ func (p *Producer) Produce(snap *merge.Snapshot) *bridge.Production {
 func (p *Producer) SetRules(rs []Rule) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.e.SetRules(rs)
+	if err := p.e.SetRules(append(slices.Clone(rs), p.gov.rules...)); err != nil {
+		return err
+	}
+	p.declared = rs
+	return nil
 }
 
 // Status is the /debug/rules view: the rules in precedence order, conflicts, and an explanation

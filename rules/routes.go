@@ -18,7 +18,7 @@ const abortStatus = 503
 
 // httpRoutes builds the HTTP/gRPC routes, first match wins: lanes, then tags, then canary
 // matches, then the default route.
-func (e *Engine) httpRoutes(p *policy, lane, tag, canary, res *compiled, laneVals, tagVals []string, def []weighted,
+func (e *Engine) httpRoutes(p *policy, lane, tag, canary, cond, res *compiled, laneVals, tagVals []string, def []weighted,
 	liveOf func(string) int, dest func(string) *networking.Destination) []*networking.HTTPRoute {
 	var routes []*networking.HTTPRoute
 	defDests := func() []*networking.HTTPRouteDestination {
@@ -62,8 +62,16 @@ func (e *Engine) httpRoutes(p *policy, lane, tag, canary, res *compiled, laneVal
 			routes = append(routes, &networking.HTTPRoute{Name: "tag-forced", Match: header(t.Header, present), Fault: abort, Route: defDests()})
 			p.http = append(p.http, fmt.Sprintf("%s: a tag no live instance carries -> fail with %d (force)", t.Header, abortStatus))
 		} else {
+			if t.ForceHeader != "" {
+				routes = append(routes, &networking.HTTPRoute{Name: "tag-forced-request", Fault: abort, Route: defDests(),
+					Match: []*networking.HTTPMatchRequest{{Headers: map[string]*networking.StringMatch{t.Header: present, t.ForceHeader: exact("true")}}}})
+				p.http = append(p.http, fmt.Sprintf("%s: a tag no live instance carries, with %s: true -> fail with %d (forced by the request)", t.Header, t.ForceHeader, abortStatus))
+			}
 			p.http = append(p.http, fmt.Sprintf("%s: a tag no live instance carries -> falls back to the default route", t.Header))
 		}
+	}
+	if cond != nil {
+		routes = append(routes, condRoutes(p, cond, liveOf, dest, defDests)...)
 	}
 	canaryLive := canary != nil && liveOf("canary") > 0
 	if canaryLive && len(canary.Canary.Match) > 0 {

@@ -47,6 +47,10 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(xs) == 0 {
 		return fmt.Errorf("no service has host or source %q", fs.Arg(0))
 	}
+	// The registries' governance rules selecting each service, applied or not, with why.
+	for i := range xs {
+		xs[i].Governance = rendered.Rules.GovernanceStatus(xs[i].Service).Rules
+	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -80,6 +80,7 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 			Clients:    func(offset, limit int) any { return p.Server().ClientsPage(offset, limit) },
 			Invalid:    p.Invalid,
 			Rules:      p.RulesStatus,
+			Governance: p.GovernanceStatus,
 			Config:     func() any { return p.ConfigStatus() },
 			Resources: func(w io.Writer, kind string) error {
 				return bridge.Render(w, p.Bridge().Output().Served(), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})
