@@ -119,7 +119,10 @@ func (p *Pipeline) RulesStatus(query string) any {
 
 // GovernanceStatus is /debug/governance: the registries' governance rules, what each became
 // (applied, would-apply, untranslatable with the reason per clause, disabled) and where.
-func (p *Pipeline) GovernanceStatus(query string) any { return p.rules.GovernanceStatus(query) }
+func (p *Pipeline) GovernanceStatus(query string) any { return p.Governance(query) }
+
+// Governance is GovernanceStatus typed, for the status page.
+func (p *Pipeline) Governance(query string) rules.GovStatus { return p.rules.GovernanceStatus(query) }
 
 // govCollector exports the governance rules' states.
 type govCollector struct{ rp *rules.Producer }

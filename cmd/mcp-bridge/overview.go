@@ -11,6 +11,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
+	"github.com/mcp-bridge/mcp-bridge/rules"
 )
 
 // overviewClients is how many clients the status page lists (all of them: /debug/clients).
@@ -42,6 +43,16 @@ func overview(p *pipeline.Pipeline) admin.Overview {
 			cv.Types = append(cv.Types, tv)
 		}
 		ov.Clients = append(ov.Clients, cv)
+	}
+	// Registry governance rules Istio cannot express (not applied; /debug/governance has the rest).
+	for _, g := range p.Governance("").Rules {
+		if g.State != rules.GovUntranslatable {
+			continue
+		}
+		for _, pr := range g.Problems {
+			ov.Rules = append(ov.Rules, admin.Problem{Kind: string(g.Kind), Resource: g.Registry + "/" + g.Key, Source: g.Source,
+				Reason: rules.GovUntranslatable, Detail: pr.Clause + ": " + pr.Reason})
+		}
 	}
 	if out := p.Bridge().Output(); out != nil {
 		for coll, rs := range out.Resources {
