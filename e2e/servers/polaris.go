@@ -118,6 +118,9 @@ func (p *Polaris) NacosAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.Naco
 // EurekaURL is the Eureka service URL, e.g. http://127.0.0.1:P/eureka.
 func (p *Polaris) EurekaURL() string { return fmt.Sprintf("http://127.0.0.1:%d/eureka", p.EurekaPort) }
 
+// Process returns the running server process, e.g. to Pause it.
+func (p *Polaris) Process() *Process { return p.proc }
+
 // Log returns what the server has written to its console so far.
 func (p *Polaris) Log() string { return p.proc.Log() }
 

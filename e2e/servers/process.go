@@ -267,6 +267,8 @@ func (p *Process) Stop(grace time.Duration) {
 	pgid := -p.cmd.Process.Pid
 	if grace > 0 {
 		_ = syscall.Kill(pgid, syscall.SIGTERM)
+		// A paused process (Pause) acts on SIGTERM only once continued.
+		_ = syscall.Kill(pgid, syscall.SIGCONT)
 		select {
 		case <-p.done:
 			return
@@ -280,6 +282,24 @@ func (p *Process) Stop(grace time.Duration) {
 // Signal sends sig to the process (not its group), e.g. SIGSTOP to freeze a server mid-test.
 func (p *Process) Signal(sig syscall.Signal) error {
 	return syscall.Kill(p.cmd.Process.Pid, sig)
+}
+
+// Pause freezes the process (SIGSTOP to its group): its sockets stay open and the kernel keeps
+// accepting connections into their backlog, but nothing answers. This is a hung server, not a
+// dead one: clients see no error, only silence, until their own timeouts fire.
+func (p *Process) Pause() error {
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("pausing %s (pid %d): %w", p.Name, p.PID(), err)
+	}
+	return nil
+}
+
+// Resume continues a paused process (SIGCONT to its group).
+func (p *Process) Resume() error {
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT); err != nil {
+		return fmt.Errorf("resuming %s (pid %d): %w", p.Name, p.PID(), err)
+	}
+	return nil
 }
 
 // Log returns what the process has written so far.

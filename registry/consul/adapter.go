@@ -25,6 +25,7 @@ import (
 const (
 	queryCatalog = "catalog/services"
 	queryHealth  = "health/service"
+	queryLeader  = "status/leader" // the liveness probe (probe.go)
 )
 
 // datacenterInterval is how often the datacenter list is re-read with datacenters ["*"]: the
@@ -125,6 +126,7 @@ func (a *Adapter) Run(ctx context.Context, sink registry.Sink) error {
 	if err := l.readToken(ctx); err != nil {
 		return nil // cancelled
 	}
+	go l.probe(ctx)
 	if err := l.startDatacenters(ctx); err != nil {
 		return nil // cancelled
 	}

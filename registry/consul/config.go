@@ -50,6 +50,12 @@ type Config struct {
 	// Default 1 and 5.
 	QueryRate  float64 `yaml:"queryRate"`
 	QueryBurst int     `yaml:"queryBurst"`
+	// Timeout bounds the liveness probe (GET /v1/status/leader), made every Timeout/2 alongside
+	// the blocking queries: a hung agent (frozen, or a network that drops packets) holds a blocking
+	// query open without any error for up to Wait, so without the probe it would be noticed only
+	// minutes later. A failed probe reports the registry failed and restarts every query, which
+	// then answer at once when the agent does. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
 	// RecoveryDelay is how long the adapter waits, after the agent answers again, before it sends
 	// the full state, so that services re-register with a restarted agent first. Until then the
 	// last-known state is served. Default 5s; negative: no wait.
@@ -100,6 +106,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Wait == 0 {
 		c.Wait = 5 * time.Minute
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
 	}
 	if c.QueryRate == 0 {
 		c.QueryRate = 1
@@ -175,6 +184,9 @@ func (c Config) Validate() error {
 	}
 	if c.Wait < time.Second || c.Wait > 10*time.Minute {
 		return fmt.Errorf("wait: %v is not in 1s-10m (Consul caps blocking queries at 10m)", c.Wait)
+	}
+	if c.Timeout < 200*time.Millisecond || c.Timeout > time.Minute {
+		return fmt.Errorf("timeout: %v is not in 200ms-1m", c.Timeout)
 	}
 	if !(c.QueryRate > 0) || c.QueryRate > 100 {
 		return fmt.Errorf("queryRate: %v is not in (0, 100] requests per second", c.QueryRate)

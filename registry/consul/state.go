@@ -29,6 +29,7 @@ type loop struct {
 	failMsg    string
 	delayDone  bool
 	delayTimer *time.Timer
+	probeDown  bool // the last liveness probe failed
 }
 
 // watchState is the last result of one watch.
@@ -72,6 +73,10 @@ func (l *loop) run(ctx context.Context) error {
 }
 
 func (l *loop) handle(ctx context.Context, e event) {
+	if e.key.kind == queryLeader {
+		l.probed(ctx, e.err)
+		return
+	}
 	if e.err != nil {
 		if st, ok := l.state[e.key]; ok {
 			st.errAt, st.stale = time.Now(), true

@@ -24,6 +24,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -43,6 +44,8 @@ type Adapter struct {
 
 	mu sync.Mutex
 	st status
+	// dialer is the current Run's connector, for Describe's failedDials (nil before Run).
+	dialer atomic.Pointer[connector]
 }
 
 // New validates the configuration and returns an adapter; nothing is dialed until Run.
@@ -121,6 +124,7 @@ type watcher struct {
 // connect creates the ZooKeeper client. It dials in the background and keeps reconnecting.
 func (w *watcher) connect(ctx context.Context) error {
 	c := &connector{ctx: ctx, initial: w.a.cfg.ReconnectBackoff, max: w.a.cfg.ReconnectBackoffMax, log: w.a.log}
+	w.a.dialer.Store(c)
 	zc, _, err := zk.Connect(w.a.servers, w.a.cfg.SessionTimeout,
 		zk.WithDialer(func(network, addr string, timeout time.Duration) (netConn net.Conn, err error) {
 			netConn, err = c.dial(network, addr, timeout)

@@ -46,12 +46,8 @@ func (c *connector) dial(network, addr string, timeout time.Duration) (net.Conn,
 		}
 		// Jitter, so bridges that lost ZooKeeper together do not come back in step.
 		d = d/2 + rand.N(d/2+1)
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-			return nil, c.ctx.Err()
+		if nc, err := c.probeWhileWaiting(network, addr, d); nc != nil || err != nil {
+			return nc, err
 		}
 	}
 	d := net.Dialer{Timeout: timeout}
@@ -68,6 +64,48 @@ func (c *connector) dial(network, addr string, timeout time.Duration) (net.Conn,
 	}
 	c.failures = 0
 	return nc, nil
+}
+
+// probeInterval is how often a backing-off connector tries a bare TCP connect: a server that is
+// back is dialled within about this long instead of after a backoff grown to its cap (a ZooKeeper
+// back after a minute's outage waited ~20 s for the next dial, close to the session timeout, so
+// sessions risked expiring for nothing). A refused connect costs nothing on either side.
+const probeInterval = time.Second
+
+// probeWhileWaiting waits up to wait, trying to connect every probeInterval; a connect that
+// succeeds is the connection (the probe and the dial are the same thing). It returns (nil, nil)
+// when the wait ran out with no probe succeeding, and the context's error when it ends.
+func (c *connector) probeWhileWaiting(network, addr string, wait time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		step := min(probeInterval, time.Until(deadline))
+		if step <= 0 {
+			return nil, nil
+		}
+		t := time.NewTimer(step)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return nil, c.ctx.Err()
+		}
+		if time.Until(deadline) <= 0 {
+			return nil, nil // the backoff is over: the caller's dial is the attempt
+		}
+		d := net.Dialer{Timeout: probeInterval}
+		nc, err := d.DialContext(c.ctx, network, addr)
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return nil, c.ctx.Err()
+			}
+			continue
+		}
+		c.mu.Lock()
+		c.failures = 0
+		c.mu.Unlock()
+		c.log.Info("ZooKeeper server answers again; reconnecting before the backoff ran out", "server", addr)
+		return nc, nil
+	}
 }
 
 func (c *connector) consecutiveFailures() int {

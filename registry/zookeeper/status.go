@@ -198,6 +198,10 @@ func (a *Adapter) Describe() map[string]any {
 		"governanceRoot":     a.cfg.GovernanceRoot,
 		"dubbo3Hosts":        a.cfg.Dubbo3Hosts,
 	}
+	if c := a.dialer.Load(); c != nil {
+		// Dials failed in a row: how far the reconnect backoff has grown.
+		out["failedDials"] = c.consecutiveFailures()
+	}
 	if a.chroot != "" {
 		out["chroot"] = a.chroot
 	}
