@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -18,10 +19,36 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	mcpapi "istio.io/api/mcp/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mcp-bridge/mcp-bridge/mcp"
+	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
 
 // ServiceEntryType is the type URL Istiod >= 1.24 subscribes with.
 const ServiceEntryType = "networking.istio.io/v1/ServiceEntry"
+
+// Serve runs p with its MCP server on a loopback port until the test ends, and connects a
+// Client to it.
+func Serve(t testing.TB, p *pipeline.Pipeline) *Client {
+	t.Helper()
+	g := grpc.NewServer(mcp.ServerOptions()...)
+	p.Server().Register(g)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(l) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		p.Server().Close()
+		g.Stop()
+	})
+	return Connect(t, l.Addr().String())
+}
 
 // Client holds the ServiceEntries of the latest response.
 type Client struct {

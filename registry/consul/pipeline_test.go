@@ -1,22 +1,18 @@
 package consul_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"google.golang.org/grpc"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/e2e/mcpclient"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
-	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/registry/consul"
 )
@@ -33,23 +29,7 @@ func startPipeline(t testing.TB, cfg consul.Config) (*pipeline.Pipeline, *mcpcli
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(mcp.ServerOptions()...)
-	p.Server().Register(g)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(l) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		p.Server().Close()
-		g.Stop()
-	})
-	return p, mcpclient.Connect(t, l.Addr().String())
+	return p, mcpclient.Serve(t, p)
 }
 
 func client(t testing.TB, c *servers.Consul) *api.Client {
@@ -188,7 +168,7 @@ func TestPipelineDatacenters(t *testing.T) {
 	dc1 := servers.StartConsul(t, servers.ConsulOptions{Datacenter: "dc1"})
 	dc2 := servers.StartConsul(t, servers.ConsulOptions{Datacenter: "dc2", JoinWAN: dc1.WANAddr()})
 	cl1, cl2 := client(t, dc1), client(t, dc2)
-	waitUntil(t, 30*time.Second, "dc1's agent to list both datacenters", func() error {
+	servers.WaitFor(t, 30*time.Second, "dc1's agent to list both datacenters", func() error {
 		dcs, err := cl1.Catalog().Datacenters()
 		if err != nil || !slices.Equal(dcs, []string{"dc1", "dc2"}) {
 			return fmt.Errorf("datacenters %v: %v", dcs, err)
@@ -234,7 +214,7 @@ func TestPipelineDatacenters(t *testing.T) {
 
 	dc2.Stop()
 	for _, r := range runs {
-		waitUntil(t, 20*time.Second, r.name+": dc2 reported down", func() error {
+		servers.WaitFor(t, 20*time.Second, r.name+": dc2 reported down", func() error {
 			d := describe(r.p)
 			if down, _ := d["datacentersDown"].(map[string]string); down["dc2"] == "" {
 				return fmt.Errorf("status %v", d)
@@ -267,19 +247,4 @@ func describe(p *pipeline.Pipeline) map[string]any {
 	adapters, _ := page["adapters"].(map[string]any)
 	d, _ := adapters["consul"].(map[string]any)
 	return d
-}
-
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
