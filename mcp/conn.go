@@ -37,11 +37,15 @@ type TypeStatus struct {
 	AckedVersion   string    `json:"ackedVersion,omitempty"`
 	AckedNonce     string    `json:"ackedNonce,omitempty"`
 	AckedAt        time.Time `json:"ackedAt,omitzero"`
-	Synced         bool      `json:"synced"`        // the client ACKed the current version
-	WaitingForAck  bool      `json:"waitingForAck"` // a response is unanswered
-	Nacked         bool      `json:"nacked"`        // the last reply was a NACK
-	Nacks          int       `json:"nacks"`
-	LastNack       *NackInfo `json:"lastNack,omitempty"`
+	Synced         bool      `json:"synced"` // the client ACKed the current version
+	// BehindSince is, while the client has not ACKed the current version, since when it has
+	// been behind: when Set made that version, or when the stream opened if that was later. It
+	// is what mcp_bridge_mcp_client_ack_lag_seconds measures from. Zero when synced.
+	BehindSince   time.Time `json:"behindSince,omitzero"`
+	WaitingForAck bool      `json:"waitingForAck"` // a response is unanswered
+	Nacked        bool      `json:"nacked"`        // the last reply was a NACK
+	Nacks         int       `json:"nacks"`
+	LastNack      *NackInfo `json:"lastNack,omitempty"`
 }
 
 // NackInfo is the detail of a rejected response.
@@ -98,6 +102,10 @@ type typeState struct {
 	sentResources          int
 	responses              int
 	outstanding            bool // sent and neither ACKed nor NACKed yet
+	// unackedSince is when Set made the oldest version sent and not answered yet: a response
+	// sent past the ACK timeout on top of an unanswered one keeps it, so a client that never
+	// ACKs shows a lag that keeps growing.
+	unackedSince time.Time
 
 	// Replies.
 	ackVersion, ackNonce string
@@ -160,6 +168,13 @@ func (c *conn) typeFor(typeURL string) (st *typeState, first bool, err error) {
 	return st, true, nil
 }
 
+// markSent records that snap goes out on this type; call before setting outstanding.
+func (st *typeState) markSent(snap *snapshot) {
+	if !st.outstanding {
+		st.unackedSince = snap.created
+	}
+}
+
 // addNameBytes accounts for n more bytes of client-chosen resource names kept by the stream
 // (n < 0 releases them), refusing the request that would go over the limit. Callers hold mu.
 func (c *conn) addNameBytes(n int) error {
@@ -197,6 +212,9 @@ func (c *conn) recordNode(n *core.Node) error {
 // client's text is kept truncated, and NACKs are logged rate-limited: a client NACKing in a
 // loop must not flood the log.
 func (c *conn) recordReply(st *typeState, version, nonce string, errDetail *rpcstatus.Status) {
+	if st.outstanding && !st.sentAt.IsZero() {
+		c.s.m.ackDuration.WithLabelValues(c.metricCollection(st)).Observe(time.Since(st.sentAt).Seconds())
+	}
 	st.outstanding = false
 	version = truncate(version, c.s.limits.MaxDetailBytes)
 	if errDetail != nil {
@@ -299,6 +317,17 @@ func (c *conn) status() ClientStatus {
 		if snap := c.s.snapshotFor(st.collection); snap != nil {
 			ts.CurrentVersion = snap.version
 			ts.Synced = st.ackNonce != "" && st.ackNonce == st.sentNonce && st.sentVersion == snap.version
+			if !ts.Synced {
+				// Behind since the oldest version it has not answered, or, all answered, since
+				// the current version exists; never before the stream opened.
+				ts.BehindSince = snap.created
+				if st.outstanding {
+					ts.BehindSince = st.unackedSince
+				}
+				if c.connected.After(ts.BehindSince) {
+					ts.BehindSince = c.connected
+				}
+			}
 		}
 		cs.Types = append(cs.Types, ts)
 	}

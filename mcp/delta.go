@@ -127,6 +127,7 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 				Resource: &anypb.Any{TypeUrl: istio.MCPResourceTypeURL, Value: e.envelope()},
 			})
 		}
+		st.markSent(snap)
 		st.outstanding = true
 		st.sentVersion, st.sentNonce, st.sentAt, st.sentResources = snap.version, resp.Nonce, now, len(changed)
 		st.responses++

@@ -3,6 +3,7 @@ package mcp
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,6 +25,7 @@ type metrics struct {
 	buildDuration   *prometheus.HistogramVec
 	sendDuration    *prometheus.HistogramVec
 	pushLatency     *prometheus.HistogramVec
+	ackDuration     *prometheus.HistogramVec // collection
 	copies          prometheus.Counter
 	limitRejections *prometheus.CounterVec // limit
 }
@@ -55,6 +57,8 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.
 			Help: "Time one response took to hand to one stream (long under flow control: a slow client).", Buckets: durations}, []string{"protocol"}),
 		pushLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_bridge_mcp_push_latency_seconds",
 			Help: "Time from Set to a response carrying that collection version being sent to a client.", Buckets: durations}, []string{"collection"}),
+		ackDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_bridge_mcp_ack_duration_seconds",
+			Help: "Time from a response being sent to the client's reply (ACK or NACK) to it, by collection.", Buckets: durations}, []string{"collection"}),
 		copies: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_bridge_mcp_response_copies_total",
 			Help: "Responses copied per client because the grpc.Server was built without mcp.ServerOptions()."}),
 		limitRejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_limit_rejections_total",
@@ -72,6 +76,7 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.
 	m.buildDuration = register(reg, log, m.buildDuration)
 	m.sendDuration = register(reg, log, m.sendDuration)
 	m.pushLatency = register(reg, log, m.pushLatency)
+	m.ackDuration = register(reg, log, m.ackDuration)
 	m.copies = register(reg, log, m.copies)
 	m.limitRejections = register(reg, log, m.limitRejections)
 	register(reg, log, clients)
@@ -108,6 +113,12 @@ var (
 		"1 if the client's last reply for the type was a NACK.", []string{"client", "node_id", "type_url"}, nil)
 	clientAckDesc = prometheus.NewDesc("mcp_bridge_mcp_client_last_ack_timestamp_seconds",
 		"When the client last ACKed the type.", []string{"client", "node_id", "type_url"}, nil)
+	// The ACK lag is per stream, like the series above: its labels are as bounded as theirs
+	// (Limits.MaxStreams streams, Limits.MaxTypesPerStream types each, client-chosen strings
+	// truncated), and the series goes with the stream since it is made at scrape time.
+	clientAckLagDesc = prometheus.NewDesc("mcp_bridge_mcp_client_ack_lag_seconds",
+		"How long the client has been behind the current version of the type's collection (not ACKed it); 0 when in sync.",
+		[]string{"client", "node_id", "type_url"}, nil)
 )
 
 func (c clientCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -115,9 +126,11 @@ func (c clientCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clientSyncedDesc
 	ch <- clientNackedDesc
 	ch <- clientAckDesc
+	ch <- clientAckLagDesc
 }
 
 func (c clientCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
 	for _, cl := range c.s.Clients() {
 		ch <- prometheus.MustNewConstMetric(clientConnectedDesc, prometheus.GaugeValue,
 			float64(cl.ConnectedSince.UnixMilli())/1e3, cl.ID, cl.NodeID, cl.Protocol)
@@ -127,6 +140,13 @@ func (c clientCollector) Collect(ch chan<- prometheus.Metric) {
 			if !t.AckedAt.IsZero() {
 				ch <- prometheus.MustNewConstMetric(clientAckDesc, prometheus.GaugeValue,
 					float64(t.AckedAt.UnixMilli())/1e3, cl.ID, cl.NodeID, t.TypeURL)
+			}
+			if t.CurrentVersion != "" {
+				lag := 0.0
+				if !t.BehindSince.IsZero() {
+					lag = max(now.Sub(t.BehindSince).Seconds(), 0)
+				}
+				ch <- prometheus.MustNewConstMetric(clientAckLagDesc, prometheus.GaugeValue, lag, cl.ID, cl.NodeID, t.TypeURL)
 			}
 		}
 	}

@@ -198,6 +198,7 @@ func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggreg
 		body, count = filteredBody(snap, st.names)
 	}
 	nonce := c.s.nextNonce()
+	st.markSent(snap)
 	st.pending, st.outstanding = false, true
 	st.sentVersion, st.sentNonce, st.sentAt, st.sentResources = snap.version, nonce, now, count
 	st.responses++

@@ -37,8 +37,8 @@ func overview(p *pipeline.Pipeline) admin.Overview {
 		cv := admin.ClientView{ID: c.ID, NodeID: c.NodeID, Peer: c.Peer, Protocol: c.Protocol, ConnectedSince: c.ConnectedSince, Types: []admin.TypeView{}}
 		for _, t := range c.Types {
 			tv := admin.TypeView{Kind: kindOf(t.Collection), Sent: t.SentVersion, Acked: t.AckedVersion, Synced: t.Synced, Nacked: t.Nacked}
-			if t.WaitingForAck && !t.SentAt.IsZero() {
-				tv.LagSeconds = now.Sub(t.SentAt).Seconds()
+			if !t.BehindSince.IsZero() { // as mcp_bridge_mcp_client_ack_lag_seconds measures it
+				tv.LagSeconds = max(now.Sub(t.BehindSince).Seconds(), 0)
 			}
 			cv.Types = append(cv.Types, tv)
 		}

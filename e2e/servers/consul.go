@@ -20,6 +20,11 @@ type ConsulOptions struct {
 	// HCL are extra -hcl arguments, e.g. `limits { http_max_conns_per_client = 4096 }` for a
 	// client holding more than 200 blocking queries at once.
 	HCL []string
+	// Datacenter names the agent's datacenter (default dc1). JoinWAN is the WAN (serf_wan)
+	// address of another test agent's server (Consul.WANAddr) to federate with, so that each
+	// datacenter's catalog can be read through the other's agent.
+	Datacenter string
+	JoinWAN    string
 }
 
 // Consul is a HashiCorp Consul agent in dev mode (a single server that is its own leader) built
@@ -70,6 +75,12 @@ func (c *Consul) start() error {
 		"-hcl", fmt.Sprintf("ports { http = %d, dns = -1, grpc = -1, grpc_tls = -1, server = %d, serf_lan = %d, serf_wan = %d }",
 			c.Port, c.serverPort, c.lanPort, c.wanPort),
 		"-hcl", "disable_update_check = true"}
+	if c.opts.Datacenter != "" {
+		args = append(args, "-datacenter="+c.opts.Datacenter)
+	}
+	if c.opts.JoinWAN != "" {
+		args = append(args, "-retry-join-wan="+c.opts.JoinWAN)
+	}
 	if c.opts.ACLToken != "" {
 		args = append(args, "-hcl", fmt.Sprintf(`acl { enabled = true, default_policy = "deny", tokens { initial_management = %q } }`, c.opts.ACLToken))
 	}
@@ -109,6 +120,9 @@ func (c *Consul) leader() error {
 
 // Addr returns the HTTP API address, 127.0.0.1:port.
 func (c *Consul) Addr() string { return fmt.Sprintf("127.0.0.1:%d", c.Port) }
+
+// WANAddr returns the agent's Serf WAN address, for ConsulOptions.JoinWAN of another agent.
+func (c *Consul) WANAddr() string { return fmt.Sprintf("127.0.0.1:%d", c.wanPort) }
 
 // URL returns the HTTP API base URL.
 func (c *Consul) URL() string { return "http://" + c.Addr() }

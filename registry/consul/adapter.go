@@ -46,6 +46,7 @@ type Adapter struct {
 	tr      *transport
 	failErr string
 	dcs     []string
+	dcErrs  map[string]string // datacenters down while others answer, with their error
 }
 
 // wkey names a watched query.
@@ -305,6 +306,9 @@ func (a *Adapter) Describe() map[string]any {
 	}
 	if a.failErr != "" {
 		out["error"] = a.failErr
+	}
+	if down := a.downDatacenters(); down != nil {
+		out["datacentersDown"] = down
 	}
 	keys := make([]wkey, 0, len(a.watches))
 	for k := range a.watches {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -59,17 +60,33 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.mu.Lock()
 	i := t.next
 	t.mu.Unlock()
-	r.URL.Host, r.Host = t.addrs[i], t.addrs[i]
-	resp, err := t.base.RoundTrip(r)
-	if err != nil && len(t.addrs) > 1 && req.Context().Err() == nil {
-		// The next request goes to the next address; this one fails and is retried by its watch.
+	// An address that refuses the connection (an agent stopped, a host gone) is passed over at
+	// once: the request never reached it, so it is safe to send to the next one, and the
+	// registry does not fail while another address answers. Any other error (a reset in the
+	// middle of a blocking query) fails this request, which its watch retries from index 0
+	// after a backoff; the next request goes to the next address either way.
+	for tries := 0; ; tries++ {
+		r.URL.Host, r.Host = t.addrs[i], t.addrs[i]
+		resp, err := t.base.RoundTrip(r)
+		if err == nil || len(t.addrs) == 1 || req.Context().Err() != nil {
+			return resp, err
+		}
 		t.mu.Lock()
 		if t.next == i {
 			t.next = (i + 1) % len(t.addrs)
 		}
+		i = t.next
 		t.mu.Unlock()
+		if !dialError(err) || tries+1 >= len(t.addrs) {
+			return resp, err
+		}
 	}
-	return resp, err
+}
+
+// dialError reports whether err is a failure to connect, before any of the request was sent.
+func dialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // current returns the address requests go to now.

@@ -22,10 +22,12 @@ const AllDatacenters = "*"
 // its default.
 type Config struct {
 	// Address is the agent's HTTP API, "host:port" (http) or "https://host:port"; several
-	// addresses are tried in order, the next one after a failure. Default 127.0.0.1:8500.
+	// addresses (agents of one cluster) are used one at a time, the next one after a failure; one
+	// that refuses the connection is passed over within the same request. Default 127.0.0.1:8500.
 	Address Addresses `yaml:"address"`
 	// Datacenters are the datacenters watched. Empty: the agent's own. ["*"]: every datacenter
-	// the catalog lists (re-read every minute).
+	// the catalog lists (re-read every minute). One datacenter failing while another answers
+	// keeps its last-known services without failing the registry (datacenters.go).
 	Datacenters []string `yaml:"datacenters"`
 	// Include, when set, keeps only services whose name fully matches one of these regular
 	// expressions; Exclude drops those fully matching one of its expressions.

@@ -9,7 +9,10 @@ type metrics struct {
 	watches     prometheus.Gauge
 	indexResets prometheus.Counter
 	instances   prometheus.Gauge
-	rejected    *prometheus.CounterVec
+	// datacentersDown counts datacenters failing while others answer (no label per datacenter:
+	// /debug/registries names them).
+	datacentersDown prometheus.Gauge
+	rejected        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,12 +37,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mcp_bridge_consul_instances",
 			Help: "Instances of the selected services, as last read.",
 		}),
+		datacentersDown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mcp_bridge_consul_datacenters_down",
+			Help: "Watched datacenters whose queries fail while others answer; their last-known services are served (/debug/registries names them).",
+		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcp_bridge_consul_rejected_total",
 			Help: "Unusable instances found, by reason.",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.up, m.requests, m.watches, m.indexResets, m.instances, m.rejected} {
+	for _, c := range []prometheus.Collector{m.up, m.requests, m.watches, m.indexResets, m.instances, m.datacentersDown, m.rejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -22,6 +22,11 @@ type loop struct {
 	state  map[wkey]*watchState
 	dcs    []string
 
+	// dcDown holds the datacenters whose queries fail while another datacenter answers (the
+	// agent is up, a remote datacenter's servers are not), with when that began: their
+	// last-known services stay served and the rest of the registry goes on.
+	dcDown map[string]time.Time
+
 	synced     bool
 	failed     bool
 	failedAt   time.Time
@@ -81,6 +86,10 @@ func (l *loop) handle(ctx context.Context, e event) {
 		if st, ok := l.state[e.key]; ok {
 			st.errAt, st.stale = time.Now(), true
 		}
+		if e.key.dc != "" && serverError(e.err) && l.othersUp(e.key.dc) {
+			l.datacenterDown(e.key.dc, e.err)
+			return
+		}
 		l.fail(e.err)
 		return
 	}
@@ -93,6 +102,7 @@ func (l *loop) handle(ctx context.Context, e event) {
 		return // a stopped watch's last answer
 	}
 	st.okAt = time.Now()
+	defer l.datacenterUp(e.key.dc)
 	if st.have && !st.stale && st.index == e.index {
 		return // the wait ran out: nothing changed
 	}
@@ -152,6 +162,10 @@ func (l *loop) setDatacenters(ctx context.Context, dcs []string) {
 		if !want[dc] {
 			l.selectServices(ctx, dc, nil)
 			l.stopWatch(wkey{kind: queryCatalog, dc: dc})
+			if _, down := l.dcDown[dc]; down {
+				delete(l.dcDown, dc)
+				l.publishDown(dc, "")
+			}
 		}
 	}
 	l.dcs = append([]string(nil), dcs...)
@@ -206,9 +220,14 @@ func (l *loop) report(st *watchState, rejects map[string]rejection) {
 	st.rejects = rejects
 }
 
-// allOKSince reports whether every watch has answered since t.
+// allOKSince reports whether every watch has answered since t, leaving out the datacenters
+// that are down: the first sync and the end of a failure do not wait for them (their services
+// are last-known, or not known yet and added when they answer).
 func (l *loop) allOKSince(t time.Time) bool {
-	for _, st := range l.state {
+	for k, st := range l.state {
+		if _, down := l.dcDown[k.dc]; down {
+			continue
+		}
 		if !st.have || !st.okAt.After(t) || !st.okAt.After(st.errAt) {
 			return false
 		}
