@@ -181,15 +181,15 @@ func TestBridgeRulesZooKeeper(t *testing.T) {
 		base := path(chainA[0], chainB[0], chainC[0])
 		wantAnswers(t, client, aTarget, map[string]string{"x-lane": "feature-42"}, []string{lane}, 30*time.Second)
 		for _, c := range []struct {
-			md   map[string]string
+			headers map[string]string
 			want string
 		}{
 			{map[string]string{"x-lane": "feature-42"}, lane},
 			{nil, base},
 			{map[string]string{"x-lane": "feature-7"}, base}, // a lane no instance carries: baseline
 		} {
-			if got := callOnce(t, client, aTarget, 50, c.md); len(got) != 1 || got[c.want] != 50 {
-				t.Errorf("chain call with %v took %v, want all 50 along %s", c.md, got, c.want)
+			if got := callOnce(t, client, aTarget, 50, c.headers); len(got) != 1 || got[c.want] != 50 {
+				t.Errorf("chain call with %v took %v, want all 50 along %s", c.headers, got, c.want)
 			}
 		}
 	})
