@@ -182,7 +182,7 @@ func TestBridgeRulesZooKeeper(t *testing.T) {
 		wantAnswers(t, client, aTarget, map[string]string{"x-lane": "feature-42"}, []string{lane}, 30*time.Second)
 		for _, c := range []struct {
 			headers map[string]string
-			want string
+			want    string
 		}{
 			{map[string]string{"x-lane": "feature-42"}, lane},
 			{nil, base},
