@@ -270,6 +270,20 @@ func (e *Engine) Prepare(services []*registry.Service) []*registry.Service {
 	return out
 }
 
+// labelAlias is the other spelling of a routed label key ("" for none): an instance lacking the key but carrying
+// its alias is given the key with the alias's value. The ZooKeeper, Nacos and Consul adapters
+// register Dubbo's tag parameter dubbo.tag as the label dubbo-tag (registry/dubbo.Labels), while
+// the file registry passes labels as written (dubbo.tag in its examples): the tag rule's default
+// label dubbo.tag must see the tags of both, or a Dubbo registry's tagged instances would be
+// marked untagged and reached by untagged requests.
+func labelAlias(key string) string {
+	if key == DefaultTagLabel {
+		return "dubbo-tag"
+	}
+	return ""
+}
+
+// mark gives every instance of s lacking one of keys that key: its alias's value, else "".
 func mark(s *registry.Service, keys []string) *registry.Service {
 	if len(keys) == 0 {
 		return s
@@ -282,6 +296,7 @@ func mark(s *registry.Service, keys []string) *registry.Service {
 			if _, ok := in.Labels[k]; ok {
 				continue
 			}
+			v := in.Labels[labelAlias(k)] // "" when there is no alias, or the instance lacks it too
 			if c == nil {
 				cp := *s
 				cp.Instances = slices.Clone(s.Instances)
@@ -295,7 +310,7 @@ func mark(s *registry.Service, keys []string) *registry.Service {
 				}
 				cloned[i] = true
 			}
-			ci.Labels[k] = ""
+			ci.Labels[k] = v
 		}
 	}
 	if c == nil {

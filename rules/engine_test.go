@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mcp-bridge/mcp-bridge/istio"
+	"github.com/mcp-bridge/mcp-bridge/registry/dubbo"
 )
 
 // TestOnlyChangedServicesRegenerated: one instance's change regenerates only its service's
@@ -125,5 +126,36 @@ func TestInlineConfig(t *testing.T) {
 	}
 	if rs := c.InlineRules(); len(rs) != 1 || rs[0].Origin != "config rules.inline[0]" {
 		t.Errorf("InlineRules = %+v", rs)
+	}
+}
+
+// TestTagRoutingDubboRegistryLabel: the ZooKeeper, Nacos and Consul adapters register Dubbo's tag
+// parameter dubbo.tag as the label dubbo-tag (registry/dubbo.Labels); the default tag rule
+// (label dubbo.tag) must route by it. Before, such instances were marked dubbo.tag: "" (untagged):
+// no tag subset, and untagged requests reached the tagged instances through baseline.
+func TestTagRoutingDubboRegistryLabel(t *testing.T) {
+	labels := dubbo.Labels(map[string]string{"dubbo.tag": "gray", "application": "greeter"})
+	if labels["dubbo-tag"] != "gray" {
+		t.Fatalf("registry/dubbo.Labels no longer renames dubbo.tag to dubbo-tag (%v): revisit labelAlias", labels)
+	}
+	w := newWorld(t, rule("tags", "  tagRouting: {}"))
+	ss := services(t, "services:\n"+svc("greeter", "dubbo-application", triDubbo,
+		inst("10.0.1.1", "dubbo: 20880, tri: 50051", ""),
+		inst("10.0.1.2", "dubbo: 20880, tri: 50051", "dubbo-tag: gray")))
+	prepared := w.e.Prepare(ss)
+	for i, want := range []string{"", "gray"} {
+		if got, ok := prepared[0].Instances[i].Labels["dubbo.tag"]; !ok || got != want {
+			t.Errorf("instance %d: dubbo.tag %q (present %v), want %q", i, got, ok, want)
+		}
+	}
+	out := w.render(w.step(ss))
+	for _, want := range []string{
+		"tag-gray map[dubbo.tag:gray]: 1 live instances",
+		"baseline map[dubbo.tag:]: 1 live instances",
+		"dubbo-tag: gray -> subset tag-gray",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("policy lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -136,6 +136,7 @@ func TestGolden(t *testing.T) {
 				res := w.step(services(t, st))
 				fmt.Fprintf(&b, "##### step %d\n%s", i+1, w.render(res))
 				checkNoWeightZero(t, res)
+				checkSubsetsNamed(t, res)
 			}
 			golden.Compare(t, filepath.Join("testdata", "golden", sc.name+".txt"), []byte(b.String()))
 		})

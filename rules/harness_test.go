@@ -133,3 +133,43 @@ func checkNoWeightZero(t testing.TB, res Result) {
 		}
 	}
 }
+
+// checkSubsetsNamed fails on a DestinationRule subset (other than those of the subsets kind,
+// which no engine route uses) that no HTTP route of the same service's VirtualService names:
+// a proxyless gRPC client watches only the clusters its routes name, so such a subset's cluster
+// would be unknown to it when a route to it returns ("unknown cluster selected for RPC").
+func checkSubsetsNamed(t testing.TB, res Result) {
+	t.Helper()
+	named := map[string]map[string]bool{} // VirtualService name -> subsets its HTTP routes name
+	http := map[string]bool{}
+	for _, r := range res.Resources[istio.CollectionVirtualService] {
+		spec, err := r.DecodeSpec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		named[r.Name] = map[string]bool{}
+		for _, h := range spec.(*networking.VirtualService).GetHttp() {
+			http[r.Name] = true
+			for _, d := range h.GetRoute() {
+				named[r.Name][d.GetDestination().GetSubset()] = true
+			}
+		}
+	}
+	for _, r := range res.Resources[istio.CollectionDestinationRule] {
+		if !http[r.Name] {
+			continue // no HTTP routes at all (TCP-only service, or no routing rule)
+		}
+		spec, err := r.DecodeSpec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range spec.(*networking.DestinationRule).GetSubsets() {
+			if strings.Contains(s.GetName(), "-base") || strings.HasPrefix(s.GetName(), "version-") || strings.HasPrefix(s.GetName(), "env-") {
+				continue // the subsets kind's (golden scenarios key them by version and env)
+			}
+			if !named[r.Name][s.GetName()] {
+				t.Errorf("%s: subset %s is named by no HTTP route", r.Name, s.GetName())
+			}
+		}
+	}
+}

@@ -68,7 +68,7 @@ func (e *Engine) liveInstances(s *registry.Service, marked []string) []instance 
 		}
 		for _, k := range marked {
 			if _, ok := l[k]; !ok {
-				l[k] = ""
+				l[k] = l[labelAlias(k)] // as mark gives it: the alias's value, else ""
 			}
 		}
 		out = append(out, l)

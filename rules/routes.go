@@ -92,6 +92,7 @@ func (e *Engine) httpRoutes(p *policy, lane, tag, canary, cond, res *compiled, l
 		d.MirrorPercentage = &networking.Percent{Value: canary.Canary.MirrorPercent}
 		desc += fmt.Sprintf(", mirroring %v%% to subset canary", canary.Canary.MirrorPercent)
 	}
+	routes = append(routes, keepRoutes(p, append(slices.Clone(routes), d), dest)...)
 	routes = append(routes, d)
 	p.http = append(p.http, desc)
 	if res != nil {
@@ -109,6 +110,41 @@ func (e *Engine) httpRoutes(p *policy, lane, tag, canary, cond, res *compiled, l
 		}
 	}
 	return routes
+}
+
+// keepHeader is the header of the keep routes; their regex never matches any value.
+const (
+	keepHeader = "x-mcp-bridge-keep"
+	keepNever  = `[^\s\S]`
+)
+
+// keepRoutes references every routed subset no route of routes names (a stale subset, an empty
+// canary) from a route no request matches. A proxyless gRPC client watches only the clusters its
+// routes name: without this, a subset whose instances return comes back as a cluster the client
+// has never seen, and for a few milliseconds RPCs the restored route sends there fail with
+// "unknown cluster selected for RPC" (seen in TestBridgeRulesZooKeeper's tag changes). Subsets of
+// the subsets kind are left alone: no route of the engine names them.
+func keepRoutes(p *policy, routes []*networking.HTTPRoute, dest func(string) *networking.Destination) []*networking.HTTPRoute {
+	named := map[string]bool{}
+	for _, rt := range routes {
+		for _, rd := range rt.Route {
+			named[rd.GetDestination().GetSubset()] = true
+		}
+		named[rt.GetMirror().GetSubset()] = true
+	}
+	var out []*networking.HTTPRoute
+	for _, d := range p.subsets {
+		if named[d.Name] || d.From == SectionSubsets {
+			continue
+		}
+		out = append(out, &networking.HTTPRoute{
+			Name:  "keep-" + d.Name,
+			Match: []*networking.HTTPMatchRequest{{Headers: map[string]*networking.StringMatch{keepHeader: {MatchType: &networking.StringMatch_Regex{Regex: keepNever}}}}},
+			Route: []*networking.HTTPRouteDestination{{Destination: dest(d.Name)}},
+		})
+		p.http = append(p.http, fmt.Sprintf("subset %s: named by a route no request matches (%s ~ %s), so proxyless clients keep its cluster for when instances return", d.Name, keepHeader, keepNever))
+	}
+	return out
 }
 
 func retriesText(r *Retries) string {

@@ -5,14 +5,19 @@ package traffic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // Backend is a gRPC server implementing grpc.testing.TestService whose UnaryCall answers with its
@@ -23,8 +28,26 @@ type Backend struct {
 	IP   string
 	Port int
 
-	hits   atomic.Int64
-	server *grpc.Server
+	hits    atomic.Int64
+	server  *grpc.Server
+	forward atomic.Pointer[forward]
+}
+
+// forward is a middle hop's next call.
+type forward struct {
+	client    *Client
+	target    string
+	propagate []string
+}
+
+// Forward makes the backend a middle hop of a call chain: each UnaryCall it answers first makes
+// one call through client (a proxyless xdsclient, so the hop is routed by Istio like the first)
+// to target, copying the incoming request headers named in propagate onto it, as an application
+// propagating x-lane must; it answers with its own ID followed by the next hop's answer,
+// "a > b > c", so the caller sees the whole path. A failed next hop fails the call
+// (UNAVAILABLE, naming the hop).
+func (b *Backend) Forward(client *Client, target string, propagate ...string) {
+	b.forward.Store(&forward{client: client, target: target, propagate: propagate})
 }
 
 // Hits returns how many UnaryCalls the backend has answered.
@@ -85,7 +108,37 @@ type testService struct {
 	b *Backend
 }
 
-func (s *testService) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+func (s *testService) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
 	s.b.hits.Add(1)
-	return &testgrpc.SimpleResponse{ServerId: s.b.Addr, Hostname: s.b.IP}, nil
+	id := s.b.Addr
+	if f := s.b.forward.Load(); f != nil {
+		next, err := f.call(ctx)
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "%s: next hop %s: %v", s.b.Addr, f.target, err)
+		}
+		id += " > " + next
+	}
+	return &testgrpc.SimpleResponse{ServerId: id, Hostname: s.b.IP}, nil
+}
+
+// call makes the next hop's call and returns who answered it.
+func (f *forward) call(ctx context.Context) (string, error) {
+	in, _ := metadata.FromIncomingContext(ctx)
+	md := map[string]string{}
+	for _, h := range f.propagate {
+		if v := in.Get(h); len(v) > 0 {
+			md[h] = v[0]
+		}
+	}
+	res, err := f.client.Do(ctx, Call{Target: f.target, N: 1, Metadata: md, Timeout: 5 * time.Second})
+	if err != nil {
+		return "", err
+	}
+	if res.Failed() > 0 {
+		return "", errors.New(describeErrors(res.Errors))
+	}
+	for id := range res.Counts {
+		return id, nil
+	}
+	return "", errors.New("no answer")
 }

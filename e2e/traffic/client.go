@@ -39,6 +39,11 @@ type ClientOptions struct {
 	// Metadata is merged over the node metadata Istio needs for proxyless clients
 	// (GENERATOR grpc, NAMESPACE default, ISTIO_VERSION).
 	Metadata map[string]any
+	// Locality is the node's locality in the bootstrap, "region/zone/subzone" (trailing parts
+	// may be left out): Istiod orders a locality-load-balanced cluster's endpoints into
+	// priorities relative to it, and grpc-go's priority balancer uses priority 0 while it has
+	// a ready endpoint. Empty: none.
+	Locality string
 }
 
 // Client is a running proxyless gRPC client process.
@@ -75,7 +80,7 @@ func StartClient(t testing.TB, opts ClientOptions) *Client {
 	if opts.NodeID == "" {
 		opts.NodeID = DefaultClientNodeID
 	}
-	bootstrap, err := Bootstrap(opts.XDSAddr, opts.NodeID, opts.Metadata)
+	bootstrap, err := BootstrapWithLocality(opts.XDSAddr, opts.NodeID, opts.Locality, opts.Metadata)
 	if err != nil {
 		t.Fatalf("traffic: %v", err)
 	}
@@ -97,15 +102,26 @@ func StartClient(t testing.TB, opts ClientOptions) *Client {
 // clients only with GENERATOR grpc and a four-part sidecar node id; it names server listeners
 // by the template below.
 func Bootstrap(xdsAddr, nodeID string, metadata map[string]any) ([]byte, error) {
+	return BootstrapWithLocality(xdsAddr, nodeID, "", metadata)
+}
+
+// BootstrapWithLocality is Bootstrap with the node's locality ("region/zone/subzone", trailing
+// parts optional; "" for none), written as the bootstrap's node.locality.
+func BootstrapWithLocality(xdsAddr, nodeID, locality string, metadata map[string]any) ([]byte, error) {
 	md := map[string]any{"GENERATOR": "grpc", "NAMESPACE": "default", "ISTIO_VERSION": "1.31.0", "CLUSTER_ID": "Kubernetes"}
 	maps.Copy(md, metadata)
+	node := map[string]any{"id": nodeID, "metadata": md}
+	if locality != "" {
+		parts := append(strings.SplitN(locality, "/", 3), "", "")
+		node["locality"] = map[string]any{"region": parts[0], "zone": parts[1], "sub_zone": parts[2]}
+	}
 	b := map[string]any{
 		"xds_servers": []any{map[string]any{
 			"server_uri":      xdsAddr,
 			"channel_creds":   []any{map[string]any{"type": "insecure"}},
 			"server_features": []any{"xds_v3"},
 		}},
-		"node":                                   map[string]any{"id": nodeID, "metadata": md},
+		"node":                                   node,
 		"server_listener_resource_name_template": "xds.istio.io/grpc/lds/inbound/%s",
 	}
 	out, err := json.MarshalIndent(b, "", "  ")

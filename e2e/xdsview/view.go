@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,10 @@ type Options struct {
 	// CLUSTER_ID Kubernetes, ...). Keys and value shapes are Istio's NodeMetadata JSON
 	// (pkg/model/proxy.go): strings, string maps such as LABELS, lists such as INSTANCE_IPS.
 	Metadata map[string]any
+	// Locality is the node's locality, "region/zone/subzone" (trailing parts may be left out):
+	// Istiod orders EDS locality groups into priorities relative to it when a DestinationRule
+	// enables locality load balancing. Empty: none (every group priority 0).
+	Locality string
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 }
@@ -147,7 +152,7 @@ func New(addr string, opts Options) (*View, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	v := &View{
 		addr:   addr,
-		node:   &corev3.Node{Id: opts.NodeID, Metadata: meta},
+		node:   &corev3.Node{Id: opts.NodeID, Metadata: meta, Locality: NodeLocality(opts.Locality)},
 		log:    opts.Logger,
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -164,6 +169,16 @@ func New(addr string, opts Options) (*View, error) {
 	}
 	go v.run(ctx)
 	return v, nil
+}
+
+// NodeLocality parses "region/zone/subzone" (trailing parts optional) into an xDS node locality,
+// nil for "".
+func NodeLocality(s string) *corev3.Locality {
+	if s == "" {
+		return nil
+	}
+	parts := append(strings.SplitN(s, "/", 3), "", "")
+	return &corev3.Locality{Region: parts[0], Zone: parts[1], SubZone: parts[2]}
 }
 
 // Close ends the stream and waits for the View's goroutine.
