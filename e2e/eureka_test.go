@@ -45,9 +45,8 @@ func TestEurekaThroughIstiod(t *testing.T) {
 
 	registeredAt := time.Now()
 	eurekaRegister(t, url, "ORDERS", "o1", "127.0.0.31", "UP", true)
-	// Every instance of the application enables its secure port: Istio cannot leave a port out
-	// for one endpoint, so an instance without it would get the https port's traffic on 8443
-	// anyway (translate warns missing-port on /debug/invalid).
+	// Every instance of the application enables its secure port: an application serves https
+	// only then (docs/registries.md, Eureka ports).
 	eurekaRegister(t, url, "ORDERS", "o2", "127.0.0.32", "UP", true)
 	eurekaRegister(t, url, "ORDERS", "o3", "127.0.0.33", "DOWN", true)
 	registered := map[string][]xdsview.Endpoint{

@@ -104,11 +104,10 @@ func startAdapter(t testing.TB, cfg Config) (*Adapter, *recordSink) {
 type springInstance = eurekatest.Instance
 
 var (
-	waitFor    = eurekatest.WaitFor
-	register   = eurekatest.Register
-	cancel     = eurekatest.Cancel
-	setStatus  = eurekatest.SetStatus
-	eurekaCall = eurekatest.Call
+	waitFor   = eurekatest.WaitFor
+	register  = eurekatest.Register
+	cancel    = eurekatest.Cancel
+	setStatus = eurekatest.SetStatus
 )
 
 func mustJSON(t testing.TB, v any) []byte {
