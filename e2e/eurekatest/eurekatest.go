@@ -1,8 +1,7 @@
 // Package eurekatest holds helpers for tests that drive a real Eureka-protocol server (Polaris)
-// as Spring Cloud Netflix applications do (register, renew, cancel, status overrides), and an
-// MCP client that keeps the ServiceEntries a bridge serves. It is for tests only: the eureka
-// adapter's own tests, its pipeline tests and the e2e tests. It must not import registry/eureka,
-// whose in-package tests use it.
+// as Spring Cloud Netflix applications do (register, renew, cancel, status overrides). It is
+// for tests only: the eureka adapter's own tests, its pipeline tests and the e2e tests. It must
+// not import registry/eureka, whose in-package tests use it.
 package eurekatest
 
 import (

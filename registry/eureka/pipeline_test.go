@@ -2,21 +2,17 @@ package eureka_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/e2e/eurekatest"
+	"github.com/mcp-bridge/mcp-bridge/e2e/mcptest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
-	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
 
@@ -25,7 +21,7 @@ import (
 // "eureka", configured from YAML as an operator would, and an MCP client subscribed to it.
 type bridge struct {
 	p        *pipeline.Pipeline
-	client   *eurekatest.MCPClient
+	client   *mcptest.MCPClient
 	interval time.Duration
 	quiet    time.Duration // merge's debounce: what the pipeline adds to a change on purpose
 }
@@ -47,23 +43,7 @@ func startPipeline(t testing.TB, server string, interval time.Duration) *bridge 
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(mcp.ServerOptions()...)
-	p.Server().Register(g)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(l) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		p.Server().Close()
-		g.Stop()
-	})
-	return &bridge{p: p, client: eurekatest.DialMCP(t, l.Addr().String()), interval: interval, quiet: conf.Debounce.Quiet}
+	return &bridge{p: p, client: mcptest.DialMCP(t, mcptest.Serve(t, p)), interval: interval, quiet: conf.Debounce.Quiet}
 }
 
 // syncStatus is the adapter's part of /debug/registries that the tests read.

@@ -1,9 +1,14 @@
-package eurekatest
+// Package mcptest serves a real bridge pipeline on a loopback MCP listener and subscribes to it
+// as Istiod's MCP client does, for tests that follow registry changes through the whole bridge.
+// Tests only; the pipeline tests of other registries keep their own clients for now and can
+// move here.
+package mcptest
 
 import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +19,33 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	mcpapi "istio.io/api/mcp/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mcp-bridge/mcp-bridge/mcp"
+	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
+
+// Serve runs p (as `mcp-bridge serve` does) with its MCP server on a loopback port until the
+// test ends, and returns the port's address.
+func Serve(t testing.TB, p *pipeline.Pipeline) string {
+	t.Helper()
+	g := grpc.NewServer(mcp.ServerOptions()...)
+	p.Server().Register(g)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(l) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		p.Server().Close()
+		g.Stop()
+	})
+	return l.Addr().String()
+}
 
 // serviceEntryType is the collection Istiod >= 1.24 asks an MCP server for.
 const serviceEntryType = "networking.istio.io/v1/ServiceEntry"
