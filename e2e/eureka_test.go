@@ -2,14 +2,13 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/eurekatest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/e2e/xdsview"
 )
@@ -45,9 +44,8 @@ func TestEurekaThroughIstiod(t *testing.T) {
 
 	registeredAt := time.Now()
 	eurekaRegister(t, url, "ORDERS", "o1", "127.0.0.31", "UP", true)
-	// Every instance of the application enables its secure port: Istio cannot leave a port out
-	// for one endpoint, so an instance without it would get the https port's traffic on 8443
-	// anyway (translate warns missing-port on /debug/invalid).
+	// Every instance of the application enables its secure port: an application serves https
+	// only then (docs/registries.md, Eureka ports).
 	eurekaRegister(t, url, "ORDERS", "o2", "127.0.0.32", "UP", true)
 	eurekaRegister(t, url, "ORDERS", "o3", "127.0.0.33", "DOWN", true)
 	registered := map[string][]xdsview.Endpoint{
@@ -60,13 +58,13 @@ func TestEurekaThroughIstiod(t *testing.T) {
 
 	// An operator takes o2 out of service: it leaves the endpoints; back in service, it returns.
 	at := time.Now()
-	eurekaDo(t, http.MethodPut, url+"/apps/ORDERS/o2/status?value=OUT_OF_SERVICE", nil)
+	eurekatest.SetStatus(t, url, "ORDERS", "o2", "OUT_OF_SERVICE")
 	want := maps.Clone(registered)
 	want[outboundCluster(eurekaOrdersHost, 8080, "")] = []xdsview.Endpoint{{Address: "127.0.0.31:8080", Weight: 100}}
 	want[outboundCluster(eurekaOrdersHost, 8443, "")] = []xdsview.Endpoint{{Address: "127.0.0.31:8443", Weight: 100}}
 	seen = waitOwnedClusters(t, view, eurekaHosts, "o2 out of service", want, 15*time.Second)
 	t.Logf("measure: Eureka OUT_OF_SERVICE -> sidecar EDS %v", seen.Sub(at).Round(time.Millisecond))
-	eurekaDo(t, http.MethodDelete, url+"/apps/ORDERS/o2/status?value=UP", nil)
+	eurekatest.SetStatus(t, url, "ORDERS", "o2", "")
 	waitOwnedClusters(t, view, eurekaHosts, "o2 back in service", registered, 15*time.Second)
 
 	// /debug/registries shows the server in use and the fetches.
@@ -78,36 +76,13 @@ func TestEurekaThroughIstiod(t *testing.T) {
 	}
 }
 
-// eurekaRegister registers an instance as Spring Cloud Netflix does: a JSON POST to /apps/<APP>
-// with Jackson's port shape.
+// eurekaRegister registers an instance as Spring Cloud Netflix does (eurekatest.Register): a JSON
+// POST to /apps/<APP> with Jackson's port shape, plain port 8080, secure port 8443.
 func eurekaRegister(t *testing.T, url, app, id, ip, status string, secure bool) {
 	t.Helper()
-	securePort := map[string]any{"$": 443, "@enabled": "false"}
+	in := eurekatest.Instance{App: app, ID: id, IP: ip, Status: status, Port: 8080, VIP: strings.ToLower(app), Metadata: map[string]string{"version": "v1"}}
 	if secure {
-		securePort = map[string]any{"$": 8443, "@enabled": "true"}
+		in.SecurePort = 8443
 	}
-	body, _ := json.Marshal(map[string]any{"instance": map[string]any{
-		"instanceId": id, "hostName": ip, "app": app, "ipAddr": ip, "status": status, "overriddenStatus": "UNKNOWN",
-		"port": map[string]any{"$": 8080, "@enabled": "true"}, "securePort": securePort,
-		"dataCenterInfo": map[string]any{"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo", "name": "MyOwn"},
-		"vipAddress":     strings.ToLower(app), "metadata": map[string]string{"version": "v1"},
-	}})
-	eurekaDo(t, http.MethodPost, url+"/apps/"+app, body)
-}
-
-func eurekaDo(t *testing.T, method, url string, body []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: HTTP %d", method, url, resp.StatusCode)
-	}
+	eurekatest.Register(t, url, in)
 }

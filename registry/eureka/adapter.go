@@ -35,6 +35,7 @@ type Adapter struct {
 	needFull bool
 	sink     registry.Sink
 	rejected map[string]rejection
+	warned   map[string]string // port warnings last logged, by service name
 
 	mu     sync.Mutex
 	status status
@@ -53,6 +54,9 @@ type status struct {
 	Apps             int    `json:"apps"`
 	Instances        int    `json:"instances"`
 	HashCode         string `json:"hashCode"`
+	// PortWarnings names, by service, ports left out because only some instances enable them.
+	// Replaced, never modified, so Describe may hand it out.
+	PortWarnings map[string]string `json:"portWarnings,omitempty"`
 }
 
 // New builds an adapter from a defaulted, valid configuration. It connects nothing.
@@ -107,6 +111,7 @@ func (a *Adapter) read(ctx context.Context) ([]*registry.Service, error) {
 	}
 	services, rejected := a.conv.convert(a.st)
 	a.report(rejected)
+	a.warn(a.conv.warnings())
 	a.mu.Lock()
 	a.status.Apps, a.status.Instances, a.status.HashCode = len(a.st.apps), a.st.instances(), a.st.hash()
 	a.mu.Unlock()
@@ -193,6 +198,19 @@ func (a *Adapter) report(now map[string]rejection) {
 		}
 	}
 	a.rejected = now
+}
+
+// warn logs port warnings that are new or changed (once, not every interval) and shows them all.
+func (a *Adapter) warn(now map[string]string) {
+	for name, w := range now {
+		if a.warned[name] != w {
+			a.log.Warn("ports left out of a service", "service", name, "reason", w)
+		}
+	}
+	a.warned = now
+	a.mu.Lock()
+	a.status.PortWarnings = now
+	a.mu.Unlock()
 }
 
 // Describe is the adapter's part of /debug/registries. Never credentials: the password's source only.

@@ -24,6 +24,8 @@ const (
 	ReasonBadAddress = "bad-address"
 	ReasonNoPort     = "no-port"
 	ReasonNoVIP      = "no-vip-address"
+	// ReasonNoCommonPort: the instance gives none of its application's ports (see commonPorts).
+	ReasonNoCommonPort = "no-common-port"
 )
 
 // rejection is an instance the converter could not use.
@@ -49,6 +51,7 @@ type converter struct {
 type built struct {
 	services []*registry.Service
 	rejected map[string]rejection // where -> why
+	warnings map[string]string    // service name -> ports left out (see commonPorts)
 }
 
 func newConverter(cfg Config) *converter {
@@ -107,10 +110,28 @@ func (c *converter) convert(st *state) ([]*registry.Service, map[string]rejectio
 	return out, rejected
 }
 
+// warnings returns the port warnings of the last convert, by service name.
+func (c *converter) warnings() map[string]string {
+	out := map[string]string{}
+	all := []built{}
+	if c.all != nil {
+		all = append(all, *c.all)
+	}
+	for _, b := range c.byApp {
+		all = append(all, b)
+	}
+	for _, b := range all {
+		for name, w := range b.warnings {
+			out[name] = w
+		}
+	}
+	return out
+}
+
 // appServices maps one application: a Dubbo 3 application when its instances carry Dubbo's
 // metadata (Dubbo 3 registered through Spring Cloud's Eureka registry), else a plain application.
 func (c *converter) appServices(name string, ins map[string]instance) built {
-	b := built{rejected: map[string]rejection{}}
+	b := built{rejected: map[string]rejection{}, warnings: map[string]string{}}
 	list := sortedInstances(ins)
 	if isDubbo3(list) {
 		var members []dubbo.Member
@@ -131,13 +152,13 @@ func (c *converter) appServices(name string, ins map[string]instance) built {
 		return b
 	}
 	svc := &registry.Service{Kind: registry.KindApplication, Name: name}
-	b.services = []*registry.Service{c.fill(svc, list, name, b.rejected)}
+	b.services = []*registry.Service{c.fill(&b, svc, list, name)}
 	return b
 }
 
 // byVIP groups every selected instance by its vipAddress (a comma-separated list in Eureka).
 func (c *converter) byVIP(st *state) built {
-	b := built{rejected: map[string]rejection{}}
+	b := built{rejected: map[string]rejection{}, warnings: map[string]string{}}
 	groups := map[string][]instance{}
 	var names []string
 	for name, ins := range st.apps {
@@ -163,36 +184,109 @@ func (c *converter) byVIP(st *state) built {
 	slices.Sort(names)
 	for _, vip := range names {
 		svc := &registry.Service{Kind: registry.KindApplication, Name: vip}
-		b.services = append(b.services, c.fill(svc, groups[vip], vip, b.rejected))
+		b.services = append(b.services, c.fill(&b, svc, groups[vip], vip))
 	}
 	return b
 }
 
 // fill adds the instances to a plain application service: port "http" when the plain port is
-// enabled, "https" when the secure port is, "management" with cfg.ManagementPort.
-func (c *converter) fill(svc *registry.Service, list []instance, name string, rejected map[string]rejection) *registry.Service {
-	ports := map[string]registry.Protocol{}
+// enabled, "https" when the secure port is, "management" with cfg.ManagementPort, each only when
+// every instance gives it (see commonPorts).
+func (c *converter) fill(b *built, svc *registry.Service, list []instance, name string) *registry.Service {
+	var ok []registry.Instance
 	for _, in := range list {
 		inst, err := c.instance(in)
 		if err != nil {
-			rejected[where(name, in)] = *err
+			b.rejected[where(name, in)] = *err
+			continue
+		}
+		ok = append(ok, inst)
+	}
+	keep, warning := commonPorts(name, ok)
+	if warning != "" {
+		b.warnings[name] = warning
+	}
+	for _, inst := range ok {
+		if !slices.ContainsFunc(keep, func(p string) bool { _, ok := inst.Ports[p]; return ok }) {
+			b.rejected[name+"/"+inst.ID] = rejection{ReasonNoCommonPort, fmt.Errorf("instance %q gives none of the ports %v that %s serves: %s", inst.ID, keep, name, warning)}
 			continue
 		}
 		for p := range inst.Ports {
-			ports[p] = registry.ProtocolHTTP
-			if p == portHTTPS {
-				ports[p] = registry.ProtocolHTTPS
+			if !slices.Contains(keep, p) {
+				delete(inst.Ports, p)
 			}
 		}
 		svc.Instances = append(svc.Instances, inst)
 	}
-	for _, p := range []string{portHTTP, portHTTPS, portManagement} {
-		if proto, ok := ports[p]; ok {
-			svc.Ports = append(svc.Ports, registry.Port{Name: p, Protocol: proto})
+	for _, p := range keep {
+		proto := registry.ProtocolHTTP
+		if p == portHTTPS {
+			proto = registry.ProtocolHTTPS
 		}
+		svc.Ports = append(svc.Ports, registry.Port{Name: p, Protocol: proto})
 	}
 	svc.SortInstances()
 	return svc
+}
+
+// commonPorts decides an application's ports: those every instance gives (over every status,
+// so the ports do not come and go as instances go DOWN and UP, and no instance is sent traffic
+// on a port it did not enable whatever translate's include options are). Istio cannot leave a
+// port out for one endpoint: a port only some instances enable would send its traffic to the
+// others on the service's port number, which they do not serve (Spring Cloud's
+// securePortEnabled on some instances of an app: https on 8443 to instances that only serve
+// http). Such a port is left out, and the warning names the instances that enable it. When no
+// port is common (some instances http only, the others https only), the port more instances
+// give is kept (ties: http, Eureka's primary port) and the caller rejects the others.
+func commonPorts(name string, list []registry.Instance) (keep []string, warning string) {
+	if len(list) == 0 {
+		return nil, ""
+	}
+	var partial []string
+	for _, p := range []string{portHTTP, portHTTPS, portManagement} {
+		var with []string
+		for _, in := range list {
+			if _, ok := in.Ports[p]; ok {
+				with = append(with, in.ID)
+			}
+		}
+		switch len(with) {
+		case 0:
+		case len(list):
+			keep = append(keep, p)
+		default:
+			partial = append(partial, fmt.Sprintf("%s on %d of %d instances (%s)", p, len(with), len(list), listIDs(with)))
+		}
+	}
+	if len(keep) == 0 {
+		keep = []string{portHTTP}
+		if count(list, portHTTPS) > count(list, portHTTP) {
+			keep = []string{portHTTPS}
+		}
+	}
+	if len(partial) == 0 {
+		return keep, ""
+	}
+	return keep, fmt.Sprintf("%s serves %v only: not every instance enables %s; Istio would send that port's traffic to the others, which do not serve it",
+		name, keep, strings.Join(partial, ", "))
+}
+
+func count(list []registry.Instance, port string) int {
+	n := 0
+	for _, in := range list {
+		if _, ok := in.Ports[port]; ok {
+			n++
+		}
+	}
+	return n
+}
+
+// listIDs names up to five instances, and how many more.
+func listIDs(ids []string) string {
+	if len(ids) <= 5 {
+		return strings.Join(ids, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(ids[:5], ", "), len(ids)-5)
 }
 
 func (c *converter) instance(in instance) (registry.Instance, *rejection) {

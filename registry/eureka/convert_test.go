@@ -1,7 +1,9 @@
 package eureka
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
@@ -193,5 +195,86 @@ func TestDubbo3(t *testing.T) {
 	s := svcs[0]
 	if s.Kind != registry.KindDubboApplication || len(s.Instances) != 1 || s.Instances[0].Ports["dubbo"] != 20880 || s.Instances[0].Ports["tri"] != 50051 || !s.Instances[0].Healthy {
 		t.Errorf("service %+v", s)
+	}
+}
+
+// TestMixedPorts: a port only some instances of an application enable is served by none, with
+// a warning naming those instances; with no port common to all, the more common one is served
+// and the instances without it are rejected. Istio would otherwise send the port's traffic to
+// the other instances on the service's port number (https on 8443 to instances serving http).
+func TestMixedPorts(t *testing.T) {
+	secure := func(in *instance) { in.SecurePort, in.SecurePortEnable = 8443, true }
+	secureOnly := func(in *instance) { in.PortEnabled, in.SecurePort, in.SecurePortEnable = false, 8443, true }
+	mgmt := func(in *instance) { in.Metadata = encodeMetadata(map[string]string{"management.port": "8081"}) }
+	tests := []struct {
+		name      string
+		instances []instance
+		ports     []string          // the service's ports
+		endpoints map[string]string // instance -> its ports, rendered
+		rejected  []string
+		warning   string // substring of the service's warning; "" for none
+	}{
+		{"every instance secure", []instance{inst("a", "UP", secure), inst("b", "DOWN", secure)},
+			[]string{"http", "https"}, map[string]string{"a": "http=8080 https=8443", "b": "http=8080 https=8443"}, nil, ""},
+		{"some secure: https left out, named", []instance{inst("a", "UP", secure), inst("b", "UP"), inst("c", "UP", secure)},
+			[]string{"http"}, map[string]string{"a": "http=8080", "b": "http=8080", "c": "http=8080"}, nil, "https on 2 of 3 instances (a, c)"},
+		{"a DOWN instance without it counts too", []instance{inst("a", "UP", secure), inst("b", "DOWN")},
+			[]string{"http"}, map[string]string{"a": "http=8080", "b": "http=8080"}, nil, "https on 1 of 2 instances (a)"},
+		{"some management ports", []instance{inst("a", "UP", mgmt), inst("b", "UP")},
+			[]string{"http"}, map[string]string{"a": "http=8080", "b": "http=8080"}, nil, "management on 1 of 2 instances (a)"},
+		{"no common port: the more common one", []instance{inst("a", "UP", secureOnly), inst("b", "UP", secureOnly), inst("c", "UP")},
+			[]string{"https"}, map[string]string{"a": "https=8443", "b": "https=8443"}, []string{"ORDERS/c"}, "http on 1 of 3 instances (c), https on 2 of 3 instances (a, b)"},
+		{"no common port, a tie: http", []instance{inst("a", "UP", secureOnly), inst("c", "UP")},
+			[]string{"http"}, map[string]string{"c": "http=8080"}, []string{"ORDERS/a"}, "serves [http] only"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConverter(Config{Servers: []string{"http://x/eureka"}, ManagementPort: true}.WithDefaults())
+			st := newState()
+			for _, in := range tc.instances {
+				st.put("ORDERS", in)
+			}
+			svcs, rej := c.convert(st)
+			if len(svcs) != 1 {
+				t.Fatalf("services %+v", svcs)
+			}
+			var ports []string
+			for _, p := range svcs[0].Ports {
+				ports = append(ports, p.Name)
+			}
+			if !reflect.DeepEqual(ports, tc.ports) {
+				t.Errorf("ports %v, want %v", ports, tc.ports)
+			}
+			got := map[string]string{}
+			for _, in := range svcs[0].Instances {
+				var ps []string
+				for _, p := range []string{"http", "https", "management"} {
+					if n, ok := in.Ports[p]; ok {
+						ps = append(ps, fmt.Sprintf("%s=%d", p, n))
+					}
+				}
+				got[in.ID] = strings.Join(ps, " ")
+			}
+			if !reflect.DeepEqual(got, tc.endpoints) {
+				t.Errorf("instances %v, want %v", got, tc.endpoints)
+			}
+			var gotRej []string
+			for w, r := range rej {
+				if r.reason != ReasonNoCommonPort {
+					t.Errorf("%s rejected for %s", w, r.reason)
+				}
+				gotRej = append(gotRej, w)
+			}
+			if !reflect.DeepEqual(gotRej, tc.rejected) {
+				t.Errorf("rejected %v, want %v", gotRej, tc.rejected)
+			}
+			w := c.warnings()["ORDERS"]
+			if tc.warning == "" && w != "" || !strings.Contains(w, tc.warning) {
+				t.Errorf("warning %q, want one containing %q", w, tc.warning)
+			}
+			if err := svcs[0].Validate(); err != nil {
+				t.Errorf("invalid service: %v", err)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package eureka
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,10 +30,11 @@ func estate() []springInstance {
 	return []springInstance{
 		{App: "ORDERS", ID: "10.0.0.1:orders:8080", IP: "10.0.0.1", Port: 8080, SecurePort: 8443,
 			Metadata: map[string]string{"management.port": "8081", "zone": "zone-a", "version": "v1"}},
-		{App: "ORDERS", ID: "10.0.0.2:orders:8080", IP: "10.0.0.2", Port: 8080, Status: StatusDown,
+		{App: "ORDERS", ID: "10.0.0.2:orders:8080", IP: "10.0.0.2", Port: 8080, SecurePort: 8443, Status: StatusDown,
 			Metadata: map[string]string{"zone": "zone-b", "version": "v1"}},
 		{App: "USERS", ID: "10.0.1.1:users:9000", IP: "10.0.1.1", Port: 9000, Status: StatusStarting, VIP: "users-vip"},
-		{App: "USERS", ID: "10.0.1.2:users:9000", IP: "10.0.1.2", Port: 9000, VIP: "users-vip",
+		// Only one USERS instance enables its secure port: https is left out (see commonPorts).
+		{App: "USERS", ID: "10.0.1.2:users:9000", IP: "10.0.1.2", Port: 9000, SecurePort: 9443, VIP: "users-vip",
 			Metadata: map[string]string{"version": "v2", "timestamp": "1700000000000"}},
 		{App: "SHOP-ORDER", ID: "10.0.2.1:shop-order:20880", IP: "10.0.2.1", Port: 20880,
 			Metadata: map[string]string{"dubbo.endpoints": `[{"port":20880,"protocol":"dubbo"},{"port":50051,"protocol":"tri"}]`, "dubbo.metadata.revision": "r1"}},
@@ -55,7 +57,7 @@ func TestPolarisEstate(t *testing.T) {
 	for _, in := range estate() {
 		register(t, p.EurekaURL(), in)
 	}
-	_, sink := startAdapter(t, liveConfig(p.EurekaURL()))
+	a, sink := startAdapter(t, liveConfig(p.EurekaURL()))
 	waitFor(t, 20*time.Second, "every registered instance", func() error {
 		return wantCounts(sink, map[string]int{"ORDERS": 2, "USERS": 2, "SHOP-ORDER": 1})
 	})
@@ -63,6 +65,9 @@ func TestPolarisEstate(t *testing.T) {
 	golden.Compare(t, filepath.Join("testdata", "estate-resources.json"), mustJSON(t, resources(t, sink.services())))
 	if len(sink.rejects) != 0 {
 		t.Errorf("rejected: %v", sink.rejects)
+	}
+	if w := a.Describe()["sync"].(status).PortWarnings; len(w) != 1 || !strings.Contains(w["USERS"], "https on 1 of 2 instances (10.0.1.2:users:9000)") {
+		t.Errorf("port warnings %v, want USERS's https on 1 of 2 instances", w)
 	}
 
 	// The same server read as XML and with identity vip.
