@@ -4,107 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	mcpapi "istio.io/api/mcp/v1alpha1"
-	networking "istio.io/api/networking/v1alpha3"
-
 	"github.com/mcp-bridge/mcp-bridge/admin"
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/e2e/mcpclient"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
-
-const typeSE = "networking.istio.io/v1/ServiceEntry"
-
-// seClient is an MCP client on one ADS stream subscribed to ServiceEntries, as Istiod is. It
-// ACKs every response and records any end of its stream: a reload must never cause one.
-type seClient struct {
-	mu        sync.Mutex
-	byHost    map[string]*networking.ServiceEntry
-	responses int
-	err       error
-}
-
-func startClient(t *testing.T, addr string) *seClient {
-	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &core.Node{Id: "sidecar~10.0.0.1~istiod.istio-system~istio-system.svc.cluster.local"}
-	if err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: typeSE}); err != nil {
-		t.Fatal(err)
-	}
-	c := &seClient{byHost: map[string]*networking.ServiceEntry{}}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			resp, err := stream.Recv()
-			if err == nil {
-				err = c.apply(resp)
-			}
-			if err == nil {
-				err = stream.Send(&discovery.DiscoveryRequest{TypeUrl: typeSE, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
-			}
-			if err != nil {
-				c.mu.Lock()
-				c.err = err
-				c.mu.Unlock()
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done; cc.Close() })
-	return c
-}
-
-func (c *seClient) apply(resp *discovery.DiscoveryResponse) error {
-	next := map[string]*networking.ServiceEntry{}
-	for _, a := range resp.Resources {
-		var env mcpapi.Resource
-		if err := a.UnmarshalTo(&env); err != nil {
-			return err
-		}
-		var se networking.ServiceEntry
-		if err := env.Body.UnmarshalTo(&se); err != nil {
-			return err
-		}
-		for _, h := range se.Hosts {
-			next[h] = &se
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.byHost = next
-	c.responses++
-	return nil
-}
-
-func (c *seClient) get(host string) (*networking.ServiceEntry, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.byHost[host], c.err
-}
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
@@ -202,55 +116,45 @@ func TestHotReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
-	p.Server().Register(g)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(l) }()
+	c := mcpclient.Serve(t, p)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
+	watched := make(chan struct{})
 	w := p.Watch(cm.path(), load)
 	w.PollInterval = time.Hour // the symlink swap's notification must do it
-	go w.Run(ctx)
-	t.Cleanup(func() { cancel(); <-done; g.Stop() })
+	go func() { w.Run(ctx); close(watched) }()
+	t.Cleanup(func() { cancel(); <-watched })
 	page := httptest.NewServer(admin.Handler(admin.Sources{Config: func() any { return p.ConfigStatus() }, Gatherer: p.Gatherer()}))
 	t.Cleanup(page.Close)
 
-	c := startClient(t, l.Addr().String())
 	const live, orders, legacyHost = "com.example.live", "orders.file", "legacy.file"
-	waitFor(t, 20*time.Second, "the first state", func() error {
+	c.WaitFor(t, 20*time.Second, "the first state", func(c *mcpclient.Client) error {
 		for _, h := range []string{live, legacyHost} {
-			if se, err := c.get(h); se == nil {
-				return fmt.Errorf("%s not served (stream: %v)", h, err)
+			if c.Entry(h) == nil {
+				return fmt.Errorf("%s not served (stream: %v)", h, c.Err())
 			}
 		}
 		return nil
 	})
-	liveSE, _ := c.get(live)
-	vip := liveSE.GetAddresses()
+	vip := c.Entry(live).GetAddresses()
 	session := zkSession(t, p)
 
 	cm.update(second)
-	waitFor(t, 20*time.Second, "the reloaded state", func() error {
-		if se, err := c.get(orders); se == nil {
-			return fmt.Errorf("%s not served (stream: %v)", orders, err)
+	c.WaitFor(t, 20*time.Second, "the reloaded state", func(c *mcpclient.Client) error {
+		if c.Entry(orders) == nil {
+			return fmt.Errorf("%s not served (stream: %v)", orders, c.Err())
 		}
-		if se, _ := c.get(legacyHost); se != nil {
+		if c.Entry(legacyHost) != nil {
 			return fmt.Errorf("%s of the removed registry still served", legacyHost)
 		}
-		se, _ := c.get(live)
-		if tls := se.GetEndpoints()[0].GetLabels()["security.istio.io/tlsMode"]; tls != "istio" {
+		if tls := c.Entry(live).GetEndpoints()[0].GetLabels()["security.istio.io/tlsMode"]; tls != "istio" {
 			return fmt.Errorf("%s endpoint tlsMode %q, want istio (translate option not applied)", live, tls)
 		}
 		return nil
 	})
-	if _, err := c.get(live); err != nil {
+	if err := c.Err(); err != nil {
 		t.Fatalf("the MCP stream ended during the reload: %v", err)
 	}
-	if se, _ := c.get(live); !equal(se.GetAddresses(), vip) {
+	if se := c.Entry(live); !equal(se.GetAddresses(), vip) {
 		t.Errorf("VIP of %s moved from %v to %v", live, vip, se.GetAddresses())
 	}
 	if got := zkSession(t, p); got != session {
@@ -276,7 +180,7 @@ func TestHotReload(t *testing.T) {
 		t.Errorf("running registries %v after a rejected configuration, want [zk shop]", names)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if se, err := c.get(orders); se == nil || err != nil {
+	if se, err := c.Entry(orders), c.Err(); se == nil || err != nil {
 		t.Errorf("%s gone after a rejected configuration (stream: %v)", orders, err)
 	}
 	if got := zkSession(t, p); got != session {

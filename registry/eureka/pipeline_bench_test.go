@@ -103,7 +103,7 @@ func BenchmarkPolarisScale(b *testing.B) {
 			return fmt.Errorf("%d ServiceEntries", n)
 		}
 		for a := 0; a < apps; a++ {
-			if se, _, _ := br.client.Entry(hostOf(a)); len(se.GetEndpoints()) != per {
+			if se := br.client.Entry(hostOf(a)); len(se.GetEndpoints()) != per {
 				return fmt.Errorf("%s has %d endpoints", hostOf(a), len(se.GetEndpoints()))
 			}
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/e2e/eurekatest"
-	"github.com/mcp-bridge/mcp-bridge/e2e/mcptest"
+	"github.com/mcp-bridge/mcp-bridge/e2e/mcpclient"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
@@ -21,7 +21,7 @@ import (
 // "eureka", configured from YAML as an operator would, and an MCP client subscribed to it.
 type bridge struct {
 	p        *pipeline.Pipeline
-	client   *mcptest.MCPClient
+	client   *mcpclient.Client
 	interval time.Duration
 	quiet    time.Duration // merge's debounce: what the pipeline adds to a change on purpose
 }
@@ -43,7 +43,7 @@ func startPipeline(t testing.TB, server string, interval time.Duration) *bridge 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bridge{p: p, client: mcptest.DialMCP(t, mcptest.Serve(t, p)), interval: interval, quiet: conf.Debounce.Quiet}
+	return &bridge{p: p, client: mcpclient.Serve(t, p), interval: interval, quiet: conf.Debounce.Quiet}
 }
 
 // syncStatus is the adapter's part of /debug/registries that the tests read.
@@ -109,7 +109,7 @@ func (b *bridge) observe(t testing.TB, timeout time.Duration, server, app, host 
 		if err := client(); err != nil {
 			return err
 		}
-		_, at, _ := b.client.Entry(host)
+		at := b.client.Changed(host)
 		if at.Before(start) {
 			return fmt.Errorf("%s has not changed since the change", host)
 		}
@@ -150,8 +150,7 @@ func TestPipelineLive(t *testing.T) {
 	b := startPipeline(t, url, liveInterval)
 	eurekatest.WaitFor(t, 30*time.Second, "o1 at the MCP client", func() error {
 		if b.client.Endpoint(host, "10.0.0.1") == nil {
-			_, _, err := b.client.Entry(host)
-			return fmt.Errorf("no endpoint 10.0.0.1 of %s (stream: %v)", host, err)
+			return fmt.Errorf("no endpoint 10.0.0.1 of %s (stream: %v)", host, b.client.Err())
 		}
 		return nil
 	})

@@ -98,7 +98,7 @@ func BenchmarkPolarisScale(b *testing.B) {
 	r := pl.rec
 	nacostest.WaitFor(b, 5*time.Minute, "the full estate in the sink", allInSink(r))
 	nacostest.WaitFor(b, time.Minute, "every ServiceEntry at the MCP client", func() error {
-		if n := pl.ads.count(); n != services {
+		if n := pl.ads.Len(); n != services {
 			return fmt.Errorf("%d ServiceEntries", n)
 		}
 		return nil
@@ -131,7 +131,7 @@ func BenchmarkPolarisScale(b *testing.B) {
 					}
 				}
 				if c.mcp.IsZero() {
-					if se, at, _ := pl.ads.entry(host(name)); se != nil && weightOf(se.Endpoints, fmt.Sprintf("10.%d.%d.1", svc/250, svc%250)) == wantWeight {
+					if se, at := pl.ads.Entry(host(name)), pl.ads.Changed(host(name)); se != nil && weightOf(se.Endpoints, fmt.Sprintf("10.%d.%d.1", svc/250, svc%250)) == wantWeight {
 						c.mcp = at
 					}
 				}

@@ -4,46 +4,28 @@
 package pipeline_test
 
 import (
-	"context"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	mcpapi "istio.io/api/mcp/v1alpha1"
-	networking "istio.io/api/networking/v1alpha3"
-
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/e2e/mcpclient"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
-	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/registry/zookeeper"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
-const (
-	typeSE = "networking.istio.io/v1/ServiceEntry"
-	typeWE = "networking.istio.io/v1/WorkloadEntry"
-)
-
-// running is the real bridge pipeline (package pipeline, as `mcp-bridge serve` runs it) for one
-// ZooKeeper registry named "zk", in workloadEntry mode, with its MCP server on a loopback port.
-type running struct {
-	addr string
-}
-
-func startPipeline(t testing.TB, zkCfg zookeeper.Config, debounce merge.Debounce) *running {
+// startPipeline runs the real bridge pipeline (package pipeline, as `mcp-bridge serve` runs it)
+// for one ZooKeeper registry named "zk", in workloadEntry mode, with its MCP server on a loopback
+// port, and subscribes to its ServiceEntries and WorkloadEntries as Istio >= 1.24 does.
+func startPipeline(t testing.TB, zkCfg zookeeper.Config, debounce merge.Debounce) *mcpclient.Client {
 	t.Helper()
 	cfg := &config.Config{
 		Registries: []config.Registry{{Name: "zk", Type: "zookeeper", Namespace: "zk", Config: &zkCfg}},
@@ -55,163 +37,7 @@ func startPipeline(t testing.TB, zkCfg zookeeper.Config, debounce merge.Debounce
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(mcp.ServerOptions()...)
-	p.Server().Register(g)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(l) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		p.Server().Close()
-		g.Stop()
-	})
-	return &running{addr: l.Addr().String()}
-}
-
-// adsClient subscribes to ServiceEntries and WorkloadEntries like an Istio >= 1.24 MCP client,
-// ACKs every response, and remembers when each WorkloadEntry address first arrived.
-type adsClient struct {
-	mu      sync.Mutex
-	se      map[string]*networking.ServiceEntry
-	we      map[string]*networking.WorkloadEntry
-	firstWE map[string]time.Time // by address
-	changed chan struct{}
-	err     error
-}
-
-func startADS(t testing.TB, addr string) *adsClient {
-	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); cc.Close() })
-	stream, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &core.Node{Id: "sidecar~10.0.0.1~istiod.istio-system~istio-system.svc.cluster.local"}
-	c := &adsClient{se: map[string]*networking.ServiceEntry{}, we: map[string]*networking.WorkloadEntry{},
-		firstWE: map[string]time.Time{}, changed: make(chan struct{}, 1)}
-	for _, u := range []string{typeSE, typeWE} {
-		if err := stream.Send(&discovery.DiscoveryRequest{TypeUrl: u, Node: node}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	go func() {
-		for {
-			resp, err := stream.Recv()
-			if err == nil {
-				err = c.apply(resp)
-			}
-			if err == nil {
-				err = stream.Send(&discovery.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce(), Node: node})
-			}
-			if err != nil {
-				c.mu.Lock()
-				c.err = err
-				c.mu.Unlock()
-				return
-			}
-		}
-	}()
-	return c
-}
-
-func (c *adsClient) apply(resp *discovery.DiscoveryResponse) error {
-	now := time.Now()
-	se := map[string]*networking.ServiceEntry{}
-	we := map[string]*networking.WorkloadEntry{}
-	for _, r := range resp.GetResources() {
-		env := &mcpapi.Resource{}
-		if err := r.UnmarshalTo(env); err != nil {
-			return err
-		}
-		body, err := env.GetBody().UnmarshalNew()
-		if err != nil {
-			return err
-		}
-		switch spec := body.(type) {
-		case *networking.ServiceEntry:
-			se[env.GetMetadata().GetName()] = spec
-		case *networking.WorkloadEntry:
-			we[env.GetMetadata().GetName()] = spec
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch resp.GetTypeUrl() {
-	case typeSE:
-		c.se = se
-	case typeWE:
-		c.we = we
-		for _, w := range we {
-			if _, ok := c.firstWE[w.GetAddress()]; !ok {
-				c.firstWE[w.GetAddress()] = now
-			}
-		}
-	}
-	select {
-	case c.changed <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// workloadEntry returns the WorkloadEntry at address, if served.
-func (c *adsClient) workloadEntry(address string) *networking.WorkloadEntry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, w := range c.we {
-		if w.GetAddress() == address {
-			return w
-		}
-	}
-	return nil
-}
-
-func (c *adsClient) serviceEntryFor(host string) *networking.ServiceEntry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, s := range c.se {
-		for _, h := range s.GetHosts() {
-			if h == host {
-				return s
-			}
-		}
-	}
-	return nil
-}
-
-func (c *adsClient) waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		c.mu.Lock()
-		streamErr := c.err
-		c.mu.Unlock()
-		if streamErr != nil {
-			t.Fatalf("ADS stream failed: %v", streamErr)
-		}
-		select {
-		case <-c.changed:
-		case <-time.After(20 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-	}
+	return mcpclient.Subscribe(t, mcpclient.Start(t, p), mcpclient.ServiceEntries, mcpclient.WorkloadEntries)
 }
 
 // TestPipelineServiceEntriesAndWorkloadEntries registers Dubbo providers in a real ZooKeeper
@@ -221,17 +47,16 @@ func TestPipelineServiceEntriesAndWorkloadEntries(t *testing.T) {
 	z := servers.StartZooKeeper(t)
 	admin := zktest.Session(t, z.Addr())
 	zktest.MkdirAll(t, admin, "/dubbo/com.example.Live/providers", nil)
-	p := startPipeline(t, zookeeper.Config{Servers: []string{z.Addr()}, ResyncInterval: -1}, merge.Debounce{Quiet: 10 * time.Millisecond})
-	c := startADS(t, p.addr)
+	c := startPipeline(t, zookeeper.Config{Servers: []string{z.Addr()}, ResyncInterval: -1}, merge.Debounce{Quiet: 10 * time.Millisecond})
 	prov := zktest.Session(t, z.Addr())
 	node := zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.6.0.1", 20880))
 	zktest.Create(t, prov, node, nil, true)
-	c.waitFor(t, 10*time.Second, "the ServiceEntry and WorkloadEntry", func() error {
-		se := c.serviceEntryFor("com.example.live")
+	c.WaitFor(t, 10*time.Second, "the ServiceEntry and WorkloadEntry", func(c *mcpclient.Client) error {
+		se := c.Entry("com.example.live")
 		if se == nil {
 			return fmt.Errorf("no ServiceEntry for com.example.live")
 		}
-		we := c.workloadEntry("10.6.0.1")
+		we := c.Workload("10.6.0.1")
 		if we == nil || we.GetWeight() != 100 {
 			return fmt.Errorf("WorkloadEntry %v", we)
 		}
@@ -239,15 +64,15 @@ func TestPipelineServiceEntriesAndWorkloadEntries(t *testing.T) {
 	})
 	cfg := "/dubbo/com.example.Live/configurators/" + zktest.JavaURLEncode("override://10.6.0.1:20880/com.example.Live?category=configurators&dynamic=false&weight=40")
 	zktest.Create(t, admin, cfg, nil, false)
-	c.waitFor(t, 10*time.Second, "the configured weight on the WorkloadEntry", func() error {
-		if we := c.workloadEntry("10.6.0.1"); we == nil || we.GetWeight() != 40 {
+	c.WaitFor(t, 10*time.Second, "the configured weight on the WorkloadEntry", func(c *mcpclient.Client) error {
+		if we := c.Workload("10.6.0.1"); we == nil || we.GetWeight() != 40 {
 			return fmt.Errorf("WorkloadEntry %v", we)
 		}
 		return nil
 	})
 	zktest.Delete(t, prov, node)
-	c.waitFor(t, 10*time.Second, "the WorkloadEntry and ServiceEntry to go", func() error {
-		if c.workloadEntry("10.6.0.1") != nil || c.serviceEntryFor("com.example.live") != nil {
+	c.WaitFor(t, 10*time.Second, "the WorkloadEntry and ServiceEntry to go", func(c *mcpclient.Client) error {
+		if c.Workload("10.6.0.1") != nil || c.Entry("com.example.live") != nil {
 			return fmt.Errorf("still served")
 		}
 		return nil
@@ -279,10 +104,9 @@ func TestRegisterToSentLatency(t *testing.T) {
 	}
 	zktest.CreateMany(t, admin, bg)
 	zktest.MkdirAll(t, admin, "/dubbo/com.example.Latency/providers", nil)
-	p := startPipeline(t, zookeeper.Config{Servers: []string{z.Addr()}, ResyncInterval: -1}, merge.Debounce{Quiet: quiet})
-	c := startADS(t, p.addr)
-	c.waitFor(t, 30*time.Second, "the initial state", func() error {
-		if c.workloadEntry("10.7.199.5") == nil {
+	c := startPipeline(t, zookeeper.Config{Servers: []string{z.Addr()}, ResyncInterval: -1}, merge.Debounce{Quiet: quiet})
+	c.WaitFor(t, 30*time.Second, "the initial state", func(c *mcpclient.Client) error {
+		if c.Workload("10.7.199.5") == nil {
 			return fmt.Errorf("background not served yet")
 		}
 		return nil
@@ -292,15 +116,13 @@ func TestRegisterToSentLatency(t *testing.T) {
 		addr := fmt.Sprintf("10.8.%d.%d", i/250, i%250+1)
 		start := time.Now()
 		zktest.Create(t, admin, zktest.ProviderPath("/dubbo", "com.example.Latency", fmt.Sprintf("dubbo://%s:20880/com.example.Latency?interface=com.example.Latency&application=lat", addr)), nil, false)
-		c.waitFor(t, 10*time.Second, "WorkloadEntry "+addr, func() error {
-			if c.workloadEntry(addr) == nil {
+		c.WaitFor(t, 10*time.Second, "WorkloadEntry "+addr, func(c *mcpclient.Client) error {
+			if c.Workload(addr) == nil {
 				return fmt.Errorf("not yet")
 			}
 			return nil
 		})
-		c.mu.Lock()
-		lat = append(lat, c.firstWE[addr].Sub(start))
-		c.mu.Unlock()
+		lat = append(lat, c.WorkloadChanged(addr).Sub(start))
 		time.Sleep(quiet + 20*time.Millisecond) // let the debounce settle, so changes do not batch
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
