@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
 
 // runExplain reads every registry once, as render does, and prints for the service with the
@@ -31,15 +29,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "usage: mcp-bridge explain [--config file] [--format text|json] <host>")
 		return errUsage
 	}
-	cfg, err := common.load()
-	if err != nil {
-		return err
-	}
-	log, err := newLogger(cfg.Log, stderr)
-	if err != nil {
-		return err
-	}
-	rendered, err := pipeline.Render(ctx, cfg, pipeline.Options{Logger: log}, *timeout)
+	rendered, err := common.render(ctx, *timeout, stderr)
 	if err != nil {
 		return err
 	}

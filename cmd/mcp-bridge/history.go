@@ -19,7 +19,6 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/admin"
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/history"
-	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
 
 // adminFlags reach a running bridge's admin listener.
@@ -206,15 +205,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 // renderConfig renders a configuration's resources, keyed "Kind namespace/name".
 func renderConfig(ctx context.Context, path string, timeout time.Duration, stderr io.Writer) (map[string]string, error) {
 	common := commonFlags{configPath: path, logLevel: "warn"}
-	cfg, err := common.load()
-	if err != nil {
-		return nil, err
-	}
-	log, err := newLogger(cfg.Log, stderr)
-	if err != nil {
-		return nil, err
-	}
-	rendered, err := pipeline.Render(ctx, cfg, pipeline.Options{Logger: log}, timeout)
+	rendered, err := common.render(ctx, timeout, stderr)
 	if err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", path, err)
 	}

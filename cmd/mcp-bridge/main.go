@@ -19,6 +19,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
@@ -121,6 +122,21 @@ func (c *commonFlags) load() (*config.Config, error) {
 		cfg.Log.Format = c.logFormat
 	}
 	return cfg, nil
+}
+
+// render loads the configuration and reads every registry once (waiting at most timeout for
+// each one's first sync) through the same pipeline serve runs: what render, explain and diff
+// print.
+func (c *commonFlags) render(ctx context.Context, timeout time.Duration, stderr io.Writer) (*pipeline.Rendered, error) {
+	cfg, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.Render(ctx, cfg, pipeline.Options{Logger: log}, timeout)
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) error {

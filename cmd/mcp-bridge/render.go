@@ -10,7 +10,6 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/istio"
-	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
@@ -42,15 +41,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		*kind = k
 	}
-	cfg, err := common.load()
-	if err != nil {
-		return err
-	}
-	log, err := newLogger(cfg.Log, stderr)
-	if err != nil {
-		return err
-	}
-	rendered, err := pipeline.Render(ctx, cfg, pipeline.Options{Logger: log}, *timeout)
+	rendered, err := common.render(ctx, *timeout, stderr)
 	if err != nil {
 		return err
 	}
