@@ -64,7 +64,7 @@ conditions:
 func TestGovernanceZooKeeperTraffic(t *testing.T) {
 	t.Parallel()
 	tagged := traffic.StartBackends(t, "127.0.51.1", "127.0.51.2", "127.0.51.3") // untagged, gray, gray
-	cond := traffic.StartBackends(t, "127.0.52.1", "127.0.52.2")                // 1.0.0, 2.0.0
+	cond := traffic.StartBackends(t, "127.0.52.1", "127.0.52.2")                 // 1.0.0, 2.0.0
 	deny := traffic.StartBackends(t, "127.0.53.1")
 	z, admin, _, cp, _ := zkStartWith(t, "inline", "governance:\n  mode: apply\n")
 
