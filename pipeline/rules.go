@@ -118,6 +118,9 @@ func (p *Pipeline) RulesStatus(query string) any {
 	}{lastErr, p.rules.Status(query)}
 }
 
+// ScopesStatus is /debug/scopes: each consumer application seen, what it consumes, its Sidecars.
+func (p *Pipeline) ScopesStatus() any { return p.scopes.Status() }
+
 // GovernanceStatus is /debug/governance: the registries' governance rules, what each became
 // (applied, would-apply, untranslatable with the reason per clause, disabled) and where.
 func (p *Pipeline) GovernanceStatus(query string) any { return p.Governance(query) }
