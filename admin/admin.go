@@ -30,6 +30,9 @@ type Sources struct {
 	Rules func(query string) any
 	// Governance returns the registry governance rules' status; query ("" = all) limits it.
 	Governance func(query string) any
+	// Scopes returns the Sidecar scopes: each consumer application, what it was seen consuming,
+	// its Sidecars.
+	Scopes func() any
 	// Config returns the running configuration (credentials masked) and the reload history.
 	Config func() any
 	// Clients returns one page of the connected MCP clients, JSON-encodable: at most limit
@@ -91,6 +94,9 @@ func Handler(s Sources) http.Handler {
 			jsonHandler(func() any { return s.Governance(r.URL.Query().Get("q")) })(w, r)
 		})
 	}
+	if s.Scopes != nil {
+		mux.HandleFunc("GET /debug/scopes", jsonHandler(s.Scopes))
+	}
 	if s.Config != nil {
 		mux.HandleFunc("GET /debug/config", jsonHandler(s.Config))
 	}
@@ -146,6 +152,7 @@ mcp-bridge admin
   /debug/invalid       resources not emitted because Istiod would reject them, with reasons
   /debug/rules         rules engine: rules, conflicts, and per service what they made and why (?host=)
   /debug/governance    registry governance rules: applied, reported, untranslatable clauses and why (?q=)
+  /debug/scopes        Sidecar scopes: each consumer application, what it consumes, its Sidecars
   /debug/config        running configuration (credentials masked), last reload and its error, options awaiting a restart
 `
 

@@ -49,6 +49,10 @@ type Config struct {
 	// condition routers, configurators, mesh rules): mode off, report (the default: translated
 	// and shown on /debug/governance, not applied) or apply. docs/rules.md#registry-governance-rules.
 	Governance rules.GovernanceConfig `yaml:"governance"`
+	// SidecarScopes makes a Sidecar per consumer application the registries record (Dubbo
+	// consumers/ nodes), limiting its egress to what it consumes: off unless opted in per
+	// application, namespace or for all. docs/rules.md#sidecar-scopes.
+	SidecarScopes rules.ScopeConfig `yaml:"sidecarScopes"`
 	// State keeps each registry's last-known services in a file across restarts (`state.file`,
 	// `state.interval`, default 5s), so that a bridge restarted while a registry is unreachable
 	// serves them at once instead of waiting for it (up to protection.initialSyncTimeout) and
@@ -247,6 +251,7 @@ func (c *Config) validate() problems {
 	ps.check("translate", tr.Validate())
 	ps.check("rules", c.Rules.Validate())
 	ps.check("governance", c.Governance.Validate())
+	ps.check("sidecarScopes", c.SidecarScopes.Validate())
 	for i, f := range c.StaticResources {
 		if _, err := os.Stat(f); err != nil {
 			ps.check("staticResources["+strconv.Itoa(i)+"]", err)

@@ -86,11 +86,18 @@ func callOnce(t *testing.T, c *traffic.Client, target string, n int, md map[stri
 // (each at least once when n allows), for when routes are still converging.
 func wantAnswers(t *testing.T, c *traffic.Client, target string, md map[string]string, want []string, timeout time.Duration) {
 	t.Helper()
-	n := 10 * len(want)
-	servers.WaitFor(t, timeout, fmt.Sprintf("%s with %v answered by %v", target, md, want), func() error {
+	wantCallAnswers(t, c, traffic.Call{Target: target, Metadata: md}, want, timeout)
+}
+
+// wantCallAnswers is wantAnswers for any call (a method path, say); call.N, Timeout and
+// WaitForReady are set here.
+func wantCallAnswers(t *testing.T, c *traffic.Client, call traffic.Call, want []string, timeout time.Duration) {
+	t.Helper()
+	call.N, call.Timeout, call.WaitForReady = 10*len(want), 10*time.Second, true
+	servers.WaitFor(t, timeout, fmt.Sprintf("%s %s with %v answered by %v", call.Target, call.Method, call.Metadata, want), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		res, err := c.Do(ctx, traffic.Call{Target: target, N: n, Metadata: md, Timeout: 10 * time.Second, WaitForReady: true})
+		res, err := c.Do(ctx, call)
 		if err != nil {
 			return err
 		}

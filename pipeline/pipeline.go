@@ -73,6 +73,7 @@ type Pipeline struct {
 	// rules is the rules engine's producer, kept across reloads (its subsets stay sticky);
 	// prods is the producer list in use, pushed again when the rules change.
 	rules      *rules.Producer
+	scopes     *rules.ScopeProducer
 	rulesState *rulesState
 	prods      []bridge.Producer
 	// rulesLoaded is the rule files' content hash when New read them (the watcher's start).
@@ -129,7 +130,8 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	}
 	p.rules.SetGovernanceMode(cfg.Governance.Effective())
 	p.rulesState = newRulesState(reg, p.rules)
-	p.prods = producers(translator, p.rules, static)
+	p.scopes = rules.NewScopeProducer(cfg.SidecarScopes)
+	p.prods = producers(translator, p.rules, p.scopes, static)
 	mcpOpts := opts.MCP
 	mcpOpts.Name, mcpOpts.Logger, mcpOpts.Metrics = "mcp", log.With("component", "mcp"), reg
 	mcpOpts.Limits = cfg.MCP.Limits

@@ -178,7 +178,8 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 	}
 	p.rules.SetGovernanceMode(running.Governance.Effective())
 	p.rulesState.record(nil)
-	prods := producers(p.tr.Load(), p.rules, static)
+	p.scopes.SetConfig(running.SidecarScopes)
+	prods := producers(p.tr.Load(), p.rules, p.scopes, static)
 	p.mu.Lock()
 	p.prods = prods
 	p.mu.Unlock()

@@ -23,10 +23,11 @@ import (
 // win a name over the operator's static ones. The governance producer reads the registries'
 // governance rules into the rules engine first (it makes no resource). The rules engine comes after translate, whose
 // output (hosts and ports) it reads in the same push, and marks instances before translate runs.
-func producers(tr *translate.Translator, rp *rules.Producer, static []*istio.Resource) []bridge.Producer {
+func producers(tr *translate.Translator, rp *rules.Producer, sp *rules.ScopeProducer, static []*istio.Resource) []bridge.Producer {
 	tp := bridge.TranslateWith(tr, rp.Prepare)
 	rp.Follow(tp)
-	return []bridge.Producer{rp.Governance(), tp, rp, bridge.Static(static)}
+	sp.Follow(tp)
+	return []bridge.Producer{rp.Governance(), tp, rp, sp, bridge.Static(static)}
 }
 
 // loadRules reads the configuration's inline rules and rule files: all or nothing.
@@ -116,6 +117,9 @@ func (p *Pipeline) RulesStatus(query string) any {
 		rules.Status
 	}{lastErr, p.rules.Status(query)}
 }
+
+// ScopesStatus is /debug/scopes: each consumer application seen, what it consumes, its Sidecars.
+func (p *Pipeline) ScopesStatus() any { return p.scopes.Status() }
 
 // GovernanceStatus is /debug/governance: the registries' governance rules, what each became
 // (applied, would-apply, untranslatable with the reason per clause, disabled) and where.

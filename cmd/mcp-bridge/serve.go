@@ -81,6 +81,7 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 			Invalid:    p.Invalid,
 			Rules:      p.RulesStatus,
 			Governance: p.GovernanceStatus,
+			Scopes:     p.ScopesStatus,
 			Config:     func() any { return p.ConfigStatus() },
 			Resources: func(w io.Writer, kind string) error {
 				return bridge.Render(w, p.Bridge().Output().Served(), bridge.RenderOptions{Format: "yaml", Versions: true, Kind: kind})

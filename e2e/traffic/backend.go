@@ -73,8 +73,10 @@ func StartBackends(t testing.TB, ips ...string) []*Backend {
 	}
 	backends := make([]*Backend, len(ips))
 	for i, l := range listeners {
-		b := &Backend{Addr: l.Addr().String(), IP: ips[i], Port: l.Addr().(*net.TCPAddr).Port, server: grpc.NewServer()}
-		testgrpc.RegisterTestServiceServer(b.server, &testService{b: b})
+		b := &Backend{Addr: l.Addr().String(), IP: ips[i], Port: l.Addr().(*net.TCPAddr).Port}
+		svc := &testService{b: b}
+		b.server = grpc.NewServer(grpc.UnknownServiceHandler(svc.anyMethod))
+		testgrpc.RegisterTestServiceServer(b.server, svc)
 		go func() { _ = b.server.Serve(l) }()
 		t.Cleanup(b.server.Stop)
 		backends[i] = b
@@ -119,6 +121,21 @@ func (s *testService) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) 
 		id += " > " + next
 	}
 	return &testgrpc.SimpleResponse{ServerId: id, Hostname: s.b.IP}, nil
+}
+
+// anyMethod answers a unary call to any other service (a Dubbo Triple path such as
+// /org.apache.dubbo.demo.GreeterService/sayHello, for method-matching routes) as UnaryCall does:
+// it reads a SimpleRequest and answers with the backend's ID.
+func (s *testService) anyMethod(_ any, stream grpc.ServerStream) error {
+	var req testgrpc.SimpleRequest
+	if err := stream.RecvMsg(&req); err != nil {
+		return err
+	}
+	resp, err := s.UnaryCall(stream.Context(), &req)
+	if err != nil {
+		return err
+	}
+	return stream.SendMsg(resp)
 }
 
 // call makes the next hop's call and returns who answered it.

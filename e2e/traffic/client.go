@@ -144,6 +144,8 @@ type Call struct {
 	Timeout time.Duration
 	// WaitForReady makes RPCs wait for a usable backend instead of failing fast.
 	WaitForReady bool
+	// Method is the full method path ("/<service>/<method>"); empty: TestService/UnaryCall.
+	Method string
 }
 
 // Do runs a batch of RPCs in the client process.
@@ -154,6 +156,7 @@ func (c *Client) Do(ctx context.Context, call Call) (*Result, error) {
 		Metadata:      call.Metadata,
 		TimeoutMillis: int(call.Timeout.Milliseconds()),
 		WaitForReady:  call.WaitForReady,
+		Method:        call.Method,
 	})
 	if err != nil {
 		return nil, err

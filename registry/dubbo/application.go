@@ -106,6 +106,13 @@ func AppMember(app, id, host string, port uint32, metadata map[string]string) (M
 		labels = make(map[string]string, 1)
 	}
 	labels["app"] = app
+	// A Dubbo 3 application's identity has no version (its interfaces carry theirs in the
+	// metadata service), so a version in the instance's metadata is a property of the instance,
+	// as a Dubbo 2 provider's is of its service key: keep it, for the condition and tag rules
+	// that filter providers by version (a subset on the label).
+	if v := metadata["version"]; v != "" {
+		labels["version"] = v
+	}
 	m.Instance.Labels = labels
 	return m, nil
 }

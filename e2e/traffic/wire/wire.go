@@ -16,6 +16,9 @@ type CountRequest struct {
 	TimeoutMillis int `json:"timeoutMillis,omitempty"`
 	// WaitForReady makes RPCs wait for a usable backend instead of failing fast.
 	WaitForReady bool `json:"waitForReady,omitempty"`
+	// Method is the full method path to call ("/<service>/<method>", e.g. a Dubbo Triple path);
+	// empty: grpc.testing.TestService/UnaryCall. Backends answer any method alike.
+	Method string `json:"method,omitempty"`
 }
 
 // CountResponse reports which backend answered each RPC.

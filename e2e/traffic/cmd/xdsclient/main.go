@@ -119,7 +119,7 @@ func (c *client) handleCount(w http.ResponseWriter, r *http.Request) {
 	stub := testgrpc.NewTestServiceClient(cc)
 	start := time.Now()
 	for range req.N {
-		id, err := call(ctx, stub, timeout, req.WaitForReady)
+		id, err := call(ctx, cc, stub, req.Method, timeout, req.WaitForReady)
 		if err != nil {
 			resp.Errors[err.Error()]++
 			continue
@@ -131,10 +131,17 @@ func (c *client) handleCount(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, resp)
 }
 
-func call(ctx context.Context, stub testgrpc.TestServiceClient, timeout time.Duration, waitForReady bool) (string, error) {
+func call(ctx context.Context, cc *grpc.ClientConn, stub testgrpc.TestServiceClient, method string, timeout time.Duration, waitForReady bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out, err := stub.UnaryCall(ctx, &testgrpc.SimpleRequest{FillServerId: true}, grpc.WaitForReady(waitForReady))
+	in := &testgrpc.SimpleRequest{FillServerId: true}
+	out := &testgrpc.SimpleResponse{}
+	var err error
+	if method != "" {
+		err = cc.Invoke(ctx, method, in, out, grpc.WaitForReady(waitForReady))
+	} else {
+		out, err = stub.UnaryCall(ctx, in, grpc.WaitForReady(waitForReady))
+	}
 	if err != nil {
 		return "", err
 	}
