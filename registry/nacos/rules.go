@@ -211,9 +211,25 @@ func (a *Adapter) readRules(ctx context.Context, keys []nsRule) {
 		err  error
 	}
 	results := make([]result, len(keys))
+	read := func(i int, k nsRule) {
+		data, err := clients[k.ns].GetConfig(vo.ConfigParam{DataId: k.dataID, Group: a.cfg.Dubbo.RulesGroup})
+		results[i] = result{k, data, err}
+	}
+	// The SDK starts a config client's connection on its first request without a lock: requests
+	// made meanwhile on other goroutines race with it. One request per namespace goes first.
+	first := make(map[string]bool)
+	for i, k := range keys {
+		if !first[k.ns] {
+			first[k.ns] = true
+			read(i, k)
+		}
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, a.cfg.SubscribeConcurrency)
 	for i, k := range keys {
+		if results[i].k == k {
+			continue // read first
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -224,8 +240,7 @@ func (a *Adapter) readRules(ctx context.Context, keys []nsRule) {
 				return
 			}
 			defer func() { <-sem }()
-			data, err := clients[k.ns].GetConfig(vo.ConfigParam{DataId: k.dataID, Group: a.cfg.Dubbo.RulesGroup})
-			results[i] = result{k, data, err}
+			read(i, k)
 		}()
 	}
 	wg.Wait()
