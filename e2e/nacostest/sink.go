@@ -30,12 +30,13 @@ type RecordSink struct {
 	mu      sync.Mutex
 	state   map[registry.Key]*registry.Service
 	events  []Event
+	rules   map[registry.RuleKey]*registry.Rule
 	rejects map[string]string // where -> reason
 	nReject int               // Reject calls
 }
 
 func NewRecordSink() *RecordSink {
-	return &RecordSink{state: map[registry.Key]*registry.Service{}, rejects: map[string]string{}}
+	return &RecordSink{state: map[registry.Key]*registry.Service{}, rules: map[registry.RuleKey]*registry.Rule{}, rejects: map[string]string{}}
 }
 
 func (r *RecordSink) record(e Event) {
@@ -90,23 +91,40 @@ func (r *RecordSink) Accept(where string) {
 	delete(r.rejects, where)
 }
 
-// Rules are only counted: the Nacos adapter reads no governance rules yet.
-func (r *RecordSink) ReplaceRules([]*registry.Rule) {
+// Rules are kept by key as the merge layer keeps them.
+func (r *RecordSink) ReplaceRules(rules []*registry.Rule) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.rules = make(map[registry.RuleKey]*registry.Rule, len(rules))
+	for _, rule := range rules {
+		r.rules[rule.Key()] = rule
+	}
 	r.record(Event{Op: "replace-rules"})
 }
 
-func (r *RecordSink) UpsertRules([]*registry.Rule) {
+func (r *RecordSink) UpsertRules(rules []*registry.Rule) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, rule := range rules {
+		r.rules[rule.Key()] = rule
+	}
 	r.record(Event{Op: "upsert-rules"})
 }
 
-func (r *RecordSink) DeleteRules([]registry.RuleKey) {
+func (r *RecordSink) DeleteRules(keys []registry.RuleKey) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, k := range keys {
+		delete(r.rules, k)
+	}
 	r.record(Event{Op: "delete-rules"})
+}
+
+// Rule returns the rule of a key, nil when absent.
+func (r *RecordSink) Rule(k registry.RuleKey) *registry.Rule {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rules[k]
 }
 
 // Services returns the current state sorted by key.

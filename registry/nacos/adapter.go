@@ -58,7 +58,7 @@ type Adapter struct {
 	wake chan struct{}
 
 	// mu guards what SDK callbacks write: the instances of subscriptions, the dirty set, and
-	// pending mapping values.
+	// pending mapping values (and rules.pending).
 	mu             sync.Mutex
 	dirty          map[*subscription]struct{}
 	mappingPending map[nsIface]string
@@ -70,6 +70,7 @@ type Adapter struct {
 	namespaces []string                // the namespaces of the last good poll
 	missing    map[subKey]int          // successive lists a subscribed service was missing from
 	st         *state
+	rules      *ruleState
 	synced     bool // the first Replace was sent
 	failed     bool // the last poll failed; pushes are held until the recovery Replace
 	failMsg    string
@@ -146,6 +147,7 @@ func newAdapter(cfg Config, opts registry.Options, factory clientFactory) (*Adap
 		missing:        make(map[subKey]int),
 	}
 	a.st = newState(a)
+	a.rules = newRuleState()
 	for _, p := range cfg.Include {
 		a.include = append(a.include, regexp.MustCompile(anchor(p))) // validated
 	}
@@ -190,11 +192,11 @@ func (a *Adapter) Run(ctx context.Context, sink registry.Sink) error {
 		case <-resync:
 			if a.synced && !a.failed {
 				a.resyncAll(ctx)
-				a.flush()
+				a.flush(ctx, true)
 			}
 		case <-a.wake:
 			if a.synced && !a.failed {
-				a.flush()
+				a.flush(ctx, false)
 			}
 		}
 	}
@@ -241,7 +243,7 @@ func (a *Adapter) recover(ctx context.Context) {
 	a.resyncAll(ctx)
 	a.recovering, a.failed, a.failMsg = false, false, ""
 	a.setStatus(func(s *status) { s.Recovering = false })
-	a.replace()
+	a.replace(ctx)
 	a.log.Info("Nacos recovered; full state sent", "services", a.st.emittedCount())
 }
 
@@ -276,6 +278,7 @@ func (a *Adapter) Describe() map[string]any {
 		"tls":          a.cfg.TLS.Enabled,
 		"auth":         auth,
 		"dubboMapping": a.cfg.Dubbo.Mapping,
+		"dubboRules":   a.cfg.Dubbo.Rules,
 		"status":       st,
 	}
 }

@@ -154,6 +154,13 @@ type Dubbo struct {
 	// dubbo-interface service per mapped interface instead) or "both" (the application with its
 	// mapped interfaces as aliases). Default "both".
 	Dubbo3Hosts string `yaml:"dubbo3Hosts"`
+	// Rules reads Dubbo governance rules (tag and condition routers, configurators, mesh rules)
+	// from Nacos config, dataId <key><suffix> in group RulesGroup, and watches them. Nacos cannot
+	// list dataIds, so only the keys the registry suggests are read: see docs/registries.md.
+	// Default false: every candidate key is one config listener on the server.
+	Rules bool `yaml:"rules"`
+	// RulesGroup is the config group of the governance rules. Default "dubbo", Dubbo's own.
+	RulesGroup string `yaml:"rulesGroup"`
 }
 
 // WithDefaults returns the configuration with every unset field at its default.
@@ -206,6 +213,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Dubbo.Dubbo3Hosts == "" {
 		c.Dubbo.Dubbo3Hosts = HostsBoth
+	}
+	if c.Dubbo.RulesGroup == "" {
+		c.Dubbo.RulesGroup = "dubbo"
 	}
 	return c
 }
@@ -336,6 +346,9 @@ func (c Config) Validate() error {
 	}
 	if c.Dubbo.Dubbo3Hosts == HostsInterface && !c.Dubbo.Mapping {
 		return errors.New(`dubbo.dubbo3Hosts: "interface" needs dubbo.mapping: true (the interfaces come from the mapping)`)
+	}
+	if strings.ContainsAny(c.Dubbo.RulesGroup, "@ \t\r\n") {
+		return fmt.Errorf("dubbo.rulesGroup: %q contains '@' or white space", c.Dubbo.RulesGroup)
 	}
 	return nil
 }

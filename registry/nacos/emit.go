@@ -1,6 +1,7 @@
 package nacos
 
 import (
+	"context"
 	"encoding/json"
 	"hash/fnv"
 	"maps"
@@ -119,12 +120,19 @@ func (a *Adapter) take() (oldest time.Time, n int) {
 	for _, it := range items {
 		a.st.update(it.s, it.instances)
 	}
+	a.takeRules()
 	return oldest, len(items)
 }
 
-// flush sends the services that changed since the last flush.
-func (a *Adapter) flush() {
+// flush sends the services and rules that changed since the last flush. The rule configs to
+// watch follow the services: they are brought in line when instances changed, a rule read failed
+// or refresh is set (a poll, a resync).
+func (a *Adapter) flush(ctx context.Context, refresh bool) {
 	oldest, n := a.take()
+	if refresh || n > 0 || a.rules.retry {
+		a.refreshRules(ctx)
+	}
+	a.emitRules(false)
 	upserts, deletes := a.st.diff()
 	if len(upserts) > 0 {
 		a.sink.Upsert(upserts)
@@ -141,9 +149,11 @@ func (a *Adapter) flush() {
 	}
 }
 
-// replace sends the full state.
-func (a *Adapter) replace() {
+// replace sends the full state, rules first.
+func (a *Adapter) replace(ctx context.Context) {
 	a.take()
+	a.refreshRules(ctx)
+	a.emitRules(true)
 	services := a.st.all()
 	a.sink.Replace(services)
 	a.updateCounts()

@@ -258,13 +258,13 @@ func (a *Adapter) poll(ctx context.Context) bool {
 	a.refreshMappings(ctx)
 	if !a.synced {
 		a.failed, a.failMsg = false, ""
-		a.replace()
+		a.replace(ctx)
 		a.synced = true
 		a.updateCounts()
 		a.log.Info("Nacos synced", "namespaces", len(a.namespaces), "services", a.st.emittedCount())
 		return true
 	}
-	a.flush()
+	a.flush(ctx, true)
 	return true
 }
 

@@ -89,6 +89,7 @@ func (a *Adapter) Run(ctx context.Context, sink registry.Sink) error {
 		ruleNodes:    make(map[string]*ruleEntry),
 		rulesSent:    make(map[string]*registry.Rule),
 		touchedRules: make(map[string]bool),
+		routes:       make(map[string]*registry.Rule),
 	}
 	return w.run(ctx)
 }
@@ -119,6 +120,7 @@ type watcher struct {
 	ruleNodes    map[string]*ruleEntry     // governance rule nodes by name (rules.go)
 	rulesSent    map[string]*registry.Rule // by node name: what the sink has
 	touchedRules map[string]bool
+	routes       map[string]*registry.Rule // Dubbo 2.6 routers/ condition rules by znode path
 }
 
 // connect creates the ZooKeeper client. It dials in the background and keeps reconnecting.

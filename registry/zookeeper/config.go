@@ -50,7 +50,8 @@ type Config struct {
 	MappingRoot string `yaml:"mappingRoot"`
 	// GovernanceRoot is Dubbo's configuration-center node holding governance rules
 	// (<key>.tag-router, .condition-router, .configurators, .MESHAPPRULE): /<namespace>/config/<group>
-	// in Dubbo's terms. Default "/dubbo/config/dubbo"; "-" turns reading rules off.
+	// in Dubbo's terms. Default "/dubbo/config/dubbo"; "-" turns reading rules off, the Dubbo 2.6
+	// route:// URLs under routers/ included.
 	GovernanceRoot string `yaml:"governanceRoot"`
 	// Dubbo3Hosts says which services a Dubbo 3 application becomes: "app" (the application
 	// only), "interface" (one dubbo-interface service per interface the mapping names instead) or

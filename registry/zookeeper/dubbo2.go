@@ -42,6 +42,7 @@ type ifaceNode struct {
 type urlEntry struct {
 	url   *dubbo.URL
 	where string
+	rule  *registry.Rule // a routers/ URL's condition rule (route.go)
 }
 
 func (w *watcher) applyDubboRoot(p string, children []string, gone bool) {
@@ -110,8 +111,11 @@ func (w *watcher) removeIface(n *ifaceNode) {
 }
 
 func (w *watcher) dropCategory(n *ifaceNode, cat string) {
-	for _, e := range n.cats[cat] {
+	for c, e := range n.cats[cat] {
 		w.accept(e.where)
+		if cat == "routers" {
+			w.setRoute(n.path+"/"+cat+"/"+c, nil)
+		}
 	}
 	delete(n.cats, cat)
 	w.pend.setWatched(n.path+"/"+cat, false)
@@ -167,10 +171,16 @@ func (w *watcher) applyCategory(p string, children []string, gone bool) {
 		}
 		entries[c] = w.parseChild(n, p, cat, c)
 		w.touchedIface[n.name] = true
+		if cat == "routers" {
+			w.setRoute(p+"/"+c, entries[c].rule)
+		}
 	}
 	for c, e := range entries {
 		if !present[c] {
 			w.accept(e.where)
+			if cat == "routers" {
+				w.setRoute(p+"/"+c, nil)
+			}
 			delete(entries, c)
 			w.touchedIface[n.name] = true
 		}
@@ -184,6 +194,11 @@ func (w *watcher) parseChild(n *ifaceNode, parent, cat, name string) *urlEntry {
 	u, err := dubbo.ParseZNodeName(name)
 	if err == nil {
 		err = checkChild(n.name, cat, u)
+	}
+	if err == nil && cat == "routers" {
+		if e.rule, err = dubbo.RouteRule(n.name, parent+"/"+name, u); e.rule != nil {
+			e.rule.Source = e.where
+		}
 	}
 	if err != nil {
 		w.reject(e.where, dubbo.Reason(err), fmt.Errorf("%s: %w", cat, err))

@@ -90,6 +90,24 @@ func (w *watcher) applyRule(p string, data []byte, stat *zk.Stat, gone bool) {
 	w.touchedRules[name] = true
 }
 
+// setRoute records the condition rule of a Dubbo 2.6 routers/ URL (nil: gone, or not a rule),
+// by its znode path; such paths start with "/", rule node names never do. Routes are governance
+// rules: with governanceRoot "-" they are not read either.
+func (w *watcher) setRoute(p string, rule *registry.Rule) {
+	if w.a.cfg.GovernanceRoot == "-" {
+		return
+	}
+	if rule == nil {
+		if _, ok := w.routes[p]; !ok {
+			return
+		}
+		delete(w.routes, p)
+	} else {
+		w.routes[p] = rule
+	}
+	w.touchedRules[p] = true
+}
+
 // emitRules sends the rules: all of them with ReplaceRules when a full state is owed, otherwise
 // the touched ones that changed. It runs before the services' Replace, so the Replace that ends a
 // failure releases services and rules together.
@@ -105,6 +123,8 @@ func (w *watcher) emitRules(replace bool) {
 		var now *registry.Rule
 		if e := w.ruleNodes[name]; e != nil {
 			now = e.rule
+		} else {
+			now = w.routes[name]
 		}
 		sent := w.rulesSent[name]
 		switch {
