@@ -15,6 +15,8 @@ import (
 const (
 	triggerRegistry = "registry"
 	triggerReload   = "reload"
+	// triggerDrain is a staged push's second stage: the held endpoints' grace ended.
+	triggerDrain = "drain"
 )
 
 // recordHistory hands the resources this push created, changed or deleted to the history store.
@@ -61,7 +63,7 @@ func (b *Bridge) recordHistory(snap *merge.Snapshot, trigger string, prev map[st
 	}
 	cause := history.Cause{Trigger: trigger}
 	switch {
-	case trigger == triggerReload:
+	case trigger == triggerReload, trigger == triggerDrain:
 	case b.pushes == 0:
 		cause.Trigger = "start"
 	default:

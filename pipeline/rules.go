@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,7 +115,9 @@ func (p *Pipeline) RulesStatus(query string) any {
 	return struct {
 		LastError string `json:"lastError,omitempty"`
 		rules.Status
-	}{lastErr, p.rules.Status(query)}
+		// Draining lists the endpoints a staged push serves past their removal (docs/rules.md).
+		Draining []bridge.Held `json:"draining"`
+	}{lastErr, p.rules.Status(query), draining(p.bridge.Held(), query)}
 }
 
 // GovernanceStatus is /debug/governance: the registries' governance rules, what each became
@@ -241,5 +244,17 @@ func rulesSum(paths []string) [32]byte {
 	}
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// draining is the held endpoints, those of the service query names (its source, or the host its
+// ServiceEntry is named after) when one is given.
+func draining(held []bridge.Held, query string) []bridge.Held {
+	out := []bridge.Held{}
+	for _, h := range held {
+		if query == "" || h.Source == query || h.Name == strings.ToLower(query) {
+			out = append(out, h)
+		}
+	}
 	return out
 }
