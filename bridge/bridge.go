@@ -40,6 +40,10 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// History, when set, records every resource version pushed, with the push's cause.
 	History *history.Store
+	// DrainGrace is how long a staged push keeps serving the endpoints it removes from a service
+	// whose routing changed in the same push (drain.go). Zero means DefaultDrainGrace; negative
+	// turns staging off (routing and endpoint changes are served together).
+	DrainGrace time.Duration
 }
 
 // Bridge runs the pipeline. Its accessors are safe for concurrent use by the admin handlers.
@@ -48,8 +52,8 @@ type Bridge struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	// pushMu serializes pushes: the merge loop's and Reconfigure's. It guards producers, names,
-	// merged, logged, served and lastSnap.
+	// pushMu serializes pushes: the merge loop's, Reconfigure's and the drain timer's. It guards
+	// producers, names, merged, logged, served, lastSnap, target and drain.
 	pushMu    sync.Mutex
 	producers []Producer
 	names     []string
@@ -67,6 +71,12 @@ type Bridge struct {
 	served map[string]servedCollection
 	// warned is the last push's warnings, so each is logged when it appears, not on every push.
 	warned map[istio.Warning]bool
+	// target is the last push's combined output before the staged push's holds: what a drain
+	// grace's end serves again. drain is the held endpoints.
+	target *Output
+	drain  drainState
+	// now is the drain's clock (time.Now; tests set another).
+	now func() time.Time
 
 	mu       sync.RWMutex
 	last     *Output
@@ -95,7 +105,24 @@ func New(opts Options) *Bridge {
 		served:  make(map[string]servedCollection),
 	}
 	b.setProducers(producers)
+	b.drain.grace = drainGrace(opts.DrainGrace)
+	b.now = time.Now
 	return b
+}
+
+func drainGrace(d time.Duration) time.Duration {
+	if d == 0 {
+		return DefaultDrainGrace
+	}
+	return max(d, 0)
+}
+
+// SetDrainGrace changes the drain grace (a configuration reload); it applies from the next push.
+// Endpoints already held keep their deadline, or go at the next push when staging is turned off.
+func (b *Bridge) SetDrainGrace(d time.Duration) {
+	b.pushMu.Lock()
+	defer b.pushMu.Unlock()
+	b.drain.grace = drainGrace(d)
 }
 
 // setProducers replaces the producer list; callers hold pushMu (or own b exclusively).
@@ -144,6 +171,11 @@ func groupByCollection(rs []*istio.Resource) map[string][]*istio.Resource {
 // Run drives the merge loop until ctx is done, pushing every snapshot.
 func (b *Bridge) Run(ctx context.Context) {
 	b.opts.Merger.Run(ctx, b.Push)
+	b.pushMu.Lock()
+	if b.drain.timer != nil {
+		b.drain.timer.Stop()
+	}
+	b.pushMu.Unlock()
 }
 
 // Push runs the producers on one snapshot and serves the result. Run calls it for every snapshot;
@@ -165,8 +197,12 @@ func (b *Bridge) push(snap *merge.Snapshot, trigger string) {
 		prods[i] = p.Produce(snap)
 		stages[b.names[i]] += time.Since(t)
 	}
-	out := b.combine(prods)
+	b.serve(snap, b.combine(prods), trigger, start, stages)
+}
 
+// serve hands the MCP server the combined output, with the endpoints a staged push holds
+// (drain.go), and records the push. start is when the push began; stages its producers' times.
+func (b *Bridge) serve(snap *merge.Snapshot, out *Output, trigger string, start time.Time, stages map[string]time.Duration) {
 	var prevIn map[string][]*istio.Resource
 	if b.opts.History != nil {
 		prevIn = make(map[string][]*istio.Resource, len(b.served))
@@ -174,12 +210,37 @@ func (b *Bridge) push(snap *merge.Snapshot, trigger string) {
 			prevIn[coll] = s.in
 		}
 	}
+	if trigger != triggerDrain {
+		b.target = out
+	}
+	now := b.now()
+	served, staged := b.applyDrain(out.Resources, now)
+	o := *out
+	o.Resources = served
+	out = &o
 	state, changed := b.convert(out.Resources)
 	if b.opts.History != nil && len(changed) > 0 {
 		b.recordHistory(snap, trigger, prevIn, out.Resources, slices.Sorted(maps.Keys(changed)))
 	}
 	b.opts.Server.Set(changed)
+	b.drain.schedule(now, b.drainExpired)
 	elapsed := time.Since(start)
+
+	held := b.drain.count()
+	b.metrics.observeDrain(staged, held)
+	if staged {
+		b.log.Info("staged push: routing changed and endpoints removed; the endpoints stay served for the drain grace", "grace", b.drain.grace, "held", held)
+	}
+	if trigger == triggerDrain {
+		// No new snapshot: only the held endpoints' grace ended. Not a push of the merge loop, so
+		// the push metrics (lag, duration) are not observed again.
+		b.metrics.observeState(state)
+		b.mu.Lock()
+		b.last = out
+		b.mu.Unlock()
+		b.log.Info("drain grace over: held endpoints removed", "changed", len(changed), "still held", held)
+		return
+	}
 
 	b.metrics.observePush(snap, out.Invalid, out.Warnings, state, stages, elapsed)
 	b.mu.Lock()
@@ -207,6 +268,17 @@ func (b *Bridge) push(snap *merge.Snapshot, trigger string) {
 		}
 	}
 	b.warned = warned
+}
+
+// drainExpired runs when a held endpoint's grace ends: it serves the last push's output again,
+// without what expired.
+func (b *Bridge) drainExpired() {
+	b.pushMu.Lock()
+	defer b.pushMu.Unlock()
+	if b.target == nil {
+		return
+	}
+	b.serve(b.lastSnap, b.target, triggerDrain, time.Now(), nil)
 }
 
 // combine merges the producers' outputs: each collection by mergeCollection, then the reports.

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"cmp"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -15,6 +14,8 @@ import (
 const (
 	triggerRegistry = "registry"
 	triggerReload   = "reload"
+	// triggerDrain is a staged push's second stage: the held endpoints' grace ended.
+	triggerDrain = "drain"
 )
 
 // recordHistory hands the resources this push created, changed or deleted to the history store.
@@ -32,36 +33,20 @@ func (b *Bridge) recordHistory(snap *merge.Snapshot, trigger string, prev map[st
 		changes = append(changes, c)
 	}
 	for _, coll := range changedColls {
-		a, z := prev[coll], next[coll]
-		i, j := 0, 0
-		for i < len(a) || j < len(z) {
-			var c int
+		walk(prev[coll], next[coll], func(a, z *istio.Resource) {
 			switch {
-			case i == len(a):
-				c = 1
-			case j == len(z):
-				c = -1
-			default:
-				c = cmp.Or(cmp.Compare(a[i].Namespace, z[j].Namespace), cmp.Compare(a[i].Name, z[j].Name))
+			case z == nil:
+				add(a, true)
+			case a == nil:
+				add(z, false)
+			case a != z && a.Version != z.Version:
+				add(z, false)
 			}
-			switch {
-			case c < 0:
-				add(a[i], true)
-				i++
-			case c > 0:
-				add(z[j], false)
-				j++
-			default:
-				if a[i] != z[j] && a[i].Version != z[j].Version {
-					add(z[j], false)
-				}
-				i, j = i+1, j+1
-			}
-		}
+		})
 	}
 	cause := history.Cause{Trigger: trigger}
 	switch {
-	case trigger == triggerReload:
+	case trigger == triggerReload, trigger == triggerDrain:
 	case b.pushes == 0:
 		cause.Trigger = "start"
 	default:

@@ -18,6 +18,8 @@ type metrics struct {
 	invalid      *prometheus.GaugeVec
 	warnings     *prometheus.GaugeVec
 	lastPush     prometheus.Gauge
+	staged       prometheus.Counter
+	held         prometheus.Gauge
 
 	// seenCollections remembers every collection pushed, so emptied ones are pushed empty and
 	// their gauges reset. Only the push goroutine touches it.
@@ -58,11 +60,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mcp_bridge_last_push_timestamp_seconds",
 			Help: "Unix time of the last push.",
 		}),
+		staged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcp_bridge_staged_pushes_total",
+			Help: "Pushes that changed a service's routing (VirtualService/DestinationRule) and removed endpoints of it, so served the routing change first and kept the removed endpoints for the drain grace.",
+		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mcp_bridge_held_endpoints",
+			Help: "Endpoints (inline ServiceEntry endpoints and WorkloadEntries) a staged push is serving past their removal, until the drain grace ends (see /debug/rules, draining).",
+		}),
 		seenCollections: make(map[string]bool),
 		seenReasons:     make(map[string]bool),
 		seenWarnings:    make(map[string]bool),
 	}
-	reg.MustRegister(m.pushes, m.pushDuration, m.lag, m.resources, m.invalid, m.warnings, m.lastPush)
+	reg.MustRegister(m.pushes, m.pushDuration, m.lag, m.resources, m.invalid, m.warnings, m.lastPush, m.staged, m.held)
 	return m
 }
 
@@ -75,10 +85,7 @@ func (m *metrics) observePush(snap *merge.Snapshot, invalid []istio.Invalid, war
 	if !snap.OldestEvent.IsZero() {
 		m.lag.Observe(time.Since(snap.OldestEvent).Seconds())
 	}
-	for coll, rs := range state {
-		m.seenCollections[coll] = true
-		m.resources.WithLabelValues(collectionKind(coll)).Set(float64(len(rs)))
-	}
+	m.observeState(state)
 	byReason := make(map[string]int)
 	for _, inv := range invalid {
 		byReason[inv.Reason]++
@@ -103,4 +110,20 @@ func setByReason(g *prometheus.GaugeVec, seen map[string]bool, counts map[string
 		seen[reason] = true
 		g.WithLabelValues(reason).Set(float64(n))
 	}
+}
+
+// observeState sets the served-resources gauge.
+func (m *metrics) observeState(state map[string][]*mcp.Resource) {
+	for coll, rs := range state {
+		m.seenCollections[coll] = true
+		m.resources.WithLabelValues(collectionKind(coll)).Set(float64(len(rs)))
+	}
+}
+
+// observeDrain counts a staged push and sets the held-endpoints gauge.
+func (m *metrics) observeDrain(staged bool, held int) {
+	if staged {
+		m.staged.Inc()
+	}
+	m.held.Set(float64(held))
 }

@@ -82,6 +82,7 @@ func TestParseRejectsMalformedConfig(t *testing.T) {
 		{"unknown protocol in servicePorts", "translate:\n  servicePorts:\n    thrift: 9090\n" + fileRegistry, []string{"translate.servicePorts", "thrift"}},
 		{"state file is a directory", "state:\n  file: " + dir + "\n" + fileRegistry, []string{"line 2", "state.file", "is a directory"}},
 		{"negative state interval", "state:\n  file: /var/lib/mcp-bridge/state.json.gz\n  interval: -5s\n" + fileRegistry, []string{"line 3", "state.interval", "negative"}},
+		{"negative drain grace", "rules:\n  drainGrace: -1s\n" + fileRegistry, []string{"line 2", "rules.drainGrace", "out of range"}},
 		{"unknown field in state", "state:\n  path: /x\n" + fileRegistry, []string{"line 2", `unknown field "path" in state`, "file, interval"}},
 		{"translate registries set by hand", "translate:\n  registries:\n  - name: a\n" + fileRegistry, []string{"line 2", "translate.registries", "in its entry under registries"}},
 		{"missing static resource file", "staticResources: [/nonexistent/vs.yaml]\n" + fileRegistry, []string{"line 1", "staticResources[0]", "/nonexistent/vs.yaml"}},
@@ -240,3 +241,25 @@ func indent(b []byte) []byte {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDrainGrace: rules.drainGrace reaches the bridge as its options mean it: absent is the
+// default (0 to the bridge), 0 turns staging off (negative to the bridge), a duration is itself.
+func TestDrainGrace(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"", 0},
+		{"rules:\n  drainGrace: 0s\n", -1},
+		{"rules:\n  drainGrace: 2500ms\n", 2500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(tt.yaml + fileRegistry))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		if got := c.Rules.BridgeDrainGrace(); got != tt.want {
+			t.Errorf("%q: bridge drain grace %v, want %v", tt.yaml, got, tt.want)
+		}
+	}
+}

@@ -144,6 +144,8 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 		Server:    p.server,
 		Logger:    log.With("component", "bridge"),
 		Metrics:   reg,
+		// The staged push (docs/rules.md): a rules setting, because only routing changes need it.
+		DrainGrace: cfg.Rules.BridgeDrainGrace(),
 	})
 	if cfg.State.Enabled() {
 		if p.store, err = state.New(cfg.State, state.Options{Logger: log.With("component", "state"), Metrics: reg}); err != nil {

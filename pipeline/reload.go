@@ -183,6 +183,7 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 	p.mu.Lock()
 	p.prods = prods
 	p.mu.Unlock()
+	p.bridge.SetDrainGrace(running.Rules.BridgeDrainGrace())
 	p.bridge.Reconfigure(prods)
 	p.mu.Lock()
 	p.cfg = withRemoved(running, old, plan.Removed)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,7 +116,9 @@ func (p *Pipeline) RulesStatus(query string) any {
 	return struct {
 		LastError string `json:"lastError,omitempty"`
 		rules.Status
-	}{lastErr, p.rules.Status(query)}
+		// Draining lists the endpoints a staged push serves past their removal (docs/rules.md).
+		Draining []bridge.Held `json:"draining"`
+	}{lastErr, p.rules.Status(query), draining(p.bridge.Held(), query)}
 }
 
 // ScopesStatus is /debug/scopes: each consumer application seen, what it consumes, its Sidecars.
@@ -245,5 +248,17 @@ func rulesSum(paths []string) [32]byte {
 	}
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// draining is the held endpoints, those of the service query names (its source, or the host its
+// ServiceEntry is named after) when one is given.
+func draining(held []bridge.Held, query string) []bridge.Held {
+	out := []bridge.Held{}
+	for _, h := range held {
+		if query == "" || h.Source == query || h.Name == strings.ToLower(query) {
+			out = append(out, h)
+		}
+	}
 	return out
 }

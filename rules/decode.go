@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -21,6 +22,21 @@ type Config struct {
 	Files []string `yaml:"files"`
 	// Inline rules, each a name plus the fields of a rule's spec.
 	Inline []InlineRule `yaml:"inline"`
+	// DrainGrace is how long the bridge keeps serving endpoints removed in the same push as a
+	// routing change of their service, so that Istiod applies the route change before the
+	// endpoints go (docs/rules.md, "Staged push"). Default 1s; 0 turns staging off.
+	DrainGrace *time.Duration `yaml:"drainGrace"`
+}
+
+// BridgeDrainGrace is DrainGrace as bridge.Options takes it: 0 for the default, negative for off.
+func (c Config) BridgeDrainGrace() time.Duration {
+	switch {
+	case c.DrainGrace == nil:
+		return 0
+	case *c.DrainGrace == 0:
+		return -1
+	}
+	return *c.DrainGrace
 }
 
 // InlineRule is a rule written in the configuration file.
@@ -45,6 +61,9 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s.%s: %s", path, p.path, p.msg))
 			}
 		}
+	}
+	if c.DrainGrace != nil && (*c.DrainGrace < 0 || *c.DrainGrace > time.Minute) {
+		errs = append(errs, fmt.Errorf("drainGrace: %v is out of range: give 0 (off) up to 1m; a removed endpoint is served that long after its removal", *c.DrainGrace))
 	}
 	for i, f := range c.Files {
 		if f == "" {
