@@ -249,3 +249,13 @@ func checkResilience(t *testing.T, s *xdsview.Snapshot, host string, clusters []
 		}
 	}
 }
+
+// allContain reports whether every error text in m contains s.
+func allContain(m map[string]int, s string) bool {
+	for k := range m {
+		if !strings.Contains(k, s) {
+			return false
+		}
+	}
+	return true
+}
