@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
@@ -21,14 +22,14 @@ func TestClientAckLag(t *testing.T) {
 	acking.next(5 * time.Second)
 	silent := startAdsc(t, srv.addr, []string{seV1}, adscOptions{noAck: true})
 	silent.next(5 * time.Second)
-	waitFor(t, 5*time.Second, "the ACKing client in sync", func() bool {
+	testkit.WaitUntil(t, 5*time.Second, "the ACKing client in sync", func() bool {
 		lag, ok := ackLags(t, srv)["sotw-1"]
 		return ok && lag == 0
 	})
 	time.Sleep(300 * time.Millisecond) // the quantity measured is the silent client's waiting time
 	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: {serviceEntry("default", "a", 1, 1)}})
 	acking.next(5 * time.Second)
-	waitFor(t, 5*time.Second, "the ACKing client in sync with the new version", func() bool {
+	testkit.WaitUntil(t, 5*time.Second, "the ACKing client in sync with the new version", func() bool {
 		return ackLags(t, srv)["sotw-1"] == 0
 	})
 	lags := ackLags(t, srv)

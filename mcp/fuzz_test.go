@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
@@ -117,7 +118,7 @@ func FuzzRequests(f *testing.F) {
 		checkBounded(t, srv.Server)
 		cancel()
 		wg.Wait()
-		waitFor(t, 5*time.Second, "the streams to end", func() bool { return srv.ClientsPage(0, 0).Total == 0 })
+		testkit.WaitUntil(t, 5*time.Second, "the streams to end", func() bool { return srv.ClientsPage(0, 0).Total == 0 })
 	})
 }
 

@@ -332,15 +332,3 @@ func resourceOf(ns, name string, spec proto.Message, labels map[string]string) *
 	}
 	return &Resource{Namespace: ns, Name: name, Labels: labels, Body: body, Version: hex.EncodeToString(h.Sum(nil)[:8])}
 }
-
-// waitFor polls cond until it holds.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	mcpapi "istio.io/api/mcp/v1alpha1"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
@@ -114,7 +115,7 @@ func TestIstioVersionsSync(t *testing.T) {
 			c.mu.Unlock()
 			checkEnvelope(t, env, a)
 
-			waitFor(t, 5*time.Second, "every type ACKed", func() bool {
+			testkit.WaitUntil(t, 5*time.Second, "every type ACKed", func() bool {
 				cl := srv.Clients()
 				if len(cl) != 1 || len(cl[0].Types) != len(urls) {
 					return false
@@ -190,7 +191,7 @@ func TestNoResponseBeforeFirstSet(t *testing.T) {
 	urls := istio.TypeURLs(31)
 	c := startAdsc(t, srv.addr, urls, adscOptions{})
 	c.expectNone(300 * time.Millisecond)
-	waitFor(t, 2*time.Second, "the client's 16 requests recorded", func() bool {
+	testkit.WaitUntil(t, 2*time.Second, "the client's 16 requests recorded", func() bool {
 		cl := srv.Clients()
 		return len(cl) == 1 && len(cl[0].Types) == len(urls)
 	})

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/internal/hostile"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
@@ -118,7 +119,7 @@ func TestFindingHugeTypeURLsAreNotKept(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 5*time.Second, "the streams to be gone", func() bool { return len(srv.Clients()) == 0 })
+	testkit.WaitUntil(t, 5*time.Second, "the streams to be gone", func() bool { return len(srv.Clients()) == 0 })
 	for _, limit := range []string{limitRecvMessage, limitTypeURL} {
 		if got := testutil.ToFloat64(srv.m.limitRejections.WithLabelValues(limit)); got != 1 {
 			t.Errorf("mcp_bridge_mcp_limit_rejections_total{limit=%q} = %v, want 1", limit, got)
@@ -144,7 +145,7 @@ func TestFindingNackFloodDoesNotFloodTheLog(t *testing.T) {
 			Node: &core.Node{Id: istiodNodeID}, ErrorDetail: &rpcstatus.Status{Code: 3, Message: huge}})
 	}
 	nacked := func() float64 { return testutil.ToFloat64(srv.m.nacks.WithLabelValues(istio.CollectionServiceEntry)) }
-	waitFor(t, 10*time.Second, "every NACK recorded", func() bool { return nacked() == nacks })
+	testkit.WaitUntil(t, 10*time.Second, "every NACK recorded", func() bool { return nacked() == nacks })
 	if grown := logs.Len() - before; grown > 4<<10 {
 		t.Fatalf("%d NACKs of 3 MiB of text grew the log by %d bytes, want under 4 KiB", nacks, grown)
 	}
@@ -307,7 +308,7 @@ func TestClientThatNeverReadsIsCutOff(t *testing.T) {
 	good.nextFor(seV1, 5*time.Second)
 	srv.Set(map[string][]*Resource{istio.CollectionServiceEntry: append(big[1:], serviceEntry("default", "svc-0000", 10, 1))})
 	good.nextFor(seV1, 5*time.Second)
-	waitFor(t, 5*time.Second, "the stuck stream to be cut off", func() bool {
+	testkit.WaitUntil(t, 5*time.Second, "the stuck stream to be cut off", func() bool {
 		return testutil.ToFloat64(srv.m.limitRejections.WithLabelValues(limitSendTimeout)) == 1 && len(srv.Clients()) == 1
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
@@ -139,7 +140,7 @@ func TestRepliesAndNonces(t *testing.T) {
 
 	// ACK r2: synced, NACK flag cleared, the detail kept.
 	c.send(&discovery.DiscoveryRequest{TypeUrl: seV1, ResponseNonce: r2.GetNonce(), VersionInfo: r2.GetVersionInfo()})
-	waitFor(t, 2*time.Second, "ACK recorded", func() bool { return srv.Clients()[0].Types[0].Synced })
+	testkit.WaitUntil(t, 2*time.Second, "ACK recorded", func() bool { return srv.Clients()[0].Types[0].Synced })
 	if ts := srv.Clients()[0].Types[0]; ts.Nacked || ts.LastNack == nil || ts.AckedVersion != r2.GetVersionInfo() {
 		t.Fatalf("status after ACK = %+v", ts)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 )
 
@@ -60,7 +61,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	c := startAdsc(t, one.addr, []string{seV1, istio.MeshConfigTypeURL}, adscOptions{})
 	c.next(5 * time.Second)
 	c.next(5 * time.Second)
-	waitFor(t, 5*time.Second, "both types synced", func() bool {
+	testkit.WaitUntil(t, 5*time.Second, "both types synced", func() bool {
 		cl := one.Clients()
 		return len(cl) == 1 && len(cl[0].Types) == 2 && cl[0].Types[0].Synced && cl[0].Types[1].Synced
 	})

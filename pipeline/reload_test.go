@@ -16,24 +16,10 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/e2e/mcpclient"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting %v for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // configMapDir lays out a configuration as a Kubernetes ConfigMap volume does: dir/config.yaml ->
 // ..data/config.yaml, ..data -> a timestamped directory. update swaps ..data atomically, the only
@@ -166,7 +152,7 @@ func TestHotReload(t *testing.T) {
 
 	// A broken configuration: rejected whole, nothing changes, the error is shown.
 	cm.update(second + "  - name: broken\n    type: file\n    file: {path: x, bogus: 1}\n")
-	waitFor(t, 10*time.Second, "the broken configuration to be reported", func() error {
+	testkit.WaitFor(t, 10*time.Second, "the broken configuration to be reported", func() error {
 		if _, body := get(t, page.URL+"/debug/config"); !strings.Contains(body, `"result": "failure"`) || !strings.Contains(body, "bogus") {
 			return fmt.Errorf("/debug/config:\n%s", body)
 		}
@@ -192,7 +178,7 @@ func TestHotReload(t *testing.T) {
 func zkSession(t *testing.T, p *pipeline.Pipeline) string {
 	t.Helper()
 	var id string
-	waitFor(t, 10*time.Second, "a ZooKeeper session", func() error {
+	testkit.WaitFor(t, 10*time.Second, "a ZooKeeper session", func() error {
 		adapters := p.Registries().(map[string]any)["adapters"].(map[string]any)
 		d, _ := adapters["zk"].(map[string]any)
 		id, _ = d["sessionId"].(string)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
@@ -71,7 +72,7 @@ func TestRuleFilesHotReload(t *testing.T) {
 	}
 	wantHeader := func(h string) {
 		t.Helper()
-		waitFor(t, 10*time.Second, "a VirtualService routing on "+h, func() error {
+		testkit.WaitFor(t, 10*time.Second, "a VirtualService routing on "+h, func() error {
 			s, err := header()
 			if err != nil {
 				return err
@@ -90,7 +91,7 @@ func TestRuleFilesHotReload(t *testing.T) {
 	wantHeader("x-env")
 	// A broken file (unknown field on line 6): rejected, the last good rules keep running.
 	write("broken.yaml", fmt.Sprintf(laneRule, "other", "x.*", "x-other")+"  bogus: 1\n")
-	waitFor(t, 10*time.Second, "the broken rule file reported", func() error {
+	testkit.WaitFor(t, 10*time.Second, "the broken rule file reported", func() error {
 		st := fmt.Sprintf("%+v", p.RulesStatus(""))
 		if !strings.Contains(st, "broken.yaml: line 7: unknown field \"bogus\"") {
 			return fmt.Errorf("status: %s", st)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"io"
 	"net/http"
 	"os"
@@ -82,7 +83,7 @@ func TestDiffAndHistoryCommands(t *testing.T) {
 			t.Error("serve did not stop")
 		}
 	}()
-	waitFor(t, 20*time.Second, func() bool {
+	testkit.WaitUntil(t, 20*time.Second, "/readyz 200", func() bool {
 		resp, err := http.Get("http://" + adminAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
@@ -96,7 +97,7 @@ func TestDiffAndHistoryCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out string
-	waitFor(t, 20*time.Second, func() bool {
+	testkit.WaitUntil(t, 20*time.Second, "the change in the history", func() bool {
 		_, out, _ = runCLI(t, "history", "--admin", adminAddr, "--token-file", tokenFile, "--kind", "serviceentry", "--name", "shop/orders.file")
 		return strings.Count(out, "\n# ") >= 1
 	})
@@ -116,17 +117,5 @@ func TestDiffAndHistoryCommands(t *testing.T) {
 	code, stdout, _ = runCLI(t, "diff", "--admin", adminAddr, "--token-file", tokenFile, "--config", old)
 	if code != 0 || !strings.Contains(stdout, "-  - address: 10.1.0.2") || !strings.Contains(stdout, "--- running: ServiceEntry shop/payments.file") {
 		t.Errorf("diff --admin against the old config: exit %d\n%s", code, stdout)
-	}
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/merge"
 )
 
@@ -48,7 +49,7 @@ func TestStartupProgressLogs(t *testing.T) {
 			func() []merge.RegistryStatus { mu.Lock(); defer mu.Unlock(); return statuses }, log, 20*time.Millisecond)
 		close(done)
 	}()
-	waitFor(t, 10*time.Second, func() bool { return strings.Count(logs.String(), "registry=zk") >= 2 })
+	testkit.WaitUntil(t, 10*time.Second, "two registry=zk log lines", func() bool { return strings.Count(logs.String(), "registry=zk") >= 2 })
 	out := logs.String()
 	for _, w := range []string{`msg="start-up: registry not synced yet, failing" registry=zk`, `error="dial tcp 127.0.0.1:1: connection refused"`,
 		`msg="start-up: registry synced" registry=big`, "services=5000 instances=20000"} {

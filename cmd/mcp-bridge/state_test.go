@@ -15,6 +15,7 @@ import (
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -85,16 +86,8 @@ func (r *bridgeRun) get(path string) (int, string) {
 
 func (r *bridgeRun) waitFor(what string, timeout time.Duration, cond func() error) {
 	r.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%s: still %v after %v; log:\n%s", what, err, timeout, r.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if _, err := testkit.Poll(timeout, cond); err != nil {
+		r.t.Fatalf("%s: %v; log:\n%s", what, err, r.logs())
 	}
 }
 

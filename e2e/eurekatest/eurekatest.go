@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"testing"
-	"time"
 )
 
 // Instance is what Spring Cloud Netflix's EurekaClient POSTs to /apps/<APP> (Jackson's shape:
@@ -138,22 +137,4 @@ func SetStatus(t testing.TB, server, app, id, value string) {
 		return
 	}
 	Call(t, http.MethodPut, server+"/apps/"+app+"/"+id+"/status?value="+value, nil)
-}
-
-// WaitFor polls cond every 20 ms (no backoff: callers time how long changes take, and a growing
-// poll delay would be measured with them) until it returns nil, and returns how long it took; it
-// fails the test after timeout with what last failed.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		err := cond()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -1,7 +1,8 @@
 // Package nacostest holds helpers for tests that drive a real Nacos-protocol server (Polaris) as
 // applications do, and that watch what an adapter sends: application processes with their own
 // nacos-sdk-go clients (as Spring Cloud Alibaba and Dubbo create one per process), heart-beating
-// Nacos 1.x style instances, and a registry.Sink that records every call. It is for tests only:
+// Nacos 1.x style instances, and checks of the services an adapter sends (the recording sink is
+// e2e/testkit's). It is for tests only:
 // the nacos adapter's own tests and its pipeline tests. It must not import registry/nacos, whose
 // in-package tests use it.
 package nacostest

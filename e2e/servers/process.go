@@ -321,6 +321,9 @@ func (p *Process) dumpLog(t testing.TB) {
 }
 
 // WaitFor polls check until it returns nil or timeout passes, then fails the test with the last error.
+// It backs off (20 ms growing to 500 ms) because it waits for processes to start, where a tight
+// poll only adds load; tests that time how fast a change arrives use testkit.WaitFor, which polls
+// at a fixed interval so that no growing delay is measured with the change.
 func WaitFor(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
 	if err := Poll(timeout, check); err != nil {

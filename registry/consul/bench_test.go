@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 )
 
 // TestScale measures the numbers of docs/benchmarks.md: initial sync of services x instances in a
@@ -66,8 +67,8 @@ func TestScale(t *testing.T) {
 
 	runAt := time.Now()
 	a, sink := startAdapter(t, Config{Address: Addresses{agent.Addr()}})
-	sink.waitFor(t, 5*time.Minute, "the initial sync", func(r *recordSink) bool { return len(r.ops()) > 0 && r.ops()[0].op == "replace" })
-	t.Logf("initial sync: %v to Replace with %d services", sink.ops()[0].at.Sub(runAt).Round(time.Millisecond), len(sink.ops()[0].services))
+	waitFor(t, sink, 5*time.Minute, "the initial sync", func(r *testkit.RecordSink) bool { return len(r.Events()) > 0 && r.Events()[0].Op == "replace" })
+	t.Logf("initial sync: %v to Replace with %d services", sink.Events()[0].At.Sub(runAt).Round(time.Millisecond), len(sink.Events()[0].Services))
 
 	// Check-state changes, one at a time, each on a random instance.
 	var lat []time.Duration
@@ -88,8 +89,8 @@ func TestScale(t *testing.T) {
 		}
 		at := time.Now()
 		id := fmt.Sprintf("node-%d/svc-%04d-%d", i, s, i)
-		done := sink.waitFor(t, 30*time.Second, "check change "+id, func(r *recordSink) bool {
-			in, err := findInstance(r.get(appKey(dc, fmt.Sprintf("svc-%04d", s))), id)
+		done := waitFor(t, sink, 30*time.Second, "check change "+id, func(r *testkit.RecordSink) bool {
+			in, err := findInstance(r.Get(appKey(dc, fmt.Sprintf("svc-%04d", s))), id)
 			return err == nil && in.Healthy == (status == api.HealthPassing)
 		})
 		lat = append(lat, done.Sub(at))

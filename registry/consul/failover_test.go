@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 )
 
 // TestAddressFailover: with address [A, B] and the agent at A stopped, the adapter reads from B
@@ -20,11 +21,11 @@ func TestAddressFailover(t *testing.T) {
 
 	start := time.Now()
 	a, sink := startAdapter(t, Config{Address: Addresses{dead.Addr(), live.Addr()}})
-	sink.waitFor(t, 10*time.Second, "the first sync through the second address", func(r *recordSink) bool { return r.get(appKey(dc, "pay")) != nil })
+	waitFor(t, sink, 10*time.Second, "the first sync through the second address", func(r *testkit.RecordSink) bool { return r.Get(appKey(dc, "pay")) != nil })
 	t.Logf("first sync through the second address after %v", time.Since(start).Round(time.Millisecond))
-	for _, e := range sink.ops() {
-		if e.op == "fail" {
-			t.Errorf("the registry failed although the second address answers: %v", e.err)
+	for _, e := range sink.Events() {
+		if e.Op == "fail" {
+			t.Errorf("the registry failed although the second address answers: %v", e.Err)
 		}
 	}
 	if got := a.Describe()["address"]; got != live.Addr() {

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/dubbo"
@@ -67,19 +68,18 @@ func TestGolden(t *testing.T) {
 	cl := agentClient(t, agent, "")
 	registerFixtures(t, cl)
 	_, sink := startAdapter(t, Config{Address: Addresses{agent.Addr()}})
-	sink.waitFor(t, 10*time.Second, "the first Replace", func(r *recordSink) bool { return len(r.ops()) > 0 })
-	ops := sink.ops()
-	if ops[0].op != "replace" {
-		t.Fatalf("first sink call is %s, want replace", ops[0].op)
+	waitFor(t, sink, 10*time.Second, "the first Replace", func(r *testkit.RecordSink) bool { return len(r.Events()) > 0 })
+	ops := sink.Events()
+	if ops[0].Op != "replace" {
+		t.Fatalf("first sink call is %s, want replace", ops[0].Op)
 	}
-	got, err := json.MarshalIndent(ops[0].services, "", "  ")
+	got, err := json.MarshalIndent(ops[0].Services, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden.Compare(t, filepath.Join("testdata", "services.golden.json"), append(got, '\n'))
-	sink.mu.Lock()
-	rejects := maps2slice(sink.rejects)
-	sink.mu.Unlock()
+	held, _ := sink.Rejects()
+	rejects := maps2slice(held)
 	if want := []string{dc + "/broken/t/broken-1=bad-address"}; !slices.Equal(rejects, want) {
 		t.Errorf("rejects = %v, want %v", rejects, want)
 	}
@@ -96,9 +96,9 @@ func TestGolden(t *testing.T) {
 	}
 	fromZK := dubbo.InterfaceService(p.Key, []dubbo.Provider{p})
 	fromZK.Registry = "zookeeper"
-	fromConsul := sink.get(registry.Key{Kind: registry.KindDubboInterface, Namespace: dc, Group: "g1", Name: "org.apache.dubbo.demo.DemoService", Version: "1.0.0"})
+	fromConsul := sink.Get(registry.Key{Kind: registry.KindDubboInterface, Namespace: dc, Group: "g1", Name: "org.apache.dubbo.demo.DemoService", Version: "1.0.0"})
 	if fromConsul == nil {
-		t.Fatalf("no Dubbo interface service; have %s", dump(sink.services()))
+		t.Fatalf("no Dubbo interface service; have %s", testkit.Dump(sink.Services()))
 	}
 	c := fromConsul.Clone()
 	c.Registry = "consul"
@@ -150,14 +150,14 @@ func TestLiveChanges(t *testing.T) {
 	register(t, cl, &api.AgentServiceRegistration{ID: "seed-1", Name: "seed", Address: "127.0.0.9", Port: 80}, api.HealthPassing)
 	// A rate above the default so that the test measures blocking queries, not the bucket.
 	_, sink := startAdapter(t, Config{Address: Addresses{agent.Addr()}, QueryRate: 20})
-	sink.waitFor(t, 10*time.Second, "the first sync", func(r *recordSink) bool { return r.get(appKey(dc, "seed")) != nil })
+	waitFor(t, sink, 10*time.Second, "the first sync", func(r *testkit.RecordSink) bool { return r.Get(appKey(dc, "seed")) != nil })
 
 	web := func(tags []string, w int) *api.AgentServiceRegistration {
 		return &api.AgentServiceRegistration{ID: "web-1", Name: "web", Address: "127.0.0.2", Port: 8080, Tags: tags,
 			Weights: &api.AgentWeights{Passing: w, Warning: 1}}
 	}
-	inst := func(r *recordSink) (registry.Instance, bool) {
-		in, err := findInstance(r.get(appKey(dc, "web")), "t/web-1")
+	inst := func(r *testkit.RecordSink) (registry.Instance, bool) {
+		in, err := findInstance(r.Get(appKey(dc, "web")), "t/web-1")
 		return in, err == nil
 	}
 	steps := []struct {
@@ -184,13 +184,13 @@ func TestLiveChanges(t *testing.T) {
 			if err := cl.Agent().ServiceDeregister("web-1"); err != nil {
 				t.Fatal(err)
 			}
-		}, func(_ registry.Instance, _ bool) bool { return sink.get(appKey(dc, "web")) == nil }},
+		}, func(_ registry.Instance, _ bool) bool { return sink.Get(appKey(dc, "web")) == nil }},
 	}
 	var worst time.Duration
 	for _, s := range steps {
 		s.change()
 		start := time.Now()
-		at := sink.waitFor(t, 10*time.Second, s.name, func(r *recordSink) bool { in, ok := inst(r); return s.done(in, ok) })
+		at := waitFor(t, sink, 10*time.Second, s.name, func(r *testkit.RecordSink) bool { in, ok := inst(r); return s.done(in, ok) })
 		d := at.Sub(start)
 		worst = max(worst, d)
 		t.Logf("%-16s reached the sink in %v", s.name, d.Round(time.Millisecond))
@@ -217,13 +217,13 @@ func TestAgentRestartFreshDataDir(t *testing.T) {
 		register(t, cl, r, api.HealthPassing)
 	}
 	a, sink := startAdapter(t, Config{Address: Addresses{agent.Addr()}, RecoveryDelay: 3 * time.Second})
-	sink.waitFor(t, 10*time.Second, "the first sync", func(r *recordSink) bool { return len(r.services()) == 3 })
+	waitFor(t, sink, 10*time.Second, "the first sync", func(r *testkit.RecordSink) bool { return len(r.Services()) == 3 })
 
 	agent.Stop()
-	sink.waitFor(t, 10*time.Second, "Fail", func(r *recordSink) bool {
-		return slices.ContainsFunc(r.ops(), func(e sinkEvent) bool { return e.op == "fail" })
+	waitFor(t, sink, 10*time.Second, "Fail", func(r *testkit.RecordSink) bool {
+		return slices.ContainsFunc(r.Events(), func(e testkit.Event) bool { return e.Op == "fail" })
 	})
-	failAt := len(sink.ops())
+	failAt := len(sink.Events())
 	agent.Restart()
 	// The applications re-register with the new agent; c was deregistered while it was down.
 	cl = agentClient(t, agent, "")
@@ -231,17 +231,17 @@ func TestAgentRestartFreshDataDir(t *testing.T) {
 		r.Check = nil
 		register(t, cl, r, api.HealthPassing)
 	}
-	sink.waitFor(t, 20*time.Second, "convergence after the restart", func(r *recordSink) bool {
-		s := r.services()
-		return len(s) == 2 && instanceCount(r.get(appKey(dc, "a"))) == 2 && r.get(appKey(dc, "c")) == nil
+	waitFor(t, sink, 20*time.Second, "convergence after the restart", func(r *testkit.RecordSink) bool {
+		s := r.Services()
+		return len(s) == 2 && instanceCount(r.Get(appKey(dc, "a"))) == 2 && r.Get(appKey(dc, "c")) == nil
 	})
 	// Between the failure and the Replace that ends it, nothing was taken away.
-	for _, e := range sink.ops()[failAt:] {
-		if e.op == "replace" {
+	for _, e := range sink.Events()[failAt:] {
+		if e.Op == "replace" {
 			break
 		}
-		if e.op == "delete" || e.op == "upsert" {
-			t.Errorf("while the agent was down or not yet re-populated the adapter sent %s %s", e.op, dump(e))
+		if e.Op == "delete" || e.Op == "upsert" {
+			t.Errorf("while the agent was down or not yet re-populated the adapter sent %s %s", e.Op, testkit.Dump(e))
 		}
 	}
 	if desc := a.Describe(); desc["error"] != nil {
@@ -282,12 +282,12 @@ func TestACL(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, sink := startAdapter(t, Config{Address: Addresses{agent.Addr()}, Token: registry.Secret{File: wrong}})
-		sink.waitFor(t, 10*time.Second, "Fail", func(r *recordSink) bool { return len(r.ops()) > 0 })
-		e := sink.ops()[0]
-		if e.op != "fail" {
-			t.Fatalf("first call %s, want fail", e.op)
+		waitFor(t, sink, 10*time.Second, "Fail", func(r *testkit.RecordSink) bool { return len(r.Events()) > 0 })
+		e := sink.Events()[0]
+		if e.Op != "fail" {
+			t.Fatalf("first call %s, want fail", e.Op)
 		}
-		msg := e.err.Error()
+		msg := e.Err.Error()
 		for _, want := range []string{"ACL", "file:" + wrong} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("error %q does not mention %q", msg, want)
@@ -299,22 +299,22 @@ func TestACL(t *testing.T) {
 	})
 
 	_, sink := startAdapter(t, Config{Address: Addresses{agent.Addr()}, Token: registry.Secret{File: file}, Wait: 2 * time.Second, RecoveryDelay: -1})
-	sink.waitFor(t, 10*time.Second, "the first sync with a valid token", func(r *recordSink) bool { return r.get(appKey(dc, "pay")) != nil })
+	waitFor(t, sink, 10*time.Second, "the first sync with a valid token", func(r *testkit.RecordSink) bool { return r.Get(appKey(dc, "pay")) != nil })
 	// The token is revoked: the next requests are refused; the last-known state stays.
 	if _, err := root.ACL().TokenDelete(good.AccessorID, nil); err != nil {
 		t.Fatal(err)
 	}
-	sink.waitFor(t, 15*time.Second, "Fail after the token was revoked", func(r *recordSink) bool {
-		return slices.ContainsFunc(r.ops(), func(e sinkEvent) bool { return e.op == "fail" })
+	waitFor(t, sink, 15*time.Second, "Fail after the token was revoked", func(r *testkit.RecordSink) bool {
+		return slices.ContainsFunc(r.Events(), func(e testkit.Event) bool { return e.Op == "fail" })
 	})
-	ops := sink.ops()
-	i := slices.IndexFunc(ops, func(e sinkEvent) bool { return e.op == "fail" })
-	if msg := ops[i].err.Error(); !strings.Contains(msg, "file:"+file) || strings.Contains(msg, good.SecretID) {
+	ops := sink.Events()
+	i := slices.IndexFunc(ops, func(e testkit.Event) bool { return e.Op == "fail" })
+	if msg := ops[i].Err.Error(); !strings.Contains(msg, "file:"+file) || strings.Contains(msg, good.SecretID) {
 		t.Errorf("revoked-token error %q: want the token file named and the token not shown", msg)
 	}
 	for _, e := range ops[i:] {
-		if e.op == "delete" || e.op == "replace" {
-			t.Errorf("after the ACL failure the adapter sent %s", e.op)
+		if e.Op == "delete" || e.Op == "replace" {
+			t.Errorf("after the ACL failure the adapter sent %s", e.Op)
 		}
 	}
 	// A new token in the same file: picked up on the next refusal, and the state is sent whole.
@@ -322,9 +322,9 @@ func TestACL(t *testing.T) {
 	if err := os.WriteFile(file, []byte(rotated.SecretID), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sink.waitFor(t, 20*time.Second, "recovery with the rotated token", func(r *recordSink) bool {
-		ops := r.ops()
-		return ops[len(ops)-1].op == "replace" && r.get(appKey(dc, "pay")) != nil
+	waitFor(t, sink, 20*time.Second, "recovery with the rotated token", func(r *testkit.RecordSink) bool {
+		ops := r.Events()
+		return ops[len(ops)-1].Op == "replace" && r.Get(appKey(dc, "pay")) != nil
 	})
 }
 
@@ -339,7 +339,7 @@ func TestRequestsAtRest(t *testing.T) {
 	}
 	const wait = 4 * time.Second
 	a, sink := startAdapter(t, Config{Address: Addresses{agent.Addr()}, Wait: wait})
-	sink.waitFor(t, 20*time.Second, "the first sync", func(r *recordSink) bool { return len(r.services()) == n })
+	waitFor(t, sink, 20*time.Second, "the first sync", func(r *testkit.RecordSink) bool { return len(r.Services()) == n })
 	before := requests(a)
 	const window = 12 * time.Second
 	time.Sleep(window) // the quantity measured is what happens in this time at rest
@@ -354,8 +354,8 @@ func TestRequestsAtRest(t *testing.T) {
 	if got < n/2 {
 		t.Errorf("only %d requests in %v: the blocking queries are not being renewed", got, window)
 	}
-	if len(sink.ops()) != 1 {
-		t.Errorf("at rest the adapter sent %d calls after the first Replace", len(sink.ops())-1)
+	if len(sink.Events()) != 1 {
+		t.Errorf("at rest the adapter sent %d calls after the first Replace", len(sink.Events())-1)
 	}
 }
 

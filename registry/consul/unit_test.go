@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
@@ -138,11 +139,11 @@ func TestConvertFiltersTagsAndCredentials(t *testing.T) {
 		entry("out", []string{"other"}, nil),
 	})
 	if len(rej) != 0 || len(svcs) != 1 || len(svcs[0].Instances) != 1 {
-		t.Fatalf("convert = %s, rejects %v", dump(svcs), rej)
+		t.Fatalf("convert = %s, rejects %v", testkit.Dump(svcs), rej)
 	}
 	in := svcs[0].Instances[0]
 	if in.ID != "n/in" || in.Address != "10.0.0.1" {
-		t.Errorf("instance %s: want ID n/in and the node's address", dump(in))
+		t.Errorf("instance %s: want ID n/in and the node's address", testkit.Dump(in))
 	}
 	if _, ok := in.Labels["password"]; ok {
 		t.Error("a credential became a label")

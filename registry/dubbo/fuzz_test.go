@@ -1,8 +1,7 @@
 package dubbo
 
 import (
-	"bufio"
-	"os"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -13,20 +12,10 @@ import (
 // addProviderURLs seeds a fuzz target with the captured provider URLs of testdata (znode names
 // as Dubbo encodes them, and decoded URLs).
 func addProviderURLs(f *testing.F) {
-	file, err := os.Open(filepath.Join("testdata", "provider_urls.txt"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer file.Close()
-	sc := bufio.NewScanner(file)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
+	for _, l := range testkit.Lines(f, filepath.Join("testdata", "provider_urls.txt")) {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
 			f.Add(l)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		f.Fatal(err)
 	}
 }
 
@@ -141,18 +130,6 @@ func FuzzAppMember(f *testing.F) {
 			}
 			return
 		}
-		if len(m.Ports) == 0 || len(m.Ports) != len(m.Instance.Ports) {
-			t.Fatalf("ports %v, instance ports %v", m.Ports, m.Instance.Ports)
-		}
-		for _, p := range m.Ports {
-			if n, ok := m.Instance.Ports[p.Name]; !ok || n == 0 || n > 65535 {
-				t.Fatalf("port %q: %d, %v", p.Name, n, ok)
-			}
-		}
-		for k := range m.Instance.Labels {
-			if IsSensitive(k) {
-				t.Fatalf("label %q is a credential", k)
-			}
-		}
+		testkit.CheckMember(t, m.Ports, m.Instance, IsSensitive)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
@@ -41,9 +42,9 @@ func estate() []springInstance {
 	}
 }
 
-func wantCounts(s *recordSink, want map[string]int) error {
+func wantCounts(s *testkit.RecordSink, want map[string]int) error {
 	for name, n := range want {
-		svc := s.get(name)
+		svc := service(s, name)
 		if svc == nil || len(svc.Instances) != n {
 			return fmt.Errorf("%s: want %d instances, have %v", name, n, svc)
 		}
@@ -61,10 +62,10 @@ func TestPolarisEstate(t *testing.T) {
 	waitFor(t, 20*time.Second, "every registered instance", func() error {
 		return wantCounts(sink, map[string]int{"ORDERS": 2, "USERS": 2, "SHOP-ORDER": 1})
 	})
-	golden.Compare(t, filepath.Join("testdata", "estate.json"), mustJSON(t, sink.services()))
-	golden.Compare(t, filepath.Join("testdata", "estate-resources.json"), mustJSON(t, resources(t, sink.services())))
-	if len(sink.rejects) != 0 {
-		t.Errorf("rejected: %v", sink.rejects)
+	golden.Compare(t, filepath.Join("testdata", "estate.json"), mustJSON(t, services(sink)))
+	golden.Compare(t, filepath.Join("testdata", "estate-resources.json"), mustJSON(t, resources(t, services(sink))))
+	if rejects, _ := sink.Rejects(); len(rejects) != 0 {
+		t.Errorf("rejected: %v", rejects)
 	}
 	if w := a.Describe()["sync"].(status).PortWarnings; len(w) != 1 || !strings.Contains(w["USERS"], "https on 1 of 2 instances (10.0.1.2:users:9000)") {
 		t.Errorf("port warnings %v, want USERS's https on 1 of 2 instances", w)
@@ -94,7 +95,7 @@ func TestPolarisLive(t *testing.T) {
 
 	o2 := springInstance{App: "ORDERS", ID: "o2", IP: "10.0.0.2", Port: 8080, Metadata: map[string]string{"version": "v1"}}
 	instanceOf := func(id string) *registry.Instance {
-		if s := sink.get("ORDERS"); s != nil {
+		if s := service(sink, "ORDERS"); s != nil {
 			for i := range s.Instances {
 				if s.Instances[i].ID == id {
 					return &s.Instances[i]

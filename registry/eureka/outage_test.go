@@ -51,13 +51,13 @@ func TestPolarisFailoverAndOutage(t *testing.T) {
 		if got := a.Describe()["serverInUse"]; got != p2.EurekaURL() {
 			return fmt.Errorf("server in use %v", got)
 		}
-		if sink.get("ONLY-ON-FIRST") != nil {
+		if service(sink, "ONLY-ON-FIRST") != nil {
 			return fmt.Errorf("ONLY-ON-FIRST, which the second server never had, is still there")
 		}
 		return wantCounts(sink, map[string]int{"ORDERS": 2})
 	})
 	t.Logf("moved to the second server in %v", took.Round(time.Millisecond))
-	if _, fails := sink.counts(); fails != 0 {
+	if fails := sink.Count("fail"); fails != 0 {
 		t.Errorf("Sink.Fail was called %d times though the second server answered", fails)
 	}
 	if st := a.Describe()["sync"].(status); st.HashMismatches == 0 {
@@ -66,14 +66,14 @@ func TestPolarisFailoverAndOutage(t *testing.T) {
 
 	p2.Kill()
 	waitFor(t, 20*time.Second, "Sink.Fail", func() error {
-		if _, fails := sink.counts(); fails == 0 {
+		if fails := sink.Count("fail"); fails == 0 {
 			return fmt.Errorf("no Fail yet")
 		}
 		return nil
 	})
-	replaces, _ := sink.counts()
+	replaces := sink.Count("replace")
 	time.Sleep(10 * liveInterval)
-	if again, _ := sink.counts(); again != replaces {
+	if again := sink.Count("replace"); again != replaces {
 		t.Errorf("%d states were sent while every server was down", again-replaces)
 	}
 	if err := wantCounts(sink, map[string]int{"ORDERS": 2}); err != nil {

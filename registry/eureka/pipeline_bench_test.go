@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/eurekatest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 )
 
 // BenchmarkPolarisScale measures the real pipeline (adapter, merge, translate, MCP server, an MCP
@@ -98,7 +99,7 @@ func BenchmarkPolarisScale(b *testing.B) {
 
 	start = time.Now()
 	br := startPipeline(b, url, interval)
-	eurekatest.WaitFor(b, 5*time.Minute, "every endpoint at the MCP client", func() error {
+	testkit.WaitFor(b, 5*time.Minute, "every endpoint at the MCP client", func() error {
 		if n := br.client.Len(); n != apps {
 			return fmt.Errorf("%d ServiceEntries", n)
 		}
@@ -128,7 +129,7 @@ func BenchmarkPolarisScale(b *testing.B) {
 			what, d, st1.Sync.FullFetches-st0.Sync.FullFetches, per, float64(full)/float64(max(per, 1)))
 	}
 	atRest("at rest inside Polaris's delta window")
-	took := eurekatest.WaitFor(b, 3*time.Minute, "Polaris's delta window to pass", func() error {
+	took := testkit.WaitFor(b, 3*time.Minute, "Polaris's delta window to pass", func() error {
 		if st := br.status(b); st.Sync.LastDeltaSize > 0 {
 			return fmt.Errorf("the last delta listed %d instances", st.Sync.LastDeltaSize)
 		}

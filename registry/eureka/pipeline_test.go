@@ -13,6 +13,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/e2e/eurekatest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/mcpclient"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
 
@@ -91,7 +92,7 @@ func (b *bridge) observe(t testing.TB, timeout time.Duration, server, app, host 
 	start := time.Now()
 	change()
 	var a arrival
-	eurekatest.WaitFor(t, timeout, "the change at Polaris and at the MCP client", func() error {
+	testkit.WaitFor(t, timeout, "the change at Polaris and at the MCP client", func() error {
 		if a.polaris == 0 {
 			body, err := eurekatest.Get(server, "/apps/"+app)
 			if err != nil {
@@ -148,7 +149,7 @@ func TestPipelineLive(t *testing.T) {
 	o1 := eurekatest.Instance{App: "ORDERS", ID: "o1", IP: "10.0.0.1", Port: 8080, Metadata: map[string]string{"version": "v1"}}
 	eurekatest.Register(t, url, o1)
 	b := startPipeline(t, url, liveInterval)
-	eurekatest.WaitFor(t, 30*time.Second, "o1 at the MCP client", func() error {
+	testkit.WaitFor(t, 30*time.Second, "o1 at the MCP client", func() error {
 		if b.client.Endpoint(host, "10.0.0.1") == nil {
 			return fmt.Errorf("no endpoint 10.0.0.1 of %s (stream: %v)", host, b.client.Err())
 		}

@@ -1,12 +1,9 @@
 package eureka
 
 import (
-	"encoding/json"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/mcp-bridge/mcp-bridge/istio"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
@@ -30,29 +27,5 @@ func resources(t testing.TB, services []*registry.Service) []map[string]any {
 		in = append(in, c)
 	}
 	out := tr.Translate(in)
-	for _, inv := range out.Invalid {
-		t.Errorf("translate left out %s %s/%s (%s): %s: %s", inv.Collection, inv.Namespace, inv.Name, inv.Source, inv.Reason, inv.Detail)
-	}
-	var rendered []map[string]any
-	for _, coll := range []string{istio.CollectionServiceEntry, istio.CollectionWorkloadEntry} {
-		for _, r := range out.Resources[coll] {
-			msg, err := r.DecodeSpec()
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := protojson.Marshal(msg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var spec any
-			if err := json.Unmarshal(b, &spec); err != nil {
-				t.Fatal(err)
-			}
-			rendered = append(rendered, map[string]any{
-				"collection": coll, "namespace": r.Namespace, "name": r.Name,
-				"labels": r.Labels, "annotations": r.Annotations, "spec": spec,
-			})
-		}
-	}
-	return rendered
+	return testkit.Resources(t, out.Resources, out.Invalid)
 }

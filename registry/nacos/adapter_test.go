@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
@@ -65,7 +66,7 @@ func TestRealNacosBehaviours(t *testing.T) {
 	n.set(DefaultGroup, "c", inst("10.0.2.1", 8080, 1, nil), inst("", 8080, 1, nil))
 	r.Sink.WaitService(t, 2*time.Second, nacostest.AppKey("c"), nacostest.InstancesAre("10.0.2.1:8080/100/true/true"))
 	n.set(DefaultGroup, "c", inst("10.0.2.1", 8080, 1, map[string]string{"v": "2"}), inst("", 8080, 1, nil))
-	nacostest.WaitFor(t, 2*time.Second, "the second push", func() error {
+	testkit.WaitFor(t, 2*time.Second, "the second push", func() error {
 		if r.Sink.Get(nacostest.AppKey("c")).Instances[0].Labels["v"] != "2" {
 			return fmt.Errorf("not yet")
 		}
@@ -75,7 +76,7 @@ func TestRealNacosBehaviours(t *testing.T) {
 		t.Errorf("%d Reject calls, rejects %v; want the one malformed instance once", n, rejects)
 	}
 	n.set(DefaultGroup, "c", inst("10.0.2.1", 8080, 1, nil))
-	nacostest.WaitFor(t, 2*time.Second, "the Accept", func() error {
+	testkit.WaitFor(t, 2*time.Second, "the Accept", func() error {
 		if rejects, _ := r.Sink.Rejects(); len(rejects) != 0 {
 			return fmt.Errorf("rejects %v", rejects)
 		}
@@ -97,7 +98,7 @@ func TestRealNacosBehaviours(t *testing.T) {
 	r.Sink.WaitService(t, 2*time.Second, nacostest.AppKey("b"), nacostest.InstancesAre())
 	// ...and deleted when Nacos removes the service itself.
 	n.remove(DefaultGroup, "b")
-	nacostest.WaitFor(t, 2*time.Second, "b to be deleted", func() error {
+	testkit.WaitFor(t, 2*time.Second, "b to be deleted", func() error {
 		if r.Sink.Get(nacostest.AppKey("b")) != nil {
 			return fmt.Errorf("still there")
 		}
@@ -111,7 +112,7 @@ func TestRealNacosBehaviours(t *testing.T) {
 	// read after recovery and sent whole.
 	before := r.Sink.NEvents()
 	n.setDown(true)
-	nacostest.WaitFor(t, 2*time.Second, "Fail", func() error {
+	testkit.WaitFor(t, 2*time.Second, "Fail", func() error {
 		if r.Sink.Count("fail") == 0 {
 			return fmt.Errorf("no Fail yet")
 		}
@@ -128,7 +129,7 @@ func TestRealNacosBehaviours(t *testing.T) {
 		t.Errorf("%d Fail calls for one failure, want 1", r.Sink.Count("fail"))
 	}
 	n.setDown(false)
-	nacostest.WaitFor(t, 3*time.Second, "the recovery Replace", func() error {
+	testkit.WaitFor(t, 3*time.Second, "the recovery Replace", func() error {
 		if r.Sink.Count("replace") < 2 {
 			return fmt.Errorf("no second Replace yet")
 		}
@@ -152,7 +153,7 @@ func TestUnreachableAtStart(t *testing.T) {
 	cfg := fakeConfig(t)
 	cfg.RecoveryDelay = time.Hour
 	r := startAdapter(t, cfg, f)
-	nacostest.WaitFor(t, 2*time.Second, "Fail", func() error {
+	testkit.WaitFor(t, 2*time.Second, "Fail", func() error {
 		if r.Sink.Count("fail") == 0 {
 			return fmt.Errorf("no Fail")
 		}

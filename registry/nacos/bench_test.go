@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 )
@@ -64,7 +65,7 @@ func BenchmarkPolarisScale(b *testing.B) {
 	h0 := heap()
 	cfg := nacos.ShortConfig(b, addr)
 	cfg.PollInterval = 2 * time.Second
-	allInSink := func(r *nacostest.RecordSink) func() error {
+	allInSink := func(r *testkit.RecordSink) func() error {
 		return func() error {
 			n := 0
 			for _, s := range r.Services() {
@@ -77,12 +78,12 @@ func BenchmarkPolarisScale(b *testing.B) {
 		}
 	}
 	start = time.Now()
-	a, err := nacos.New(cfg, registry.Options{Name: "nacos", Logger: nacostest.Logger(b)})
+	a, err := nacos.New(cfg, registry.Options{Name: "nacos", Logger: testkit.Logger(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	alone := nacostest.Run(b, a)
-	nacostest.WaitFor(b, 5*time.Minute, "the full estate in the sink", allInSink(alone.Sink))
+	alone := testkit.Run(b, a)
+	testkit.WaitFor(b, 5*time.Minute, "the full estate in the sink", allInSink(alone.Sink))
 	syncTook := time.Since(start)
 	h1 := heap()
 	alone.Stop()
@@ -96,8 +97,8 @@ func BenchmarkPolarisScale(b *testing.B) {
 		return nacos.NewWatchedAdapter(cfg, opts, watch)
 	})
 	r := pl.rec
-	nacostest.WaitFor(b, 5*time.Minute, "the full estate in the sink", allInSink(r))
-	nacostest.WaitFor(b, time.Minute, "every ServiceEntry at the MCP client", func() error {
+	testkit.WaitFor(b, 5*time.Minute, "the full estate in the sink", allInSink(r))
+	testkit.WaitFor(b, time.Minute, "every ServiceEntry at the MCP client", func() error {
 		if n := pl.ads.Len(); n != services {
 			return fmt.Errorf("%d ServiceEntries", n)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
@@ -61,7 +62,7 @@ func TestPolarisDubboMapping(t *testing.T) {
 	r.Sink.WaitService(t, wait, ifaceKey("org.apache.shop.StockService"), dubboInstancesAre("10.0.2.1:20880/100", "10.0.2.2:20880/100"))
 	// The mapping no longer names the application: its service goes.
 	publish(orderService, "other-app")
-	nacostest.WaitFor(t, wait, "the OrderService service to be deleted", func() error {
+	testkit.WaitFor(t, wait, "the OrderService service to be deleted", func() error {
 		if r.Sink.Get(ifaceKey(orderService)) != nil {
 			return fmt.Errorf("still there")
 		}

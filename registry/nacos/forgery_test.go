@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 )
 
 // forgedPush is a Nacos 1.x UDP push as nacos-sdk-go's push receiver reads it: the service
@@ -158,7 +159,7 @@ func TestSubscribeOverridesFutureLastRefTime(t *testing.T) {
 		}
 	}
 	// Polaris lists a new registration about a second late: subscribe until it answers.
-	nacostest.WaitFor(t, 15*time.Second, "a first answer", func() error { return g.Subscribe(param) })
+	testkit.WaitFor(t, 15*time.Second, "a first answer", func() error { return g.Subscribe(param) })
 	waitIPs("127.0.0.5")
 
 	g.holder.ProcessService(&model.Service{

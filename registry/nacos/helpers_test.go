@@ -6,13 +6,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
 // running is an adapter started for a test, its sink recording every call.
 type running struct {
-	*nacostest.Running
+	*testkit.Running
 	a *Adapter
 }
 
@@ -33,9 +33,9 @@ func testConfig(t testing.TB, addr string) Config {
 // whose sink records everything.
 func startAdapter(t testing.TB, cfg Config, factory clientFactory) *running {
 	t.Helper()
-	a, err := newAdapter(cfg, registry.Options{Name: "nacos", Logger: nacostest.Logger(t), Metrics: prometheus.NewRegistry()}, factory)
+	a, err := newAdapter(cfg, registry.Options{Name: "nacos", Logger: testkit.Logger(t), Metrics: prometheus.NewRegistry()}, factory)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return &running{Running: nacostest.Run(t, a), a: a}
+	return &running{Running: testkit.Run(t, a), a: a}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 )
@@ -109,7 +110,7 @@ func TestPolarisLiveChanges(t *testing.T) {
 	before := r.Services()
 	n := r.NEvents()
 	p.Kill()
-	nacostest.WaitFor(t, wait, "the adapter to report the failure", func() error {
+	testkit.WaitFor(t, wait, "the adapter to report the failure", func() error {
 		for _, e := range r.EventsSince(n) {
 			if e.Op == "fail" {
 				return nil
@@ -134,7 +135,7 @@ func TestPolarisLiveChanges(t *testing.T) {
 	// It comes back: the applications re-register, the adapter re-reads everything and sends it
 	// whole; the state converges to what was there before.
 	p.Restart()
-	nacostest.WaitFor(t, 30*time.Second, "the recovery Replace", func() error {
+	testkit.WaitFor(t, 30*time.Second, "the recovery Replace", func() error {
 		for _, e := range r.EventsSince(n) {
 			if e.Op == "replace" {
 				return nil
@@ -144,8 +145,8 @@ func TestPolarisLiveChanges(t *testing.T) {
 	})
 	r.WaitService(t, wait, nacostest.AppKey("stock"), nacostest.InstancesAre("10.0.6.1:8080/100/true/true"))
 	after := r.Services()
-	if string(nacostest.MustJSON(t, before)) != string(nacostest.MustJSON(t, after)) {
-		t.Errorf("state after restart differs:\nbefore %s\nafter %s", nacostest.MustJSON(t, before), nacostest.MustJSON(t, after))
+	if string(testkit.MustJSON(t, before)) != string(testkit.MustJSON(t, after)) {
+		t.Errorf("state after restart differs:\nbefore %s\nafter %s", testkit.MustJSON(t, before), testkit.MustJSON(t, after))
 	}
 	pl.ads.waitEndpoints(t, wait, host("stock"), "[10.0.6.1[http=8080]w100]")
 	if d := pl.status(t); !d.Reachable || d.Recovering {

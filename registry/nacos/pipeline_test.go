@@ -11,7 +11,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/e2e/mcpclient"
-	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
@@ -23,7 +23,7 @@ import (
 type bridge struct {
 	p   *pipeline.Pipeline
 	a   *nacos.Adapter
-	rec *nacostest.RecordSink // every call the adapter made, beside the pipeline's own sink
+	rec *testkit.RecordSink // every call the adapter made, beside the pipeline's own sink
 	ads adsClient
 }
 
@@ -33,12 +33,12 @@ func startPipeline(t testing.TB, cfg nacos.Config, newAdapter func(nacos.Config,
 	if newAdapter == nil {
 		newAdapter = nacos.New
 	}
-	b := &bridge{rec: nacostest.NewRecordSink()}
+	b := &bridge{rec: testkit.NewRecordSink()}
 	conf := &config.Config{Registries: []config.Registry{{Name: "nacos", Type: "nacos", Config: &cfg}}}
 	conf.Translate.Registries = conf.TranslateRegistries()
 	p, err := pipeline.New(conf, pipeline.Options{
 		NewAdapter: func(r config.Registry, opts registry.Options) (registry.Adapter, error) {
-			opts.Logger = nacostest.Logger(t).With("registry", r.Name)
+			opts.Logger = testkit.Logger(t).With("registry", r.Name)
 			a, err := newAdapter(*r.Config.(*nacos.Config), opts)
 			if err != nil {
 				return nil, err
@@ -58,11 +58,11 @@ func startPipeline(t testing.TB, cfg nacos.Config, newAdapter func(nacos.Config,
 // recorded runs the adapter on the pipeline's sink and a RecordSink (which gets copies).
 type recorded struct {
 	a   *nacos.Adapter
-	rec *nacostest.RecordSink
+	rec *testkit.RecordSink
 }
 
 func (r recorded) Run(ctx context.Context, sink registry.Sink) error {
-	return r.a.Run(ctx, nacostest.TeeSink{r.rec, sink})
+	return r.a.Run(ctx, testkit.TeeSink{r.rec, sink})
 }
 
 func (r recorded) Describe() map[string]any { return r.a.Describe() }
@@ -140,7 +140,7 @@ func (c adsClient) endpoints(host string) string {
 // waitEndpoints waits until a host's endpoints render as want.
 func (c adsClient) waitEndpoints(t testing.TB, timeout time.Duration, host, want string) {
 	t.Helper()
-	nacostest.WaitFor(t, timeout, "MCP client to see "+host+" = "+want, func() error {
+	testkit.WaitFor(t, timeout, "MCP client to see "+host+" = "+want, func() error {
 		if got := c.endpoints(host); got != want {
 			return fmt.Errorf("have %s (stream error: %v)", got, c.Err())
 		}

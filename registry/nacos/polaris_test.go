@@ -13,6 +13,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
 )
 
@@ -104,7 +105,7 @@ func registerEstate(t *testing.T, addr string) {
 
 // estateComplete is true once every registered instance is visible (Polaris shows registrations
 // about a second late).
-func estateComplete(r *nacostest.RecordSink) error {
+func estateComplete(r *testkit.RecordSink) error {
 	want := map[registry.Key]int{
 		{Kind: registry.KindApplication, Namespace: PublicNamespace, Group: DefaultGroup, Name: "user-service"}:                 2,
 		{Kind: registry.KindDubboInterface, Namespace: PublicNamespace, Name: greetings, Version: "1.0.0"}:                      2,
@@ -137,8 +138,8 @@ func TestPolarisEstate(t *testing.T) {
 	cfg.Dubbo.MappingInterfaces = []string{orderService}
 	r := startAdapter(t, cfg, nil)
 	r.Sink.WaitSynced(t, 20*time.Second)
-	nacostest.WaitFor(t, 20*time.Second, "every registered instance", func() error { return estateComplete(r.Sink) })
-	golden.Compare(t, filepath.Join("testdata", "estate.json"), nacostest.MustJSON(t, r.Sink.Services()))
+	testkit.WaitFor(t, 20*time.Second, "every registered instance", func() error { return estateComplete(r.Sink) })
+	golden.Compare(t, filepath.Join("testdata", "estate.json"), testkit.MustJSON(t, r.Sink.Services()))
 	if rejects, _ := r.Sink.Rejects(); len(rejects) != 0 {
 		t.Errorf("rejected entries: %v", rejects)
 	}
@@ -153,7 +154,7 @@ func TestPolarisEstate(t *testing.T) {
 	}
 	p.Kill()
 	again := startAdapter(t, cfg, nil)
-	nacostest.WaitFor(t, 10*time.Second, "Fail", func() error {
+	testkit.WaitFor(t, 10*time.Second, "Fail", func() error {
 		if again.Sink.Count("fail") == 0 {
 			return fmt.Errorf("no Fail")
 		}

@@ -8,15 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/mcp-bridge/mcp-bridge/config"
-	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
-	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
 )
 
@@ -35,7 +32,7 @@ func TestEstateResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The model must read back as it was written, or the resources would be of something else.
-	if again := nacostest.MustJSON(t, services); string(again) != string(raw) {
+	if again := testkit.MustJSON(t, services); string(again) != string(raw) {
 		t.Fatalf("testdata/estate.json does not round-trip through registry.Service:\n%s", again)
 	}
 	cfg := &config.Config{Registries: []config.Registry{{Name: "nacos", Type: "nacos", Config: &nacos.Config{}}}}
@@ -46,32 +43,8 @@ func TestEstateResources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, inv := range out.Output.Invalid {
-		t.Errorf("the bridge left out %s %s/%s (%s): %s: %s", inv.Collection, inv.Namespace, inv.Name, inv.Source, inv.Reason, inv.Detail)
-	}
-	var rendered []map[string]any
-	for _, coll := range []string{istio.CollectionServiceEntry, istio.CollectionWorkloadEntry} {
-		for _, r := range out.Output.Resources[coll] {
-			msg, err := r.DecodeSpec()
-			if err != nil {
-				t.Fatal(err)
-			}
-			// protojson's spacing is deliberately unstable: go through encoding/json.
-			b, err := protojson.Marshal(msg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var spec any
-			if err := json.Unmarshal(b, &spec); err != nil {
-				t.Fatal(err)
-			}
-			rendered = append(rendered, map[string]any{
-				"collection": coll, "namespace": r.Namespace, "name": r.Name,
-				"labels": r.Labels, "annotations": r.Annotations, "spec": spec,
-			})
-		}
-	}
-	golden.Compare(t, filepath.Join("testdata", "estate-resources.json"), nacostest.MustJSON(t, rendered))
+	rendered := testkit.Resources(t, out.Output.Resources, out.Output.Invalid)
+	golden.Compare(t, filepath.Join("testdata", "estate-resources.json"), testkit.MustJSON(t, rendered))
 }
 
 // replay is an adapter that reports a fixed set of services once and then holds them.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/nacostest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/dubbo"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
@@ -68,18 +69,18 @@ func TestPolarisGovernanceRules(t *testing.T) {
 			return nil
 		}
 	}
-	nacostest.WaitFor(t, wait, "the condition rule", cond("method=getComment => region=Hangzhou"))
+	testkit.WaitFor(t, wait, "the condition rule", cond("method=getComment => region=Hangzhou"))
 
 	// A change arrives through the config listener.
 	start := time.Now()
 	publish(condDataID, strings.Replace(govCondRule, "Hangzhou", "Beijing", 1))
-	nacostest.WaitFor(t, wait, "the changed rule", cond("method=getComment => region=Beijing"))
+	testkit.WaitFor(t, wait, "the changed rule", cond("method=getComment => region=Beijing"))
 	t.Logf("a rule change reached the merge layer in %v", time.Since(start))
 
 	// A garbled edit is rejected; the last good version stays until the rule is fixed.
 	where := "nacos:public/dubbo/" + condDataID
 	publish(condDataID, "conditions: [unclosed")
-	nacostest.WaitFor(t, wait, "the reject", func() error {
+	testkit.WaitFor(t, wait, "the reject", func() error {
 		if rej, _ := pl.rec.Rejects(); rej[where] != dubbo.ReasonBadRule {
 			return fmt.Errorf("rejects %v", rej)
 		}
@@ -89,7 +90,7 @@ func TestPolarisGovernanceRules(t *testing.T) {
 		t.Fatalf("after a garbled edit: %v", err)
 	}
 	publish(condDataID, govCondRule)
-	nacostest.WaitFor(t, wait, "the fixed rule", cond("method=getComment => region=Hangzhou"))
+	testkit.WaitFor(t, wait, "the fixed rule", cond("method=getComment => region=Hangzhou"))
 	if rej, _ := pl.rec.Rejects(); rej[where] != "" {
 		t.Errorf("reject not withdrawn after the fix: %v", rej)
 	}
@@ -104,7 +105,7 @@ func TestPolarisGovernanceRules(t *testing.T) {
 	// The server dies: the rules stay.
 	n := pl.rec.NEvents()
 	p.Kill()
-	nacostest.WaitFor(t, wait, "the adapter to report the failure", func() error {
+	testkit.WaitFor(t, wait, "the adapter to report the failure", func() error {
 		for _, e := range pl.rec.EventsSince(n) {
 			if e.Op == "fail" {
 				return nil
@@ -124,7 +125,7 @@ func TestPolarisGovernanceRules(t *testing.T) {
 
 	// It returns: the recovery sends the rules whole, and the listeners follow changes again.
 	p.Restart()
-	nacostest.WaitFor(t, 30*time.Second, "the recovery ReplaceRules", func() error {
+	testkit.WaitFor(t, 30*time.Second, "the recovery ReplaceRules", func() error {
 		for _, e := range pl.rec.EventsSince(n) {
 			if e.Op == "replace-rules" {
 				return nil
@@ -136,7 +137,7 @@ func TestPolarisGovernanceRules(t *testing.T) {
 		t.Errorf("rules after recovery: %q, want %q", got, kept)
 	}
 	publish(condDataID, strings.Replace(govCondRule, "Hangzhou", "Shanghai", 1))
-	nacostest.WaitFor(t, wait, "a change after recovery", cond("method=getComment => region=Shanghai"))
+	testkit.WaitFor(t, wait, "a change after recovery", cond("method=getComment => region=Shanghai"))
 }
 
 // mergedRules are the rules the merge layer serves for the registry, sorted.
@@ -171,7 +172,7 @@ func (b *bridge) mergedRuleKeys() string {
 
 func (b *bridge) waitRules(t testing.TB, timeout time.Duration, what, want string) {
 	t.Helper()
-	nacostest.WaitFor(t, timeout, what, func() error {
+	testkit.WaitFor(t, timeout, what, func() error {
 		if got := b.mergedRuleKeys(); got != want {
 			return fmt.Errorf("rules %q, want %q", got, want)
 		}

@@ -31,13 +31,13 @@ func TestZooKeeperBackFast(t *testing.T) {
 	r := startAdapter(t, Config{Servers: []string{g.addr}, SessionTimeout: 30 * time.Second, ResyncInterval: -1,
 		ReconnectBackoff: 2 * time.Second, ReconnectBackoffMax: 30 * time.Second})
 	r.waitSynced(t)
-	r.sink.waitFor(t, 10*time.Second, "the provider", wantInstances(r, key, "10.9.0.1:20880"))
-	replaces, _, _, _, _ := r.sink.counts()
+	r.sink.Wait(t, 10*time.Second, "the provider", wantInstances(r, key, "10.9.0.1:20880"))
+	replaces := r.sink.Count("replace")
 
 	g.down()
 	// Three failed dials in a row: the next one is 4-8 s away (2 s << 2, jittered).
 	const grown = 3
-	r.sink.waitFor(t, 30*time.Second, "the dial backoff to grow", func() error {
+	r.sink.Wait(t, 30*time.Second, "the dial backoff to grow", func() error {
 		if n, _ := r.a.Describe()["failedDials"].(int); n < grown {
 			return fmt.Errorf("failedDials %d, want %d", n, grown)
 		}
@@ -46,8 +46,8 @@ func TestZooKeeperBackFast(t *testing.T) {
 	g.up(t)
 	up := time.Now()
 	const bound = 4 * time.Second // typically 2 s: a probe each 1 s, go-zookeeper's own 1 s pause, the handshake
-	r.sink.waitFor(t, 30*time.Second, "the adapter back after the outage", func() error {
-		if n, _, _, _, failed := r.sink.counts(); n == replaces || failed {
+	r.sink.Wait(t, 30*time.Second, "the adapter back after the outage", func() error {
+		if n, failed := r.sink.Count("replace"), r.sink.Failed(); n == replaces || failed {
 			return fmt.Errorf("replaces %d (before the outage %d), failed %v", n, replaces, failed)
 		}
 		return nil

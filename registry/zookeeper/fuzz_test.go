@@ -1,13 +1,12 @@
 package zookeeper
 
 import (
-	"bufio"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/dubbo"
 )
@@ -17,20 +16,10 @@ import (
 // time, into a member whose ports are in range, or into an error with a reason. Seeds: the
 // captured instances of testdata/tree.txt.
 func FuzzParseCurator(f *testing.F) {
-	file, err := os.Open(filepath.Join("testdata", "tree.txt"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer file.Close()
-	sc := bufio.NewScanner(file)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if p, data, ok := strings.Cut(sc.Text(), " = "); ok && strings.HasPrefix(p, "/services/") {
+	for _, l := range testkit.Lines(f, filepath.Join("testdata", "tree.txt")) {
+		if p, data, ok := strings.Cut(l, " = "); ok && strings.HasPrefix(p, "/services/") {
 			f.Add([]byte(data))
 		}
-	}
-	if err := sc.Err(); err != nil {
-		f.Fatal(err)
 	}
 	for _, s := range []string{
 		`{"address":"10.0.0.1","port":20880,"payload":null}`,
@@ -56,21 +45,9 @@ func FuzzParseCurator(f *testing.F) {
 		if kind != registry.KindDubboApplication && kind != registry.KindApplication {
 			t.Fatalf("kind %q", kind)
 		}
-		if len(m.Ports) == 0 || len(m.Ports) != len(m.Instance.Ports) {
-			t.Fatalf("ports %v, instance ports %v", m.Ports, m.Instance.Ports)
-		}
-		for _, p := range m.Ports {
-			if n, ok := m.Instance.Ports[p.Name]; !ok || n == 0 || n > 65535 {
-				t.Fatalf("port %q: %d, %v", p.Name, n, ok)
-			}
-		}
+		testkit.CheckMember(t, m.Ports, m.Instance, dubbo.IsSensitive)
 		if m.Instance.Address == "" || m.Instance.Labels["app"] != "app" {
 			t.Fatalf("instance %+v", m.Instance)
-		}
-		for k := range m.Instance.Labels {
-			if dubbo.IsSensitive(k) {
-				t.Fatalf("label %q is a credential", k)
-			}
 		}
 	})
 }

@@ -61,7 +61,7 @@ func liveURL(ip string, port int, extra string) string {
 
 func wantInstances(r *runningAdapter, key registry.Key, ids ...string) func() error {
 	return func() error {
-		got := instanceIDs(r.sink.service(key))
+		got := instanceIDs(r.sink.Get(key))
 		if strings.Join(got, ",") != strings.Join(ids, ",") {
 			return fmt.Errorf("instances %v, want %v", got, ids)
 		}
@@ -85,37 +85,37 @@ func TestLive(t *testing.T) {
 		zktest.MkdirAll(t, admin, root+"/dubbo/com.example.Live/providers", zk.WorldACL(zk.PermAll))
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, ResyncInterval: -1})
 		r.waitSynced(t)
-		if n := len(r.sink.snapshot()); n != 40 {
+		if n := len(r.sink.Services()); n != 40 {
 			t.Fatalf("%d services after the first sync, want 40", n)
 		}
 		prov := providerConn(t, z.Addr(), 10*time.Second, nil)
 		before := r.a.m.readsTotal.Load()
 		p1 := zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.0.1", 20880, ""))
 		zktest.Create(t, prov, p1, []byte("10.0.0.1"), true)
-		r.sink.waitFor(t, 10*time.Second, "the provider", wantInstances(r, key, "10.0.0.1:20880"))
+		r.sink.Wait(t, 10*time.Second, "the provider", wantInstances(r, key, "10.0.0.1:20880"))
 		if d := r.a.m.readsTotal.Load() - before; d > 3 {
 			t.Errorf("a new provider cost %d znode reads, want at most 3 (the providers list, maybe the interface node)", d)
 		}
 		p2 := zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.0.2", 20880, "weight=30"))
 		zktest.Create(t, prov, p2, nil, true)
-		r.sink.waitFor(t, 10*time.Second, "the second provider", wantInstances(r, key, "10.0.0.1:20880", "10.0.0.2:20880"))
-		if w := r.sink.service(key).Instances[1].Weight; w != 30 {
+		r.sink.Wait(t, 10*time.Second, "the second provider", wantInstances(r, key, "10.0.0.1:20880", "10.0.0.2:20880"))
+		if w := r.sink.Get(key).Instances[1].Weight; w != 30 {
 			t.Errorf("weight %d, want 30", w)
 		}
 		before = r.a.m.readsTotal.Load()
 		zktest.Delete(t, prov, p1)
-		r.sink.waitFor(t, 10*time.Second, "the first provider to go", wantInstances(r, key, "10.0.0.2:20880"))
+		r.sink.Wait(t, 10*time.Second, "the first provider to go", wantInstances(r, key, "10.0.0.2:20880"))
 		if d := r.a.m.readsTotal.Load() - before; d > 1 {
 			t.Errorf("a deregistration cost %d znode reads, want 1", d)
 		}
 		zktest.Delete(t, prov, p2)
-		r.sink.waitFor(t, 10*time.Second, "the service to be deleted", func() error {
-			if s := r.sink.service(key); s != nil {
+		r.sink.Wait(t, 10*time.Second, "the service to be deleted", func() error {
+			if s := r.sink.Get(key); s != nil {
 				return fmt.Errorf("still there: %v", instanceIDs(s))
 			}
 			return nil
 		})
-		if _, _, dels, _, _ := r.sink.counts(); dels == 0 {
+		if dels := r.sink.Count("delete"); dels == 0 {
 			t.Error("no Delete sent")
 		}
 	})
@@ -129,7 +129,7 @@ func TestLive(t *testing.T) {
 		r.waitSynced(t)
 		weights := func(want ...uint32) func() error {
 			return func() error {
-				s := r.sink.service(key)
+				s := r.sink.Get(key)
 				if s == nil || len(s.Instances) != len(want) {
 					return fmt.Errorf("service %v", instanceIDs(s))
 				}
@@ -141,21 +141,21 @@ func TestLive(t *testing.T) {
 				return nil
 			}
 		}
-		r.sink.waitFor(t, 10*time.Second, "default weights", weights(100, 100))
+		r.sink.Wait(t, 10*time.Second, "default weights", weights(100, 100))
 		// What Dubbo Admin writes to change one provider's weight.
 		cfg := root + "/dubbo/com.example.Live/configurators/" + zktest.JavaURLEncode("override://10.0.1.2:20880/com.example.Live?category=configurators&dynamic=false&enabled=true&weight=250")
 		zktest.Create(t, admin, cfg, nil, false)
-		r.sink.waitFor(t, 10*time.Second, "the configured weight", weights(100, 250))
+		r.sink.Wait(t, 10*time.Second, "the configured weight", weights(100, 250))
 		d := r.a.Describe()["configurators"].([]configuratorStatus)
 		if len(d) != 1 || d[0].AppliedTo != 1 {
 			t.Errorf("status page configurators %+v, want one applied to 1 instance", d)
 		}
 		zktest.Delete(t, admin, cfg)
-		r.sink.waitFor(t, 10*time.Second, "the weight back", weights(100, 100))
+		r.sink.Wait(t, 10*time.Second, "the weight back", weights(100, 100))
 		disable := root + "/dubbo/com.example.Live/configurators/" + zktest.JavaURLEncode("override://10.0.1.1:20880/com.example.Live?category=configurators&dynamic=false&disabled=true")
 		zktest.Create(t, admin, disable, nil, false)
-		r.sink.waitFor(t, 10*time.Second, "the provider disabled", func() error {
-			if s := r.sink.service(key); s == nil || s.Instances[0].Enabled {
+		r.sink.Wait(t, 10*time.Second, "the provider disabled", func() error {
+			if s := r.sink.Get(key); s == nil || s.Instances[0].Enabled {
 				return errors.New("10.0.1.1 still enabled")
 			}
 			return nil
@@ -172,10 +172,10 @@ func TestLive(t *testing.T) {
 		var sw netSwitch
 		doomed := providerConn(t, z.Addr(), time.Second, &sw) // the server grants 1 s (2 ticks)
 		zktest.Create(t, doomed, zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.2.2", 20880, "")), nil, true)
-		r.sink.waitFor(t, 10*time.Second, "both providers", wantInstances(r, key, "10.0.2.1:20880", "10.0.2.2:20880"))
+		r.sink.Wait(t, 10*time.Second, "both providers", wantInstances(r, key, "10.0.2.1:20880", "10.0.2.2:20880"))
 		cut := time.Now()
 		sw.cut() // the provider host drops off the network; ZooKeeper expires its session
-		r.sink.waitFor(t, 15*time.Second, "the expired provider to go", wantInstances(r, key, "10.0.2.1:20880"))
+		r.sink.Wait(t, 15*time.Second, "the expired provider to go", wantInstances(r, key, "10.0.2.1:20880"))
 		t.Logf("endpoint removed %v after the provider's network was cut (session timeout 1 s)", time.Since(cut).Round(10*time.Millisecond))
 	})
 
@@ -185,7 +185,7 @@ func TestLive(t *testing.T) {
 		zktest.Create(t, prov, zktest.ProviderPath(root+"/dubbo", "com.example.Live", liveURL("10.0.3.1", 20880, "")), nil, true)
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, ResyncInterval: -1})
 		r.waitSynced(t)
-		r.sink.waitFor(t, 10*time.Second, "the good provider", wantInstances(r, key, "10.0.3.1:20880"))
+		r.sink.Wait(t, 10*time.Second, "the good provider", wantInstances(r, key, "10.0.3.1:20880"))
 		huge := zktest.JavaURLEncode("dubbo://10.0.3.9:20880/com.example.Live?interface=com.example.Live&methods=" + strings.Repeat("m", 100<<10))
 		garbage := map[string]string{
 			root + "/dubbo/com.example.Live/providers/" + huge:                                                                     "too-long",
@@ -198,8 +198,8 @@ func TestLive(t *testing.T) {
 		for p := range garbage {
 			zktest.Create(t, admin, p, nil, false)
 		}
-		r.sink.waitFor(t, 10*time.Second, "every malformed znode reported", func() error {
-			got := r.sink.rejectReasons()
+		r.sink.Wait(t, 10*time.Second, "every malformed znode reported", func() error {
+			got := r.rejects()
 			for p, reason := range garbage {
 				found := false
 				for where, rr := range got {
@@ -213,10 +213,10 @@ func TestLive(t *testing.T) {
 			}
 			return nil
 		})
-		if got := instanceIDs(r.sink.service(key)); len(got) != 1 {
+		if got := instanceIDs(r.sink.Get(key)); len(got) != 1 {
 			t.Errorf("good service now has %v", got)
 		}
-		for where := range r.sink.rejectReasons() {
+		for where := range r.rejects() {
 			if len(where) > 400 {
 				t.Errorf("reject names a %d-byte path; the sample must be cut", len(where))
 			}
@@ -229,25 +229,25 @@ func TestLive(t *testing.T) {
 		inst := root + "/services/live-app/10.0.3.5:20880"
 		zktest.Create(t, admin, inst, []byte(`{"name":"live-app","id":"10.0.3.5:20880","address":"10.0.3.5","port":20880,"payload":{"@class":"org.apache.dubbo.registry.zookeeper.ZookeeperInstance","metadata":{}}}`), false)
 		appKey := registry.Key{Kind: registry.KindDubboApplication, Name: "live-app"}
-		r.sink.waitFor(t, 10*time.Second, "the Dubbo 3 instance", wantInstances(r, appKey, "10.0.3.5:20880"))
+		r.sink.Wait(t, 10*time.Second, "the Dubbo 3 instance", wantInstances(r, appKey, "10.0.3.5:20880"))
 		if _, err := admin.Set(inst, []byte("{garbled"), -1); err != nil {
 			t.Fatal(err)
 		}
-		r.sink.waitFor(t, 10*time.Second, "the garbled update reported", func() error {
-			if r.sink.rejectReasons()["/services/live-app/10.0.3.5:20880"] != "bad-payload" {
+		r.sink.Wait(t, 10*time.Second, "the garbled update reported", func() error {
+			if r.rejects()["/services/live-app/10.0.3.5:20880"] != "bad-payload" {
 				return errors.New("not reported")
 			}
 			return nil
 		})
-		if got := instanceIDs(r.sink.service(appKey)); len(got) != 1 {
+		if got := instanceIDs(r.sink.Get(appKey)); len(got) != 1 {
 			t.Errorf("instance dropped on a garbled update: %v", got)
 		}
 		// Garbage removed: its reports are withdrawn.
 		for p := range garbage {
 			zktest.Delete(t, admin, p)
 		}
-		r.sink.waitFor(t, 10*time.Second, "reports withdrawn", func() error {
-			if got := r.sink.rejectReasons(); len(got) != 1 {
+		r.sink.Wait(t, 10*time.Second, "reports withdrawn", func() error {
+			if got := r.rejects(); len(got) != 1 {
 				return fmt.Errorf("still reported: %v", got)
 			}
 			return nil
@@ -263,9 +263,9 @@ func TestLive(t *testing.T) {
 		zktest.Create(t, prov, zktest.ProviderPath(root+"/ignored", "com.example.Live", liveURL("10.0.5.3", 20880, "")), nil, true)
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, DubboRoots: []string{"dubbo", "/dubbo-gray"}, ResyncInterval: -1})
 		r.waitSynced(t)
-		r.sink.waitFor(t, 10*time.Second, "providers of both roots", wantInstances(r, key, "10.0.5.1:20880", "10.0.5.2:20880"))
+		r.sink.Wait(t, 10*time.Second, "providers of both roots", wantInstances(r, key, "10.0.5.1:20880", "10.0.5.2:20880"))
 		zktest.Delete(t, prov, gray)
-		r.sink.waitFor(t, 10*time.Second, "the gray provider to go", wantInstances(r, key, "10.0.5.1:20880"))
+		r.sink.Wait(t, 10*time.Second, "the gray provider to go", wantInstances(r, key, "10.0.5.1:20880"))
 	})
 
 	t.Run("Dubbo 3 application: both ports, mapping aliases, data watches", func(t *testing.T) {
@@ -280,8 +280,8 @@ func TestLive(t *testing.T) {
 		r := startAdapter(t, Config{Servers: []string{z.Addr()}, Chroot: root, ResyncInterval: -1})
 		r.waitSynced(t)
 		appKey := registry.Key{Kind: registry.KindDubboApplication, Name: "shop"}
-		r.sink.waitFor(t, 10*time.Second, "the application with both ports and its alias", func() error {
-			s := r.sink.service(appKey)
+		r.sink.Wait(t, 10*time.Second, "the application with both ports and its alias", func() error {
+			s := r.sink.Get(appKey)
 			if s == nil || len(s.Ports) != 2 || len(s.Instances) != 1 || s.Instances[0].Ports["tri"] != 50051 || s.Instances[0].Ports["dubbo"] != 20880 {
 				return fmt.Errorf("service %+v", s)
 			}
@@ -294,8 +294,8 @@ func TestLive(t *testing.T) {
 			t.Fatal(err)
 		}
 		zktest.Create(t, admin, root+"/dubbo/mapping/com.example.Order", []byte("shop"), false)
-		r.sink.waitFor(t, 10*time.Second, "a new mapped interface", func() error {
-			if s := r.sink.service(appKey); s == nil || strings.Join(s.Aliases, ",") != "com.example.Cart,com.example.Order" {
+		r.sink.Wait(t, 10*time.Second, "a new mapped interface", func() error {
+			if s := r.sink.Get(appKey); s == nil || strings.Join(s.Aliases, ",") != "com.example.Cart,com.example.Order" {
 				return fmt.Errorf("aliases %v", s.Aliases)
 			}
 			return nil
@@ -303,15 +303,15 @@ func TestLive(t *testing.T) {
 		if _, err := prov.Set(inst, data(`,"dubbo.tag":"gray"`), -1); err != nil {
 			t.Fatal(err)
 		}
-		r.sink.waitFor(t, 10*time.Second, "the instance's new tag", func() error {
-			if s := r.sink.service(appKey); s == nil || s.Instances[0].Labels["dubbo-tag"] != "gray" {
+		r.sink.Wait(t, 10*time.Second, "the instance's new tag", func() error {
+			if s := r.sink.Get(appKey); s == nil || s.Instances[0].Labels["dubbo-tag"] != "gray" {
 				return errors.New("no dubbo-tag label yet")
 			}
 			return nil
 		})
 		zktest.Delete(t, prov, inst)
-		r.sink.waitFor(t, 10*time.Second, "the application empty but kept, with its last ports", func() error {
-			s := r.sink.service(appKey)
+		r.sink.Wait(t, 10*time.Second, "the application empty but kept, with its last ports", func() error {
+			s := r.sink.Get(appKey)
 			if s == nil || len(s.Instances) != 0 {
 				return fmt.Errorf("service %v", instanceIDs(s))
 			}

@@ -37,8 +37,8 @@ func TestGoldenModel(t *testing.T) {
 			r.waitSynced(t)
 			d := r.a.Describe()
 			got := goldenModel{
-				Services:      r.sink.snapshot(),
-				Rejected:      r.sink.rejectReasons(),
+				Services:      r.sink.Services(),
+				Rejected:      r.rejects(),
 				Configurators: d["configurators"].([]configuratorStatus),
 				Routers:       d["routers"].([]routerStatus),
 				Consumers:     d["consumers"].(map[string][]string),

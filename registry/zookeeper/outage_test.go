@@ -32,18 +32,18 @@ func TestZooKeeperRestart(t *testing.T) {
 	zktest.Create(t, prov, p2, nil, true)
 	r := startAdapter(t, Config{Servers: []string{z.Addr()}, ResyncInterval: -1, ReconnectBackoff: 100 * time.Millisecond, ReconnectBackoffMax: 500 * time.Millisecond})
 	r.waitSynced(t)
-	r.sink.waitFor(t, 10*time.Second, "both providers", wantInstances(r, key, "10.1.0.1:20880", "10.1.0.2:20880"))
-	replaces, _, deletes, _, _ := r.sink.counts()
+	r.sink.Wait(t, 10*time.Second, "both providers", wantInstances(r, key, "10.1.0.1:20880", "10.1.0.2:20880"))
+	replaces, deletes := r.sink.Count("replace"), r.sink.Count("delete")
 
 	z.Stop()
-	r.sink.waitFor(t, 10*time.Second, "the failure reported", func() error {
-		if _, _, _, _, failed := r.sink.counts(); !failed {
+	r.sink.Wait(t, 10*time.Second, "the failure reported", func() error {
+		if failed := r.sink.Failed(); !failed {
 			return errors.New("no Fail")
 		}
 		return nil
 	})
 	time.Sleep(time.Second) // down for a while: nothing may be removed
-	if _, _, d, _, _ := r.sink.counts(); d != deletes {
+	if d := r.sink.Count("delete"); d != deletes {
 		t.Fatalf("Delete sent while ZooKeeper was down")
 	}
 	if err := wantInstances(r, key, "10.1.0.1:20880", "10.1.0.2:20880")(); err != nil {
@@ -54,8 +54,8 @@ func TestZooKeeperRestart(t *testing.T) {
 	}
 
 	z.Restart()
-	r.sink.waitFor(t, 30*time.Second, "a Replace after the outage", func() error {
-		if n, _, _, _, failed := r.sink.counts(); n == replaces || failed {
+	r.sink.Wait(t, 30*time.Second, "a Replace after the outage", func() error {
+		if n, failed := r.sink.Count("replace"), r.sink.Failed(); n == replaces || failed {
 			return fmt.Errorf("replaces %d, failed %v", n, failed)
 		}
 		return nil
@@ -71,7 +71,7 @@ func TestZooKeeperRestart(t *testing.T) {
 	}
 	zktest.Delete(t, prov, p1)
 	zktest.Create(t, prov, zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.1.0.3", 20880, "")), nil, true)
-	r.sink.waitFor(t, 15*time.Second, "convergence after the restart", wantInstances(r, key, "10.1.0.2:20880", "10.1.0.3:20880"))
+	r.sink.Wait(t, 15*time.Second, "convergence after the restart", wantInstances(r, key, "10.1.0.2:20880", "10.1.0.3:20880"))
 }
 
 // TestAdapterSessionExpiry partitions the adapter from ZooKeeper until the server expires its
@@ -88,12 +88,12 @@ func TestAdapterSessionExpiry(t *testing.T) {
 	r := startAdapter(t, Config{Servers: []string{proxy.Addr()}, SessionTimeout: time.Second, ResyncInterval: -1,
 		ReconnectBackoff: 100 * time.Millisecond, ReconnectBackoffMax: 300 * time.Millisecond})
 	r.waitSynced(t)
-	r.sink.waitFor(t, 10*time.Second, "the provider", wantInstances(r, key, "10.2.0.1:20880"))
+	r.sink.Wait(t, 10*time.Second, "the provider", wantInstances(r, key, "10.2.0.1:20880"))
 	watchedBefore := r.a.Describe()["znodesWatched"].(int)
 
 	proxy.cut()
-	r.sink.waitFor(t, 10*time.Second, "the failure reported", func() error {
-		if _, _, _, _, failed := r.sink.counts(); !failed {
+	r.sink.Wait(t, 10*time.Second, "the failure reported", func() error {
+		if failed := r.sink.Failed(); !failed {
 			return errors.New("no Fail")
 		}
 		return nil
@@ -106,13 +106,13 @@ func TestAdapterSessionExpiry(t *testing.T) {
 		t.Fatalf("state not held during the partition: %v", err)
 	}
 	proxy.restore()
-	r.sink.waitFor(t, 20*time.Second, "convergence on a new session", wantInstances(r, key, "10.2.0.2:20880"))
+	r.sink.Wait(t, 20*time.Second, "convergence on a new session", wantInstances(r, key, "10.2.0.2:20880"))
 	if n := metricValue(t, r.reg, "mcp_bridge_zookeeper_session_expirations_total"); n != 1 {
 		t.Errorf("session expirations %v, want 1", n)
 	}
 	// The watches are back: a later change arrives without a resync.
 	zktest.Create(t, admin, zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.2.0.3", 20880, "")), nil, false)
-	r.sink.waitFor(t, 10*time.Second, "a change on the new session", wantInstances(r, key, "10.2.0.2:20880", "10.2.0.3:20880"))
+	r.sink.Wait(t, 10*time.Second, "a change on the new session", wantInstances(r, key, "10.2.0.2:20880", "10.2.0.3:20880"))
 	if w := r.a.Describe()["znodesWatched"].(int); w != watchedBefore {
 		t.Errorf("%d znodes watched after the new session, %d before", w, watchedBefore)
 	}
@@ -144,11 +144,11 @@ func TestDigestACLChrootAndServerList(t *testing.T) {
 	t.Run("without credentials the protected nodes are reported", func(t *testing.T) {
 		r := startAdapter(t, Config{Servers: []string{dead + "," + z.Addr() + "/tenant-a"}, ResyncInterval: -1, ReconnectBackoff: 50 * time.Millisecond})
 		r.waitSynced(t)
-		if s := r.sink.snapshot(); len(s) != 0 {
+		if s := r.sink.Services(); len(s) != 0 {
 			t.Errorf("services without credentials: %v", s)
 		}
-		if got := r.sink.rejectReasons()["/dubbo"]; got != "read-failed" {
-			t.Errorf("rejects %v, want /dubbo read-failed (NoAuth)", r.sink.rejectReasons())
+		if got := r.rejects()["/dubbo"]; got != "read-failed" {
+			t.Errorf("rejects %v, want /dubbo read-failed (NoAuth)", r.rejects())
 		}
 	})
 	t.Run("with digest credentials from a mounted secret file", func(t *testing.T) {
@@ -159,7 +159,7 @@ func TestDigestACLChrootAndServerList(t *testing.T) {
 		r := startAdapter(t, Config{Servers: []string{dead, z.Addr()}, Chroot: "/tenant-a", Digest: registry.Secret{File: secret},
 			ResyncInterval: -1, ReconnectBackoff: 50 * time.Millisecond})
 		r.waitSynced(t)
-		r.sink.waitFor(t, 10*time.Second, "the protected provider", wantInstances(r, key, "10.3.0.1:20880"))
+		r.sink.Wait(t, 10*time.Second, "the protected provider", wantInstances(r, key, "10.3.0.1:20880"))
 		b, err := json.Marshal(r.a.Describe())
 		if err != nil {
 			t.Fatalf("status page is not JSON-encodable: %v", err)
@@ -197,13 +197,13 @@ func TestPeriodicResync(t *testing.T) {
 	r := startAdapter(t, Config{Servers: []string{z.Addr()}, ResyncInterval: time.Second})
 	r.waitSynced(t)
 	watched := r.a.Describe()["znodesWatched"].(int)
-	r.sink.waitFor(t, 10*time.Second, "two resyncs", func() error {
-		if n, _, _, _, _ := r.sink.counts(); n < 3 {
+	r.sink.Wait(t, 10*time.Second, "two resyncs", func() error {
+		if n := r.sink.Count("replace"); n < 3 {
 			return fmt.Errorf("%d Replaces", n)
 		}
 		return nil
 	})
-	if got := len(r.sink.snapshot()); got != 5 {
+	if got := len(r.sink.Services()); got != 5 {
 		t.Errorf("%d services after resyncs, want 5", got)
 	}
 	if w := r.a.Describe()["znodesWatched"].(int); w != watched {
@@ -224,13 +224,13 @@ func TestStartWithZooKeeperDown(t *testing.T) {
 	admin.Close()
 	z.Stop()
 	r := startAdapter(t, Config{Servers: []string{z.Addr()}, ResyncInterval: -1, ReconnectBackoff: 100 * time.Millisecond, ReconnectBackoffMax: 400 * time.Millisecond})
-	r.sink.waitFor(t, 10*time.Second, "the failure reported", func() error {
-		if _, _, _, fails, _ := r.sink.counts(); fails == 0 {
+	r.sink.Wait(t, 10*time.Second, "the failure reported", func() error {
+		if fails := r.sink.Count("fail"); fails == 0 {
 			return errors.New("no Fail")
 		}
 		return nil
 	})
 	z.Restart()
 	r.waitSynced(t)
-	r.sink.waitFor(t, 10*time.Second, "the provider", wantInstances(r, dubboKey("com.example.Live", "", ""), "10.5.0.1:20880"))
+	r.sink.Wait(t, 10*time.Second, "the provider", wantInstances(r, dubboKey("com.example.Live", "", ""), "10.5.0.1:20880"))
 }

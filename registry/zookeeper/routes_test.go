@@ -2,38 +2,29 @@ package zookeeper
 
 import (
 	"fmt"
-	"maps"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/dubbo"
 )
 
-// routes renders the condition rules the sink holds for a Dubbo 2.6 routers/ category as
+// routesOf renders the condition rules the sink holds for a Dubbo 2.6 routers/ category as
 // "conditions force priority runtime", sorted.
-func (s *recordingSink) routes() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func routesOf(s *testkit.RecordSink) []string {
 	var out []string
-	for k, r := range s.rules {
+	for k, r := range s.Rules() {
 		if strings.Contains(k.Name, "/routers/") {
 			out = append(out, fmt.Sprintf("%s force=%v priority=%d runtime=%v enabled=%v", strings.Join(r.Condition.Conditions, ";"), r.Force, r.Priority, r.Runtime, r.Enabled))
 		}
 	}
 	sort.Strings(out)
 	return out
-}
-
-// allRules returns a copy of the rules the sink holds.
-func (s *recordingSink) allRules() map[registry.RuleKey]*registry.Rule {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.rules)
 }
 
 // TestLegacyRoutersAndOverrides: Dubbo 2.6 route:// URLs under an interface's routers/ category
@@ -61,21 +52,21 @@ func TestLegacyRoutersAndOverrides(t *testing.T) {
 	const wait = 10 * time.Second
 	want := func(routes ...string) func() error {
 		return func() error {
-			if got := r.sink.routes(); strings.Join(got, "|") != strings.Join(routes, "|") {
+			if got := routesOf(r.sink); strings.Join(got, "|") != strings.Join(routes, "|") {
 				return fmt.Errorf("routes %q, want %q", got, routes)
 			}
 			return nil
 		}
 	}
-	r.sink.waitFor(t, wait, "the route as a condition rule", want("method = hello => host = 10.1.0.2 force=true priority=2 runtime=false enabled=true"))
-	for _, rule := range r.sink.allRules() {
+	r.sink.Wait(t, wait, "the route as a condition rule", want("method = hello => host = 10.1.0.2 force=true priority=2 runtime=false enabled=true"))
+	for _, rule := range r.sink.Rules() {
 		if strings.Contains(rule.Name, "/routers/") && (rule.Service == nil || rule.Service.Interface != iface || rule.Scope != registry.ScopeService || !strings.HasPrefix(rule.Source, "/dubbo/"+iface+"/routers/route://")) {
 			t.Errorf("route rule %+v", rule)
 		}
 	}
 	// The override is applied to the provider it names; no rule comes of it.
-	r.sink.waitFor(t, wait, "the override applied", func() error {
-		s := r.sink.service(dubboKey(iface, "", ""))
+	r.sink.Wait(t, wait, "the override applied", func() error {
+		s := r.sink.Get(dubboKey(iface, "", ""))
 		if s == nil {
 			return fmt.Errorf("no service")
 		}
@@ -88,7 +79,7 @@ func TestLegacyRoutersAndOverrides(t *testing.T) {
 		}
 		return nil
 	})
-	for k := range r.sink.allRules() {
+	for k := range r.sink.Rules() {
 		if k.Kind == registry.RuleConfigurator {
 			t.Errorf("override:// sent as a rule %s", k)
 		}
@@ -100,18 +91,18 @@ func TestLegacyRoutersAndOverrides(t *testing.T) {
 	script := route("", "function route(invokers) { return invokers; }")
 	script = strings.Replace(script, "router=condition", "router=script", 1)
 	zktest.Create(t, admin, routerPath(script), nil, false)
-	r.sink.waitFor(t, wait, "two routes", want("=> host != 10.1.0.1 force=false priority=0 runtime=false enabled=true",
+	r.sink.Wait(t, wait, "two routes", want("=> host != 10.1.0.1 force=false priority=0 runtime=false enabled=true",
 		"method = hello => host = 10.1.0.2 force=true priority=2 runtime=false enabled=true"))
-	r.sink.waitFor(t, wait, "the script router rejected", func() error {
-		for where, reason := range r.sink.rejectReasons() {
+	r.sink.Wait(t, wait, "the script router rejected", func() error {
+		for where, reason := range r.rejects() {
 			if strings.Contains(where, "router=script") && reason == dubbo.ReasonBadRule {
 				return nil
 			}
 		}
-		return fmt.Errorf("rejects %v", r.sink.rejectReasons())
+		return fmt.Errorf("rejects %v", r.rejects())
 	})
 
 	// Deleting a route's node removes its rule, and only its.
 	zktest.Delete(t, admin, routerPath(gray))
-	r.sink.waitFor(t, wait, "the deleted route removed", want("=> host != 10.1.0.1 force=false priority=0 runtime=false enabled=true"))
+	r.sink.Wait(t, wait, "the deleted route removed", want("=> host != 10.1.0.1 force=false priority=0 runtime=false enabled=true"))
 }

@@ -42,7 +42,7 @@ func setData(t testing.TB, c *zk.Conn, p, data string) {
 // wantRule waits until the sink holds rule k (check nil: holds none) and check passes on it.
 func wantRule(r *runningAdapter, k registry.RuleKey, check func(*registry.Rule) error) func() error {
 	return func() error {
-		got := r.sink.rule(k)
+		got := r.sink.Rule(k)
 		if check == nil {
 			if got != nil {
 				return fmt.Errorf("rule %s still there", k)
@@ -75,7 +75,7 @@ func TestGovernanceRulesLive(t *testing.T) {
 	zktest.Create(t, admin, ruleRoot+"/dubbo.properties", []byte("dubbo.registry.address=zookeeper://x"), false) // no rule: not read
 	r := startAdapter(t, Config{Servers: []string{z.Addr()}, ResyncInterval: -1})
 	r.waitSynced(t)
-	r.sink.waitFor(t, 10*time.Second, "the tag rule", wantRule(r, tagKey, func(rule *registry.Rule) error {
+	r.sink.Wait(t, 10*time.Second, "the tag rule", wantRule(r, tagKey, func(rule *registry.Rule) error {
 		if rule.Tag == nil || len(rule.Tag.Tags) != 2 || rule.Tag.Tags[0].Match[0].Value.Exact != "gray" || rule.Source != ruleRoot+"/shop.tag-router" {
 			return fmt.Errorf("tag rule %+v", rule)
 		}
@@ -84,42 +84,42 @@ func TestGovernanceRulesLive(t *testing.T) {
 
 	// A rule created later arrives through the root's child watch.
 	zktest.Create(t, admin, condSrc, []byte(condRuleYAML), false)
-	r.sink.waitFor(t, 10*time.Second, "the condition rule", wantRule(r, condRK, conditions("method=greet => region=eu")))
-	if got := r.sink.rule(condRK); got.Service == nil || got.Service.Version != "1.0.0" || got.Service.Group != "g1" {
+	r.sink.Wait(t, 10*time.Second, "the condition rule", wantRule(r, condRK, conditions("method=greet => region=eu")))
+	if got := r.sink.Rule(condRK); got.Service == nil || got.Service.Version != "1.0.0" || got.Service.Group != "g1" {
 		t.Errorf("condition rule service %+v", got.Service)
 	}
 
 	// A change arrives through the node's data watch.
 	setData(t, admin, condSrc, strings.Replace(condRuleYAML, "region=eu", "region=us", 1))
-	r.sink.waitFor(t, 10*time.Second, "the changed rule", wantRule(r, condRK, conditions("method=greet => region=us")))
+	r.sink.Wait(t, 10*time.Second, "the changed rule", wantRule(r, condRK, conditions("method=greet => region=us")))
 
 	// A garbled edit is rejected; the last good version stays.
-	_, upserts, _, _, _ := r.sink.counts()
+	upserts := r.sink.Count("upsert")
 	setData(t, admin, condSrc, "conditions: [unclosed")
-	r.sink.waitFor(t, 10*time.Second, "the reject", func() error {
-		if reason := r.sink.rejectReasons()[condSrc]; reason != dubbo.ReasonBadRule {
-			return fmt.Errorf("rejects %v", r.sink.rejectReasons())
+	r.sink.Wait(t, 10*time.Second, "the reject", func() error {
+		if reason := r.rejects()[condSrc]; reason != dubbo.ReasonBadRule {
+			return fmt.Errorf("rejects %v", r.rejects())
 		}
 		return nil
 	})
 	if err := wantRule(r, condRK, conditions("method=greet => region=us"))(); err != nil {
 		t.Fatalf("after a garbled edit: %v", err)
 	}
-	if _, u, _, _, _ := r.sink.counts(); u != upserts {
+	if u := r.sink.Count("upsert"); u != upserts {
 		t.Errorf("services upserted for a rule edit")
 	}
 	// Fixed again: the reject is withdrawn.
 	setData(t, admin, condSrc, condRuleYAML)
-	r.sink.waitFor(t, 10*time.Second, "the fixed rule", wantRule(r, condRK, conditions("method=greet => region=eu")))
-	if _, bad := r.sink.rejectReasons()[condSrc]; bad {
+	r.sink.Wait(t, 10*time.Second, "the fixed rule", wantRule(r, condRK, conditions("method=greet => region=eu")))
+	if _, bad := r.rejects()[condSrc]; bad {
 		t.Error("reject not withdrawn after the fix")
 	}
 
 	// Emptied data is no rule (Dubbo's removal); deleting the node removes the other.
 	setData(t, admin, condSrc, "")
-	r.sink.waitFor(t, 10*time.Second, "the emptied rule removed", wantRule(r, condRK, nil))
+	r.sink.Wait(t, 10*time.Second, "the emptied rule removed", wantRule(r, condRK, nil))
 	zktest.Delete(t, admin, ruleRoot+"/shop.tag-router")
-	r.sink.waitFor(t, 10*time.Second, "the deleted rule removed", wantRule(r, tagKey, nil))
+	r.sink.Wait(t, 10*time.Second, "the deleted rule removed", wantRule(r, tagKey, nil))
 }
 
 // TestGovernanceRulesSurviveOutageAndRestart runs the ZooKeeper adapter into a real merger and

@@ -57,14 +57,14 @@ func TestInitialSyncScale(t *testing.T) {
 		}
 	}
 	r := startAdapter(t, Config{Servers: []string{z.Addr()}, ResyncInterval: -1, ReadConcurrency: conc})
-	r.sink.waitFor(t, 10*time.Minute, "the first Replace", func() error {
-		if n, _, _, _, _ := r.sink.counts(); n == 0 {
+	r.sink.Wait(t, 10*time.Minute, "the first Replace", func() error {
+		if n := r.sink.Count("replace"); n == 0 {
 			return fmt.Errorf("not synced")
 		}
 		return nil
 	})
 	took := time.Since(syncStart)
-	services := r.sink.snapshot()
+	services := r.sink.Services()
 	instances := 0
 	for _, s := range services {
 		instances += len(s.Instances)

@@ -1,13 +1,10 @@
-package nacostest
+package testkit
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"maps"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +21,18 @@ type Event struct {
 	Err      error
 }
 
-// RecordSink applies what it is sent to a map, the way the merge layer would, and keeps every
+// Option adds a check of how an adapter uses its sink; a breach panics in the adapter's
+// goroutine, which fails the test binary loudly, as the adapter bug it is.
+type Option func(*RecordSink)
+
+// WholeStatesOnly is for adapters that only ever send Replace (Eureka): Upsert or Delete panics.
+func WholeStatesOnly() Option { return func(r *RecordSink) { r.wholeStates = true } }
+
+// ReplaceFirst makes an Upsert before the first Replace panic (the merge layer would hold a
+// partial state as if it were the registry's).
+func ReplaceFirst() Option { return func(r *RecordSink) { r.replaceFirst = true } }
+
+// RecordSink applies what it is sent to maps, the way the merge layer would, and keeps every
 // call for assertions.
 type RecordSink struct {
 	mu      sync.Mutex
@@ -33,15 +41,34 @@ type RecordSink struct {
 	rules   map[registry.RuleKey]*registry.Rule
 	rejects map[string]string // where -> reason
 	nReject int               // Reject calls
+	failed  bool              // a Fail not yet followed by a Replace
+	changed chan struct{}     // wakes Wait on every call
+
+	wholeStates, replaceFirst bool
 }
 
-func NewRecordSink() *RecordSink {
-	return &RecordSink{state: map[registry.Key]*registry.Service{}, rules: map[registry.RuleKey]*registry.Rule{}, rejects: map[string]string{}}
+// NewRecordSink returns an empty sink with the given checks.
+func NewRecordSink(opts ...Option) *RecordSink {
+	r := &RecordSink{state: map[registry.Key]*registry.Service{}, rules: map[registry.RuleKey]*registry.Rule{},
+		rejects: map[string]string{}, changed: make(chan struct{}, 1)}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
+// record keeps a call and wakes a waiter; r.mu is held.
 func (r *RecordSink) record(e Event) {
 	e.At = time.Now()
 	r.events = append(r.events, e)
+	r.notify()
+}
+
+func (r *RecordSink) notify() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
 }
 
 func (r *RecordSink) Replace(services []*registry.Service) {
@@ -51,12 +78,19 @@ func (r *RecordSink) Replace(services []*registry.Service) {
 	for _, s := range services {
 		r.state[s.Key()] = s
 	}
+	r.failed = false
 	r.record(Event{Op: "replace", Services: services})
 }
 
 func (r *RecordSink) Upsert(services []*registry.Service) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.wholeStates {
+		panic("Upsert from an adapter that sends whole states")
+	}
+	if r.replaceFirst && r.countLocked("replace") == 0 {
+		panic("Upsert before the first Replace")
+	}
 	for _, s := range services {
 		r.state[s.Key()] = s
 	}
@@ -66,6 +100,9 @@ func (r *RecordSink) Upsert(services []*registry.Service) {
 func (r *RecordSink) Delete(keys []registry.Key) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.wholeStates {
+		panic("Delete from an adapter that sends whole states")
+	}
 	for _, k := range keys {
 		delete(r.state, k)
 	}
@@ -75,6 +112,7 @@ func (r *RecordSink) Delete(keys []registry.Key) {
 func (r *RecordSink) Fail(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.failed = true
 	r.record(Event{Op: "fail", Err: err})
 }
 
@@ -83,12 +121,14 @@ func (r *RecordSink) Reject(where, reason string, _ error) {
 	defer r.mu.Unlock()
 	r.rejects[where] = reason
 	r.nReject++
+	r.notify()
 }
 
 func (r *RecordSink) Accept(where string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.rejects, where)
+	r.notify()
 }
 
 // Rules are kept by key as the merge layer keeps them.
@@ -127,6 +167,13 @@ func (r *RecordSink) Rule(k registry.RuleKey) *registry.Rule {
 	return r.rules[k]
 }
 
+// Rules returns a copy of the rules held.
+func (r *RecordSink) Rules() map[registry.RuleKey]*registry.Rule {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.rules)
+}
+
 // Services returns the current state sorted by key.
 func (r *RecordSink) Services() []*registry.Service {
 	r.mu.Lock()
@@ -154,10 +201,21 @@ func (r *RecordSink) Rejects() (map[string]string, int) {
 	return maps.Clone(r.rejects), r.nReject
 }
 
+// Failed says whether the last Fail has not been followed by a Replace.
+func (r *RecordSink) Failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
+}
+
 // Count returns how many calls of an operation were made.
 func (r *RecordSink) Count(op string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.countLocked(op)
+}
+
+func (r *RecordSink) countLocked(op string) int {
 	n := 0
 	for _, e := range r.events {
 		if e.Op == op {
@@ -166,6 +224,9 @@ func (r *RecordSink) Count(op string) int {
 	}
 	return n
 }
+
+// Events returns every call so far.
+func (r *RecordSink) Events() []Event { return r.EventsSince(0) }
 
 // EventsSince returns the calls from the i-th on.
 func (r *RecordSink) EventsSince(i int) []Event {
@@ -195,10 +256,30 @@ func (r *RecordSink) LastUpsert(k registry.Key) time.Time {
 	return time.Time{}
 }
 
+// Wait re-checks cond on every call the sink gets (and every PollInterval, for conditions on
+// more than the sink) until it returns nil, and returns when it first held; after timeout it
+// fails the test with what last failed and what the sink holds.
+func (r *RecordSink) Wait(t testing.TB, timeout time.Duration, what string, cond func() error) time.Time {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return time.Now()
+		}
+		select {
+		case <-r.changed:
+		case <-time.After(PollInterval):
+		case <-deadline:
+			t.Fatalf("waiting %v for %s: %v; the sink holds %s", timeout, what, err, Dump(r.Services()))
+		}
+	}
+}
+
 // WaitService waits until the sink holds the service and check accepts it.
 func (r *RecordSink) WaitService(t testing.TB, timeout time.Duration, k registry.Key, check func(*registry.Service) error) {
 	t.Helper()
-	WaitFor(t, timeout, k.String(), func() error {
+	r.Wait(t, timeout, k.String(), func() error {
 		s := r.Get(k)
 		if s == nil {
 			return fmt.Errorf("not in the sink")
@@ -210,7 +291,7 @@ func (r *RecordSink) WaitService(t testing.TB, timeout time.Duration, k registry
 // WaitSynced waits for the first Replace.
 func (r *RecordSink) WaitSynced(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	WaitFor(t, timeout, "the first Replace", func() error {
+	r.Wait(t, timeout, "the first Replace", func() error {
 		if r.Count("replace") == 0 {
 			return fmt.Errorf("no Replace yet")
 		}
@@ -218,159 +299,11 @@ func (r *RecordSink) WaitSynced(t testing.TB, timeout time.Duration) {
 	})
 }
 
-// WaitFor polls cond until it holds, failing the test after timeout with what last failed. It
-// polls every 20 ms without backing off (unlike servers.WaitFor): the tests time how long changes
-// take to arrive, and a growing poll delay would be measured with them.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting %v for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+// Dump renders v as indented JSON for a failure message, cut at 4000 bytes.
+func Dump(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	if len(b) > 4000 {
+		b = append(b[:4000], "..."...)
 	}
-}
-
-// TeeSink sends every call to several sinks; all but the last get copies of the services, as
-// each sink owns what it is given.
-type TeeSink []registry.Sink
-
-func (t TeeSink) Replace(s []*registry.Service) {
-	for i, k := range t {
-		k.Replace(t.own(i, s))
-	}
-}
-
-func (t TeeSink) Upsert(s []*registry.Service) {
-	for i, k := range t {
-		k.Upsert(t.own(i, s))
-	}
-}
-
-func (t TeeSink) own(i int, in []*registry.Service) []*registry.Service {
-	if i == len(t)-1 {
-		return in
-	}
-	out := make([]*registry.Service, len(in))
-	for i, s := range in {
-		out[i] = s.Clone()
-	}
-	return out
-}
-
-func (t TeeSink) Delete(keys []registry.Key) {
-	for _, k := range t {
-		k.Delete(keys)
-	}
-}
-
-func (t TeeSink) Fail(err error) {
-	for _, k := range t {
-		k.Fail(err)
-	}
-}
-
-func (t TeeSink) Reject(where, reason string, err error) {
-	for _, k := range t {
-		k.Reject(where, reason, err)
-	}
-}
-
-func (t TeeSink) Accept(where string) {
-	for _, k := range t {
-		k.Accept(where)
-	}
-}
-
-// Rules are immutable once sent, so every sink may share them.
-func (t TeeSink) ReplaceRules(rules []*registry.Rule) {
-	for _, k := range t {
-		k.ReplaceRules(rules)
-	}
-}
-
-func (t TeeSink) UpsertRules(rules []*registry.Rule) {
-	for _, k := range t {
-		k.UpsertRules(rules)
-	}
-}
-
-func (t TeeSink) DeleteRules(keys []registry.RuleKey) {
-	for _, k := range t {
-		k.DeleteRules(keys)
-	}
-}
-
-// Running is an adapter run by a test on a RecordSink.
-type Running struct {
-	Sink   *RecordSink
-	cancel context.CancelFunc
-	done   chan error
-}
-
-// Run runs a on a new RecordSink until the test ends or Stop.
-func Run(t testing.TB, a registry.Adapter) *Running {
-	r := &Running{Sink: NewRecordSink(), done: make(chan error, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- a.Run(ctx, r.Sink) }()
-	t.Cleanup(r.Stop)
-	return r
-}
-
-// Stop stops the adapter and waits for it; it may be called more than once.
-func (r *Running) Stop() {
-	r.cancel()
-	<-r.done
-	r.done <- nil
-}
-
-// MustJSON renders v as indented JSON with a final newline (golden files).
-func MustJSON(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(b, '\n')
-}
-
-// Logger logs through the test, at Info and above.
-func Logger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// AppKey is the key of an application service of the public namespace's default group.
-func AppKey(name string) registry.Key {
-	return registry.Key{Kind: registry.KindApplication, Namespace: publicNamespace, Group: defaultGroup, Name: name}
-}
-
-// InstancesAre checks a service's instances, rendered "address:port/weight/healthy/enabled".
-func InstancesAre(want ...string) func(*registry.Service) error {
-	return func(s *registry.Service) error {
-		var got []string
-		for _, in := range s.Instances {
-			var port uint32
-			for _, p := range in.Ports {
-				port = p
-			}
-			got = append(got, fmt.Sprintf("%s:%d/%d/%v/%v", in.Address, port, in.Weight, in.Healthy, in.Enabled))
-		}
-		if strings.Join(got, " ") != strings.Join(want, " ") {
-			return fmt.Errorf("instances %q, want %q", got, want)
-		}
-		return nil
-	}
+	return string(b)
 }
