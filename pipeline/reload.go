@@ -179,13 +179,17 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 	p.rules.SetGovernanceMode(running.Governance.Effective())
 	p.rulesState.record(nil)
 	p.scopes.SetConfig(running.SidecarScopes)
-	prods := producers(p.tr.Load(), p.rules, p.scopes, static)
+	p.bridge.SetDrainGrace(running.Rules.BridgeDrainGrace())
+	// producers makes the rules and scope producers follow a new translate producer: done under
+	// the push lock, else a push in between runs the old list with the rules reading a translate
+	// producer that has not run (no output: every rule's resources withdrawn for that push).
+	var prods []bridge.Producer
+	p.bridge.ReconfigureWith(func() []bridge.Producer {
+		prods = producers(p.tr.Load(), p.rules, p.scopes, static)
+		return prods
+	})
 	p.mu.Lock()
 	p.prods = prods
-	p.mu.Unlock()
-	p.bridge.SetDrainGrace(running.Rules.BridgeDrainGrace())
-	p.bridge.Reconfigure(prods)
-	p.mu.Lock()
 	p.cfg = withRemoved(running, old, plan.Removed)
 	stopped := make([]*adapterRun, 0, len(plan.Changed))
 	for _, name := range plan.Changed {
