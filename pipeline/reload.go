@@ -169,11 +169,15 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 	}
 
 	// Apply. The translator first: merge's identity and the added registries' naming need it.
+	// applyMu keeps a rule-file reload from setting the old configuration's rules or pushing the
+	// old producer list in the middle of this.
+	p.applyMu.Lock()
 	if tr != nil {
 		p.tr.Store(tr)
 		p.merger.Rekey()
 	}
 	if err := p.rules.SetRules(ruleList); err != nil {
+		p.applyMu.Unlock()
 		return plan, err
 	}
 	p.rules.SetGovernanceMode(running.Governance.Effective())
@@ -196,6 +200,9 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 		stopped = append(stopped, p.adapters[name])
 	}
 	p.mu.Unlock()
+	// From here the configuration names the new rules: a rule-file reload may run again (not
+	// held up by the wait for added registries below).
+	p.applyMu.Unlock()
 	for _, a := range stopped {
 		a.stop()
 	}
