@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,16 +245,23 @@ func TestStagedPush(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			br := New(Options{Producers: []Producer{p}, Server: mcp.NewServer(mcp.Options{}), Metrics: reg, DrainGrace: tt.grace})
 			t0 := time.Now()
+			// The drain timer runs on the real clock and may fire (reading this clock) while a step
+			// sets it: a fire is the same as the step's own expire, but the clock needs a lock.
+			var clockMu sync.Mutex
 			clock := t0
-			br.now = func() time.Time { return clock }
+			br.now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
 			defer func() {
+				br.pushMu.Lock()
 				if br.drain.timer != nil {
 					br.drain.timer.Stop()
 				}
+				br.pushMu.Unlock()
 			}()
 			var prevSE map[string]*istio.Resource
 			for i, st := range tt.steps {
+				clockMu.Lock()
 				clock = t0.Add(st.at)
+				clockMu.Unlock()
 				if st.expire {
 					br.drainExpired()
 				} else {
