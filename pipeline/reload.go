@@ -168,17 +168,20 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 		}
 	}
 
-	// Apply. The translator first: merge's identity and the added registries' naming need it.
+	// Apply. The translator before the adapters: merge's identity and the added registries'
+	// naming need it.
 	// applyMu keeps a rule-file reload from setting the old configuration's rules or pushing the
 	// old producer list in the middle of this.
 	p.applyMu.Lock()
-	if tr != nil {
-		p.tr.Store(tr)
-		p.merger.Rekey()
-	}
+	// The rules first: the engine is the last check that can reject the configuration (a name
+	// declared both inline and in a file), and a rejected one must change nothing.
 	if err := p.rules.SetRules(ruleList); err != nil {
 		p.applyMu.Unlock()
 		return plan, err
+	}
+	if tr != nil {
+		p.tr.Store(tr)
+		p.merger.Rekey()
 	}
 	p.rules.SetGovernanceMode(running.Governance.Effective())
 	p.rulesState.record(nil)

@@ -118,3 +118,83 @@ func TestReloadRacingRuleReload(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadRejectedByRulesChangesNothing: a configuration whose rules the engine refuses (a rule
+// file's rule and an inline rule of the same name, which only the engine sees together) is
+// rejected whole: the translate option it also changes is not applied, so the merge layer's
+// identities, the rules' host selection and the served resources stay those of the running
+// configuration.
+func TestReloadRejectedByRulesChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	ruleFile := filepath.Join(dir, "lanes.yaml")
+	if err := os.WriteFile(ruleFile, []byte(fmt.Sprintf(laneRule, "orders-lanes", "orders.file", "x-lane")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	services := writeServices(t, dir, "services.yaml", "orders", "10.2.0.1")
+	base := fmt.Sprintf("debounce: {quiet: 10ms}\nregistries:\n  - {name: shop, type: file, file: {path: %s}}\n", services)
+	cfg, err := config.Parse([]byte(base + fmt.Sprintf("rules: {files: [%s]}\n", ruleFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := fmt.Sprintf("debounce: {quiet: 10ms}\nregistries:\n  - {name: shop, type: file, hosts: {application: \"{{.Name}}.renamed\"}, file: {path: %s}}\n", services)
+	bad, err := config.Parse([]byte(renamed +
+		fmt.Sprintf("rules:\n  files: [%s]\n  inline:\n    - {name: orders-lanes, selector: {hosts: [\"orders.*\"]}, lanes: {header: x-other}}\n", ruleFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(cfg, pipeline.Options{RulesPollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	names := func() []string {
+		var out []string
+		if p.Bridge().Output() == nil {
+			return nil
+		}
+		for _, r := range p.Bridge().Output().Resources[istio.CollectionServiceEntry] {
+			out = append(out, r.Name)
+		}
+		return out
+	}
+	waitFor(t, 10*time.Second, "the ServiceEntry served", func() error {
+		if n := names(); len(n) != 1 {
+			return fmt.Errorf("served %v", n)
+		}
+		return nil
+	})
+	before := names()
+	plan, err := p.Reload(ctx, bad)
+	if err == nil {
+		t.Fatal("a configuration declaring rule orders-lanes twice was accepted")
+	}
+	t.Logf("rejected: %v (plan %+v)", err, plan)
+	// A wrong translator would show at the next snapshot: make one.
+	writeServices(t, dir, "services.yaml", "orders", "10.2.0.2")
+	waitFor(t, 10*time.Second, "the changed instance served", func() error {
+		for _, r := range p.Bridge().Output().Resources[istio.CollectionServiceEntry] {
+			if spec, err := r.DecodeSpec(); err == nil && len(spec.(*networking.ServiceEntry).GetEndpoints()) == 1 &&
+				spec.(*networking.ServiceEntry).GetEndpoints()[0].GetAddress() == "10.2.0.2" {
+				return nil
+			}
+		}
+		return fmt.Errorf("served %v", p.Bridge().Output().Resources[istio.CollectionServiceEntry])
+	})
+	if got := names(); len(got) != 1 || got[0] != before[0] {
+		t.Errorf("ServiceEntries after the rejected reload: %v, want %v (the rejected configuration's host naming applied)", got, before)
+	}
+	// The rule selects orders.file: with the rejected host naming the rules engine would see
+	// orders.renamed and withdraw the VirtualService.
+	vs := 0
+	for _, r := range p.Bridge().Output().Served() {
+		if r.Collection == istio.CollectionVirtualService {
+			vs++
+		}
+	}
+	if vs != 1 {
+		t.Errorf("%d VirtualServices served after the rejected reload, want the rule's 1", vs)
+	}
+}
