@@ -172,8 +172,13 @@ func groupByCollection(rs []*istio.Resource) map[string][]*istio.Resource {
 func (b *Bridge) Run(ctx context.Context) {
 	b.opts.Merger.Run(ctx, b.Push)
 	b.pushMu.Lock()
+	// A push after this (a reload or rule-file reload finishing during shutdown) arms no drain
+	// timer, and a timer that fired but waits for pushMu does nothing: no goroutine serves after
+	// Run has returned.
+	b.drain.stopped = true
 	if b.drain.timer != nil {
 		b.drain.timer.Stop()
+		b.drain.timer = nil
 	}
 	b.pushMu.Unlock()
 }
@@ -275,7 +280,7 @@ func (b *Bridge) serve(snap *merge.Snapshot, out *Output, trigger string, start 
 func (b *Bridge) drainExpired() {
 	b.pushMu.Lock()
 	defer b.pushMu.Unlock()
-	if b.target == nil {
+	if b.target == nil || b.drain.stopped {
 		return
 	}
 	b.serve(b.lastSnap, b.target, triggerDrain, time.Now(), nil)

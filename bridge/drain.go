@@ -42,6 +42,8 @@ type drainState struct {
 	grace time.Duration
 	holds map[string]*hold // by service source
 	timer *time.Timer
+	// stopped is set when Run returns: no timer is armed after it.
+	stopped bool
 }
 
 // hold is what one service has held.
@@ -338,7 +340,7 @@ func (d *drainState) schedule(now time.Time, fire func()) {
 		d.timer.Stop()
 		d.timer = nil
 	}
-	if !next.IsZero() {
+	if !next.IsZero() && !d.stopped {
 		d.timer = time.AfterFunc(max(next.Sub(now), 0), fire)
 	}
 }

@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/mcp"
 	"github.com/mcp-bridge/mcp-bridge/merge"
+	"github.com/mcp-bridge/mcp-bridge/registry"
 )
 
 // The staged push's tests drive the bridge with a scripted producer standing in for translate and
@@ -242,16 +245,23 @@ func TestStagedPush(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			br := New(Options{Producers: []Producer{p}, Server: mcp.NewServer(mcp.Options{}), Metrics: reg, DrainGrace: tt.grace})
 			t0 := time.Now()
+			// The drain timer runs on the real clock and may fire (reading this clock) while a step
+			// sets it: a fire is the same as the step's own expire, but the clock needs a lock.
+			var clockMu sync.Mutex
 			clock := t0
-			br.now = func() time.Time { return clock }
+			br.now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
 			defer func() {
+				br.pushMu.Lock()
 				if br.drain.timer != nil {
 					br.drain.timer.Stop()
 				}
+				br.pushMu.Unlock()
 			}()
 			var prevSE map[string]*istio.Resource
 			for i, st := range tt.steps {
+				clockMu.Lock()
 				clock = t0.Add(st.at)
+				clockMu.Unlock()
 				if st.expire {
 					br.drainExpired()
 				} else {
@@ -326,5 +336,40 @@ func TestStagedPushTimer(t *testing.T) {
 	t.Logf("measure: held endpoint removed %v after the staged push (grace %v)", took.Round(time.Millisecond), grace)
 	if got := servedEndpoints(t, br)["orders"]; !slices.Equal(got, []string{"10.0.0.1"}) {
 		t.Errorf("served %v after the grace, want [10.0.0.1]", got)
+	}
+}
+
+// TestStagedPushAfterRun: a push after Run has returned (a reload finishing during shutdown)
+// arms no drain timer, so no goroutine serves after the bridge has stopped; before, the timer
+// served the second stage grace later, into a server being shut down.
+func TestStagedPushAfterRun(t *testing.T) {
+	p := &scriptProducer{cache: map[string]*istio.Resource{}}
+	m, err := merge.New(merge.Options{Key: func(s *registry.Service) string { return s.Name }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grace = 20 * time.Millisecond
+	br := New(Options{Merger: m, Producers: []Producer{p}, Server: mcp.NewServer(mcp.Options{}), DrainGrace: grace})
+	p.cur = map[string]svcState{"orders": {[]string{"10.0.0.1", "10.0.0.2"}, "tag-gray"}}
+	br.Push(&merge.Snapshot{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	br.Run(ctx)
+
+	p.cur = map[string]svcState{"orders": {[]string{"10.0.0.1"}, "baseline"}}
+	br.Reconfigure([]Producer{p})
+	if n := len(br.Held()); n != 1 {
+		t.Fatalf("held %d endpoints after the staged push, want 1", n)
+	}
+	br.pushMu.Lock()
+	armed := br.drain.timer != nil
+	br.pushMu.Unlock()
+	if armed {
+		t.Error("a push after Run returned armed the drain timer")
+	}
+	// Were a timer armed anyway, it would have fired well within this.
+	time.Sleep(10 * grace)
+	if n := len(br.Held()); n != 1 {
+		t.Errorf("held %d endpoints after Run returned and the grace passed, want 1 (nothing serves after Run)", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -78,8 +79,10 @@ type conn struct {
 	stalled   chan struct{} // closed when a send outlasts Limits.SendTimeout
 	stallOnce sync.Once
 
+	// nodeID is set once under mu, and read without it by the stream's end and limit logs, which
+	// run while the request reader may still be recording it.
+	nodeID atomic.Pointer[string]
 	mu     sync.Mutex
-	nodeID string
 	meta   map[string]string
 	types  map[string]*typeState
 	order  []string // type URLs in subscription order: responses go out in that order
@@ -189,14 +192,15 @@ func (c *conn) addNameBytes(n int) error {
 // recordNode keeps the node identity; xDS clients send it on the first request at least.
 // Callers hold mu.
 func (c *conn) recordNode(n *core.Node) error {
-	if n == nil || c.nodeID != "" {
+	if n == nil || c.node() != "" {
 		return nil
 	}
 	if len(n.GetId()) > c.s.limits.MaxNodeIDBytes {
 		return c.s.reject(c, limitNodeID, codes.InvalidArgument,
 			"node.id of %d bytes is longer than %d", len(n.GetId()), c.s.limits.MaxNodeIDBytes)
 	}
-	c.nodeID = n.GetId()
+	id := n.GetId()
+	c.nodeID.Store(&id)
 	for _, k := range nodeMetadataKeys {
 		if v, ok := n.GetMetadata().GetFields()[k]; ok && v.GetStringValue() != "" {
 			if c.meta == nil {
@@ -224,7 +228,7 @@ func (c *conn) recordReply(st *typeState, version, nonce string, errDetail *rpcs
 		st.lastNack = &NackInfo{Version: version, Nonce: nonce, Code: errDetail.GetCode(), Message: msg, At: time.Now()}
 		c.s.m.nacks.WithLabelValues(c.metricCollection(st)).Inc()
 		c.s.logs.warn("nack", "mcp: client rejected a response (see /debug/clients and mcp_bridge_mcp_nacks_total)",
-			"client", c.id, "node", truncate(c.nodeID, logFieldBytes), "type", st.typeURL,
+			"client", c.id, "node", truncate(c.node(), logFieldBytes), "type", st.typeURL,
 			"nonce", nonce, "code", errDetail.GetCode(), "message", truncate(msg, logFieldBytes))
 		return
 	}
@@ -282,10 +286,18 @@ func (c *conn) waitingForAck(st *typeState, now time.Time) (bool, time.Duration)
 	left := c.s.ackTimeout - now.Sub(st.sentAt)
 	if left <= 0 {
 		c.s.logs.warn("ack-timeout", "mcp: client did not ACK in time; sending the newer version anyway", "client", c.id,
-			"node", truncate(c.nodeID, logFieldBytes), "type", st.typeURL, "nonce", st.sentNonce)
+			"node", truncate(c.node(), logFieldBytes), "type", st.typeURL, "nonce", st.sentNonce)
 		return false, 0
 	}
 	return true, left
+}
+
+// node is the client's node id, "" until its first request carrying one.
+func (c *conn) node() string {
+	if id := c.nodeID.Load(); id != nil {
+		return *id
+	}
+	return ""
 }
 
 func (c *conn) status() ClientStatus {
@@ -293,7 +305,7 @@ func (c *conn) status() ClientStatus {
 	defer c.mu.Unlock()
 	// Every client-chosen string is cut to a few hundred bytes, whatever the limits allow.
 	short := func(v string) string { return truncate(v, debugFieldBytes) }
-	cs := ClientStatus{ID: c.id, Peer: short(c.peer), Protocol: c.protocol, NodeID: short(c.nodeID), ConnectedSince: c.connected}
+	cs := ClientStatus{ID: c.id, Peer: short(c.peer), Protocol: c.protocol, NodeID: short(c.node()), ConnectedSince: c.connected}
 	if len(c.meta) > 0 {
 		cs.Metadata = make(map[string]string, len(c.meta))
 		for k, v := range c.meta {

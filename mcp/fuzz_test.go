@@ -134,8 +134,8 @@ func checkBounded(t *testing.T, s *Server) {
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.mu.Lock()
-		if len(c.nodeID) > l.MaxNodeIDBytes || len(c.types) > l.MaxTypesPerStream || c.nameBytes > l.MaxResourceNameBytesPerStream {
-			t.Errorf("stream %s keeps node id %d bytes, %d types, %d name bytes", c.id, len(c.nodeID), len(c.types), c.nameBytes)
+		if len(c.node()) > l.MaxNodeIDBytes || len(c.types) > l.MaxTypesPerStream || c.nameBytes > l.MaxResourceNameBytesPerStream {
+			t.Errorf("stream %s keeps node id %d bytes, %d types, %d name bytes", c.id, len(c.node()), len(c.types), c.nameBytes)
 		}
 		// What the names accounting must cover: SotW names and Delta subscriptions.
 		kept := 0

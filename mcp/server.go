@@ -254,7 +254,7 @@ func (s *Server) reject(c *conn, limit string, code codes.Code, format string, a
 	what := fmt.Sprintf(format, args...)
 	s.m.limitRejections.WithLabelValues(limit).Inc()
 	s.logs.warn("limit:"+limit, "mcp: client over a limit; refused", "limit", limit, "key", limitKey(limit),
-		"client", c.id, "peer", truncate(c.peer, logFieldBytes), "node", truncate(c.nodeID, logFieldBytes), "detail", what)
+		"client", c.id, "peer", truncate(c.peer, logFieldBytes), "node", truncate(c.node(), logFieldBytes), "detail", what)
 	return status.Errorf(code, "mcp-bridge limit %s exceeded: %s (configuration key %s)", limit, what, limitKey(limit))
 }
 

@@ -83,10 +83,10 @@ func (c *conn) recvError(err error) error {
 
 func (c *conn) logEnd(err error) {
 	if err == nil || errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
-		c.s.log.Info("mcp: client disconnected", "client", c.id, "node", c.nodeID)
+		c.s.log.Info("mcp: client disconnected", "client", c.id, "node", c.node())
 		return
 	}
-	c.s.log.Warn("mcp: client stream failed", "client", c.id, "node", c.nodeID, "err", err)
+	c.s.log.Warn("mcp: client stream failed", "client", c.id, "node", c.node(), "err", err)
 }
 
 // onSotwRequest applies one DiscoveryRequest. Istiod's client sends every first request with a

@@ -69,6 +69,9 @@ type Pipeline struct {
 	wg       sync.WaitGroup  // running adapters
 
 	reload *reloadState
+	// applyMu serializes what a configuration reload and a rule-file reload apply (the rules, the
+	// producer list, the configuration they are read from); taken before mu and the bridge's lock.
+	applyMu sync.Mutex
 
 	// rules is the rules engine's producer, kept across reloads (its subsets stay sticky);
 	// prods is the producer list in use, pushed again when the rules change.

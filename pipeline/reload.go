@@ -168,30 +168,44 @@ func (p *Pipeline) apply(ctx context.Context, next *config.Config) (Plan, error)
 		}
 	}
 
-	// Apply. The translator first: merge's identity and the added registries' naming need it.
+	// Apply. The translator before the adapters: merge's identity and the added registries'
+	// naming need it.
+	// applyMu keeps a rule-file reload from setting the old configuration's rules or pushing the
+	// old producer list in the middle of this.
+	p.applyMu.Lock()
+	// The rules first: the engine is the last check that can reject the configuration (a name
+	// declared both inline and in a file), and a rejected one must change nothing.
+	if err := p.rules.SetRules(ruleList); err != nil {
+		p.applyMu.Unlock()
+		return plan, err
+	}
 	if tr != nil {
 		p.tr.Store(tr)
 		p.merger.Rekey()
 	}
-	if err := p.rules.SetRules(ruleList); err != nil {
-		return plan, err
-	}
 	p.rules.SetGovernanceMode(running.Governance.Effective())
 	p.rulesState.record(nil)
 	p.scopes.SetConfig(running.SidecarScopes)
-	prods := producers(p.tr.Load(), p.rules, p.scopes, static)
+	p.bridge.SetDrainGrace(running.Rules.BridgeDrainGrace())
+	// producers makes the rules and scope producers follow a new translate producer: done under
+	// the push lock, else a push in between runs the old list with the rules reading a translate
+	// producer that has not run (no output: every rule's resources withdrawn for that push).
+	var prods []bridge.Producer
+	p.bridge.ReconfigureWith(func() []bridge.Producer {
+		prods = producers(p.tr.Load(), p.rules, p.scopes, static)
+		return prods
+	})
 	p.mu.Lock()
 	p.prods = prods
-	p.mu.Unlock()
-	p.bridge.SetDrainGrace(running.Rules.BridgeDrainGrace())
-	p.bridge.Reconfigure(prods)
-	p.mu.Lock()
 	p.cfg = withRemoved(running, old, plan.Removed)
 	stopped := make([]*adapterRun, 0, len(plan.Changed))
 	for _, name := range plan.Changed {
 		stopped = append(stopped, p.adapters[name])
 	}
 	p.mu.Unlock()
+	// From here the configuration names the new rules: a rule-file reload may run again (not
+	// held up by the wait for added registries below).
+	p.applyMu.Unlock()
 	for _, a := range stopped {
 		a.stop()
 	}

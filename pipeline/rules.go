@@ -89,6 +89,10 @@ func (s *rulesState) record(err error) {
 // push. A broken rule file is rejected (returned, logged, shown on /debug/rules and in
 // mcp_bridge_rules_valid) and the last good rules keep running.
 func (p *Pipeline) ReloadRules() error {
+	// Not in the middle of a configuration reload: it could read the old configuration's rule
+	// files after the reload set the new ones, or push the old producer list after the new one.
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
 	cfg := p.Config()
 	rs, err := loadRules(cfg.Rules)
 	if err == nil {
