@@ -12,6 +12,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/history"
 	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
@@ -49,7 +50,7 @@ func TestReloadRacingRuleReload(t *testing.T) {
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, 10*time.Second, "the rules' VirtualService served", func() error {
+	testkit.WaitFor(t, 10*time.Second, "the rules' VirtualService served", func() error {
 		for _, r := range p.Bridge().Output().Served() {
 			if r.Collection == istio.CollectionVirtualService {
 				return nil
@@ -160,7 +161,7 @@ func TestReloadRejectedByRulesChangesNothing(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, 10*time.Second, "the ServiceEntry served", func() error {
+	testkit.WaitFor(t, 10*time.Second, "the ServiceEntry served", func() error {
 		if n := names(); len(n) != 1 {
 			return fmt.Errorf("served %v", n)
 		}
@@ -174,7 +175,7 @@ func TestReloadRejectedByRulesChangesNothing(t *testing.T) {
 	t.Logf("rejected: %v (plan %+v)", err, plan)
 	// A wrong translator would show at the next snapshot: make one.
 	writeServices(t, dir, "services.yaml", "orders", "10.2.0.2")
-	waitFor(t, 10*time.Second, "the changed instance served", func() error {
+	testkit.WaitFor(t, 10*time.Second, "the changed instance served", func() error {
 		for _, r := range p.Bridge().Output().Resources[istio.CollectionServiceEntry] {
 			if spec, err := r.DecodeSpec(); err == nil && len(spec.(*networking.ServiceEntry).GetEndpoints()) == 1 &&
 				spec.(*networking.ServiceEntry).GetEndpoints()[0].GetAddress() == "10.2.0.2" {
