@@ -81,7 +81,7 @@ func New(cfg Config, opts registry.Options) (*Adapter, error) {
 		// can never outlast it whatever the transport does (a hung server is failed within it).
 		Timeout: 2 * time.Duration(len(cfg.Servers)) * cfg.Timeout,
 		Probe:   cl.probe,
-		Logger:   log,
+		Logger:  log,
 	}, a.read)
 	if err != nil {
 		return nil, fmt.Errorf("eureka: %w", err)
