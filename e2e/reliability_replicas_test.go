@@ -3,11 +3,8 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"maps"
-	"net"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,8 +44,8 @@ func TestReplicasIdentical(t *testing.T) {
 	servers.WaitFor(t, 10*time.Second, "the replicas to serve identical resources and versions", identical)
 
 	aKilled := false
-	proxy := newSwitchProxy(t, a.MCPAddr)
-	cp := suite.ControlPlane(t, servers.IstiodOptions{ConfigSources: []servers.ConfigSource{{Address: "xds://" + proxy.addr}}})
+	proxy := servers.StartProxy(t, a.MCPAddr)
+	cp := suite.ControlPlane(t, servers.IstiodOptions{ConfigSources: []servers.ConfigSource{{Address: "xds://" + proxy.Addr()}}})
 	// synced waits for both replicas to serve the marker at weight w and Istiod to hold B's state.
 	synced := func(what string, w int) {
 		t.Helper()
@@ -108,7 +105,7 @@ func TestReplicasIdentical(t *testing.T) {
 	movedAt := time.Now()
 	a.Stop(0) // SIGKILL: the replica dies, its connections with it
 	aKilled = true
-	proxy.switchTo(b.MCPAddr)
+	proxy.SwitchTo(b.MCPAddr)
 	servers.WaitFor(t, 20*time.Second, "Istiod to reconnect to replica B and ACK everything", func() error {
 		return bridgeClientSynced(b, movedAt)
 	})
@@ -155,67 +152,4 @@ func restingCounters(t *testing.T, observe func() map[string]float64) map[string
 		return nil
 	})
 	return cur
-}
-
-// switchProxy forwards TCP connections to a target that the test can change; switching closes
-// the connections to the old target. It stands in for a Kubernetes Service in front of replicas.
-type switchProxy struct {
-	addr string
-	ln   net.Listener
-
-	mu     sync.Mutex
-	target string
-	conns  []net.Conn
-}
-
-func newSwitchProxy(t *testing.T, target string) *switchProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &switchProxy{addr: ln.Addr().String(), ln: ln, target: target}
-	t.Cleanup(func() {
-		ln.Close()
-		p.closeAll()
-	})
-	go p.serve()
-	return p
-}
-
-func (p *switchProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		target := p.target
-		p.mu.Unlock()
-		up, err := net.DialTimeout("tcp", target, 5*time.Second)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
-	}
-}
-
-func (p *switchProxy) switchTo(target string) {
-	p.mu.Lock()
-	p.target = target
-	p.mu.Unlock()
-	p.closeAll()
-}
-
-func (p *switchProxy) closeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }
