@@ -38,4 +38,3 @@ func (s *netSwitch) cut() {
 	}
 	s.conns = nil
 }
-
