@@ -42,9 +42,9 @@ type soakConfig struct {
 	// Bounds asserted.
 	lagP99   time.Duration
 	rssRatio float64 // peak RSS during the churn / baseline
-	// settleGC waits (up to 150 s: Go forces a GC every 2 minutes) for a GC after the churn, so
-	// the live heap after is the settled one; without it (the short version) the last GC may
-	// have run in the churn's tail, with a push's transient snapshots live.
+	// settleGC waits (up to 150 s each: Go forces a GC every 2 minutes) for a GC after the
+	// initial sync and after the churn, so both live-heap readings are settled; without it (the
+	// short version) the last GC may have run in the sync's or the churn's tail.
 	settleGC bool
 }
 
@@ -123,6 +123,9 @@ func TestChurnSoak(t *testing.T) {
 	mcp.WaitFor(t, 2*time.Minute, "the initial estate", func(m *mcpclient.Client) error { return soakMatches(t, c, m, est.ifaces) })
 	t.Logf("measure: bridge started -> the MCP client holds all %d providers: %v", len(nodes), time.Since(start).Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // settle before the baseline
+	if sc.settleGC {
+		soakWaitGC(t, b, "after the initial sync")
+	}
 	baseRSS, baseG, baseHeap, baseHist := soakSample(t, b)
 
 	// Sample RSS and goroutines through the churn.
@@ -290,13 +293,7 @@ func TestChurnSoak(t *testing.T) {
 	<-sampled
 	time.Sleep(3 * time.Second) // settle
 	if sc.settleGC {
-		settledAt := float64(time.Now().Unix())
-		servers.WaitFor(t, 150*time.Second, "a GC after the churn (Go forces one every 2 minutes)", func() error {
-			if at := metricSum(bridgeMetrics(t, b), "go_memstats_last_gc_time_seconds", nil); at < settledAt {
-				return fmt.Errorf("last GC %.0f s before the churn ended", settledAt-at)
-			}
-			return nil
-		})
+		soakWaitGC(t, b, "after the churn")
 	}
 	afterRSS, afterG, afterHeap, afterHist := soakSample(t, b)
 
@@ -339,6 +336,19 @@ func TestChurnSoak(t *testing.T) {
 	if afterG > baseG+20 {
 		t.Errorf("bridge goroutines %.0f after the churn, baseline %.0f: a leak", afterG, baseG)
 	}
+}
+
+// soakWaitGC waits for the bridge's next GC (Go forces one every 2 minutes when nothing
+// else triggers one), so the live heap read next is the settled one.
+func soakWaitGC(t *testing.T, b *servers.Bridge, what string) {
+	t.Helper()
+	from := float64(time.Now().Unix())
+	servers.WaitFor(t, 150*time.Second, "a GC "+what+" (Go forces one every 2 minutes)", func() error {
+		if at := metricSum(bridgeMetrics(t, b), "go_memstats_last_gc_time_seconds", nil); at < from {
+			return fmt.Errorf("the last GC was %.0f s before", from-at)
+		}
+		return nil
+	})
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
