@@ -131,26 +131,16 @@ func TestChurnSoak(t *testing.T) {
 	// Sample RSS and goroutines through the churn.
 	var peakRSS int64
 	var peakG float64
-	sampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			select {
-			case <-sampling:
-				return
-			case <-time.After(500 * time.Millisecond):
-			}
-			if rss, err := servers.RSS(b.PID()); err == nil {
-				peakRSS = max(peakRSS, rss)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if m, err := b.Admin(ctx, "/metrics"); err == nil {
-				peakG = max(peakG, metricSum(string(m), "go_goroutines", nil))
-			}
-			cancel()
+	stopSampling := soakEvery(500*time.Millisecond, func() {
+		if rss, err := servers.RSS(b.PID()); err == nil {
+			peakRSS = max(peakRSS, rss)
 		}
-	}()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if m, err := b.Admin(ctx, "/metrics"); err == nil {
+			peakG = max(peakG, metricSum(string(m), "go_goroutines", nil))
+		}
+	})
 
 	// Watch each change arrive at the MCP client.
 	var (
@@ -158,29 +148,19 @@ func TestChurnSoak(t *testing.T) {
 		pending []*soakChange
 		done    []*soakChange
 	)
-	watching := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for {
-			select {
-			case <-watching:
-				return
-			case <-time.After(10 * time.Millisecond):
+	stopWatching := soakEvery(10*time.Millisecond, func() {
+		now := time.Now()
+		mu.Lock()
+		pending = slices.DeleteFunc(pending, func(ch *soakChange) bool {
+			if soakShows(mcp, soakHost(ch.iface), ch.ip) != ch.present {
+				return false
 			}
-			now := time.Now()
-			mu.Lock()
-			pending = slices.DeleteFunc(pending, func(ch *soakChange) bool {
-				if soakShows(mcp, soakHost(ch.iface), ch.ip) != ch.present {
-					return false
-				}
-				ch.seen = now
-				done = append(done, ch)
-				return true
-			})
-			mu.Unlock()
-		}
-	}()
+			ch.seen = now
+			done = append(done, ch)
+			return true
+		})
+		mu.Unlock()
+	})
 	change := func(k int) error {
 		i, slot := k%est.ifaces, soakBase+(k/est.ifaces)%soakSlots
 		key := [2]int{i, slot}
@@ -287,10 +267,8 @@ func TestChurnSoak(t *testing.T) {
 		}
 		return nil
 	})
-	close(watching)
-	<-watched
-	close(sampling)
-	<-sampled
+	stopWatching()
+	stopSampling()
 	time.Sleep(3 * time.Second) // settle
 	if sc.settleGC {
 		soakWaitGC(t, b, "after the churn")
@@ -336,6 +314,24 @@ func TestChurnSoak(t *testing.T) {
 	if afterG > baseG+20 {
 		t.Errorf("bridge goroutines %.0f after the churn, baseline %.0f: a leak", afterG, baseG)
 	}
+}
+
+// soakEvery calls f every interval on its own goroutine until the returned stop is called;
+// stop returns once f no longer runs.
+func soakEvery(interval time.Duration, f func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(interval):
+			}
+			f()
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // soakWaitGC waits for the bridge's next GC (Go forces one every 2 minutes when nothing
