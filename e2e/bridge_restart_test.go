@@ -153,6 +153,107 @@ func TestBridgeRestartStable(t *testing.T) {
 	if connected, err := view.Connected(); !connected {
 		t.Errorf("the sidecar view lost Istiod: %v", err)
 	}
+
+	// Under load (issue 17): the same restart while a writer keeps changing the file (one
+	// instance's weight, ~10 changes/s, through the downtime and past the reconnect).
+	restartUnderLoad(t, b, cp.Istiod, view, services, original, canary, func() map[string]float64 { return observe().metrics }, oneChange)
+}
+
+// restartUnderLoad restarts the bridge while a writer keeps changing the weight of the canary
+// instance. Asserted: Istiod reconnects; its counters move only the way weight changes move them
+// (no config-triggered full push: pilot_push_triggers{type=config} stays put); every resource but
+// the canary's WorkloadEntry keeps its version in Istiod's config store; every ServiceEntry keeps
+// its VIPs; the last weight written reaches the sidecar view.
+func restartUnderLoad(t *testing.T, b *servers.Bridge, istiod *servers.Istiod, view *xdsview.View, services, original, canary string,
+	observe func() map[string]float64, oneChange map[string]float64) {
+	const canaryIP = "127.0.10.1"
+	before := inNamespace(configz(t, istiod), "restart")
+	metricsBefore := observe()
+	weighted := func(w int) string {
+		return strings.Replace(original, canary, canary+fmt.Sprintf("        weight: %d\n", w), 1)
+	}
+	var (
+		stop    = make(chan struct{})
+		done    = make(chan struct{})
+		last    int
+		written int
+		werr    error
+	)
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			w := 10 + 10*(i%9) // 10..90
+			tmp := services + ".tmp"
+			if werr = os.WriteFile(tmp, []byte(weighted(w)), 0o644); werr == nil {
+				werr = os.Rename(tmp, services)
+			}
+			if werr != nil {
+				return
+			}
+			last, written = w, written+1
+		}
+	}()
+	time.Sleep(time.Second) // changes flowing before the restart
+	restartAt := time.Now()
+	b.Restart(t)
+	servers.WaitFor(t, 20*time.Second, "Istiod to reconnect to the bridge restarted under load", func() error {
+		return bridgeClientSynced(b, restartAt)
+	})
+	reconnected := time.Since(restartAt)
+	time.Sleep(time.Second) // changes flowing after the reconnect
+	close(stop)
+	<-done
+	stopped := time.Now()
+	if werr != nil {
+		t.Fatalf("the writer: %v", werr)
+	}
+	want := exampleEndpoints()
+	greetings := outboundCluster(greetingsHost, dubboPort, "")
+	want[greetings] = slices.Clone(want[greetings])
+	want[greetings][0].Weight = uint32(last)
+	converged := wantEndpoints(t, view, fmt.Sprintf("the last weight written (%d)", last), want, 20*time.Second)
+	t.Logf("measure: restart under load (%d weight changes at ~10/s): Istiod reconnected and ACKed everything %v after the restart began; last change in the sidecar view %v after the writer stopped",
+		written, reconnected.Round(time.Millisecond), converged.Sub(stopped).Round(time.Millisecond))
+
+	moved := observe()
+	for k, v := range moved {
+		d := v - metricsBefore[k]
+		if d != 0 && oneChange[k] == 0 {
+			t.Errorf("Istiod's %s moved by %v during the restart under load; weight changes move only %v", k, d, oneChange)
+		}
+	}
+	if d := moved["pilot_push_triggers{type=config}"] - metricsBefore["pilot_push_triggers{type=config}"]; d != 0 {
+		t.Errorf("Istiod made %v config-triggered full pushes during the restart under load, want 0", d)
+	}
+	after := inNamespace(configz(t, istiod), "restart")
+	isCanary := func(o istioObject) bool { return o.Kind == "WorkloadEntry" && o.Spec["address"] == canaryIP }
+	wantV, gotV := versions(slices.DeleteFunc(slices.Clone(before), isCanary)), versions(slices.DeleteFunc(slices.Clone(after), isCanary))
+	if d := diffVersions(wantV, gotV); d != "" {
+		t.Errorf("resources other than the canary's WorkloadEntry changed version across the restart under load:\n%s", d)
+	}
+	if v, w := serviceEntryVIPs(after), serviceEntryVIPs(before); !maps.EqualFunc(v, w, slices.Equal) {
+		t.Errorf("ServiceEntry VIPs changed across the restart under load: %v, want %v", v, w)
+	}
+}
+
+// serviceEntryVIPs maps each ServiceEntry to its spec.addresses.
+func serviceEntryVIPs(objs []istioObject) map[string][]string {
+	out := map[string][]string{}
+	for _, o := range filterKinds(objs, []string{"ServiceEntry"}) {
+		var vips []string
+		if as, ok := o.Spec["addresses"].([]any); ok {
+			for _, a := range as {
+				vips = append(vips, fmt.Sprint(a))
+			}
+		}
+		out[o.ID()] = vips
+	}
+	return out
 }
 
 // bridgeClientSynced checks the bridge's /debug/clients for a stream opened after since on which

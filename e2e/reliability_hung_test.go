@@ -13,6 +13,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/hashicorp/consul/api"
 
+	"github.com/mcp-bridge/mcp-bridge/e2e/eurekatest"
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/e2e/xdsview"
 	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
@@ -44,9 +45,6 @@ const (
 )
 
 // hungRegistries are the rows of the per-registry fault tests.
-// TODO(eureka): add a "eureka" row once registry/eureka is merged: servers.Polaris serves the
-// Eureka protocol (EurekaURL); register/deregister through its REST API (POST/DELETE
-// /eureka/apps/<APP>), lease expiry as expiry, and the adapter's timeout/probe keys in config.
 var hungRegistries = []struct {
 	name   string
 	istiod bool // also check Istiod's EDS through the fault (one row: Istiod is costly)
@@ -55,6 +53,7 @@ var hungRegistries = []struct {
 	{"zookeeper", true, hungZooKeeper},
 	{"nacos", false, hungNacos},
 	{"consul", false, hungConsul},
+	{"eureka", false, hungEureka},
 }
 
 // TestRegistryHung is issue 17's "hung, not dead" and "back fast" for every registry type: the
@@ -347,5 +346,28 @@ func hungConsul(t *testing.T) hungRegistry {
 			servers.WaitFor(t, 10*time.Second, "deregistering "+ip, func() error { return cl.Agent().ServiceDeregister("hung-" + ip) })
 		},
 		expiry: 3 * time.Second, detect: 4 * time.Second, back: 4 * time.Second,
+	}
+}
+
+// hungEureka: a Eureka application on Polaris' Eureka API, read by delta every 300 ms with a 1 s
+// request timeout (registry/refresh: a failed read backs off, a probe every 2 s notices the
+// return). Polaris is the same server as the Nacos row's, so the same 5 s it is frozen past.
+func hungEureka(t *testing.T) hungRegistry {
+	p := servers.StartPolaris(t)
+	url := p.EurekaURL()
+	return hungRegistry{
+		server: p.Process(),
+		config: fmt.Sprintf("registries:\n  - name: %s\n    type: eureka\n    eureka:\n      servers: [%q]\n      interval: 300ms\n      timeout: 1s\n",
+			hungRegistryName, url),
+		host: "hung.eureka", port: 8080,
+		register: func(t *testing.T, ip string) {
+			eurekaRegister(t, url, "HUNG", "hung-"+ip, ip, "UP", false)
+		},
+		deregister: func(t *testing.T, ip string) {
+			// Taken out of service, not cancelled: after a freeze, Polaris keeps listing a cancelled
+			// instance (seen: still in its own GET /eureka/apps/HUNG 20 s after a successful DELETE).
+			eurekatest.SetStatus(t, url, "HUNG", "hung-"+ip, "OUT_OF_SERVICE")
+		},
+		expiry: 5 * time.Second, detect: 4 * time.Second, back: 6 * time.Second,
 	}
 }

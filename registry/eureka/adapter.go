@@ -80,8 +80,12 @@ func New(cfg Config, opts registry.Options) (*Adapter, error) {
 	}
 	a.loop, err = refresh.New(refresh.Options{
 		Interval: cfg.Interval,
-		Probe:    cl.probe,
-		Logger:   log,
+		// A read is at most a delta and a full fetch, each tried on every server in turn, each
+		// request bounded by timeout (the HTTP client's). The loop's own bound says so, so a read
+		// can never outlast it whatever the transport does (a hung server is failed within it).
+		Timeout: 2 * time.Duration(len(cfg.Servers)) * cfg.Timeout,
+		Probe:   cl.probe,
+		Logger:  log,
 	}, a.read)
 	if err != nil {
 		return nil, fmt.Errorf("eureka: %w", err)

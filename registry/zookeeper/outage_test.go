@@ -80,7 +80,7 @@ func TestZooKeeperRestart(t *testing.T) {
 func TestAdapterSessionExpiry(t *testing.T) {
 	t.Parallel() // mostly waiting on timers and sessions
 	z := servers.StartZooKeeper(t)
-	proxy := startProxy(t, z.Addr())
+	proxy := servers.StartProxy(t, z.Addr())
 	admin := zktest.Session(t, z.Addr())
 	key := dubboKey("com.example.Live", "", "")
 	p1 := zktest.ProviderPath("/dubbo", "com.example.Live", liveURL("10.2.0.1", 20880, ""))
@@ -91,7 +91,7 @@ func TestAdapterSessionExpiry(t *testing.T) {
 	r.sink.Wait(t, 10*time.Second, "the provider", wantInstances(r, key, "10.2.0.1:20880"))
 	watchedBefore := r.a.Describe()["znodesWatched"].(int)
 
-	proxy.cut()
+	proxy.Cut()
 	r.sink.Wait(t, 10*time.Second, "the failure reported", func() error {
 		if failed := r.sink.Failed(); !failed {
 			return errors.New("no Fail")
@@ -105,7 +105,7 @@ func TestAdapterSessionExpiry(t *testing.T) {
 	if err := wantInstances(r, key, "10.2.0.1:20880")(); err != nil {
 		t.Fatalf("state not held during the partition: %v", err)
 	}
-	proxy.restore()
+	proxy.Restore()
 	r.sink.Wait(t, 20*time.Second, "convergence on a new session", wantInstances(r, key, "10.2.0.2:20880"))
 	if n := metricValue(t, r.reg, "mcp_bridge_zookeeper_session_expirations_total"); n != 1 {
 		t.Errorf("session expirations %v, want 1", n)
