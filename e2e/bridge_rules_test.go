@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,17 +17,29 @@ import (
 // (no static resource) makes the bridge generate the DestinationRule and VirtualService; the
 // sidecar view of the real Istiod has the subset clusters, the header and modulo match route and
 // the 90/10 split; real proxyless gRPC traffic follows them (1,000 calls split 90/10 within
-// statistical bounds; x-canary: yes and user-id 120 reach canary, user-id 121 takes the split).
+// statistical bounds; x-canary: yes and user-id 120 reach canary, user-id 121 takes the split);
+// a modulo-only canary on a second host sends user 120 to canary and 121 to stable, every call.
 func TestBridgeRulesCanary(t *testing.T) {
 	t.Parallel()
 	backends := traffic.StartBackends(t, "127.0.43.1", "127.0.43.2")
 	v1, v2 := backends[0], backends[1]
 	host, port := "echo-rules.file", v1.Port
 	dir := t.TempDir()
-	services := writeFile(t, dir, "services.yaml", echoServices("echo-rules", v1, v2))
+	// echo-mod serves the same backends under another host, for a modulo-only canary.
+	services := writeFile(t, dir, "services.yaml", echoServices("echo-rules", v1, v2)+
+		strings.TrimPrefix(echoServices("echo-mod", v1, v2), "services:\n"))
 	b := startBridge(t, fileRegistryConfig("rules", services, `rules:
   inline:
+    - name: echo-modulo
+      selector: {hosts: [echo-mod.file]}
+      canary:
+        stable: {version: v1}
+        canary: {version: v2}
+        weight: 0
+        match:
+          - modulo: "user-id % 10 == 0"
     - name: echo-canary
+      selector: {hosts: [echo-rules.file]}
       canary:
         stable: {version: v1}
         canary: {version: v2}
@@ -85,5 +98,22 @@ func TestBridgeRulesCanary(t *testing.T) {
 	}
 	if res.Counts[v1.Addr] < 30 || res.Failed() > 0 {
 		t.Errorf("user-id 121: answered by %v, errors %v; want most by stable %s", res.Counts, res.Errors, v1.Addr)
+	}
+
+	// The modulo rule alone (no split): user 120 goes to canary, user 121 to stable, every call.
+	modTarget := traffic.Target("echo-mod.file", port)
+	for _, c := range []struct {
+		user string
+		want *traffic.Backend
+	}{{"120", v2}, {"121", v1}, {"7", v1}, {"1000", v2}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		res, err := client.Do(ctx, traffic.Call{Target: modTarget, N: 50, Metadata: map[string]string{"user-id": c.user}})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int{c.want.Addr: 50}; !maps.Equal(res.Counts, want) || res.Failed() > 0 {
+			t.Errorf("echo-mod, user-id %s: answered by %v, errors %v; want all 50 by %s", c.user, res.Counts, res.Errors, c.want.Addr)
+		}
 	}
 }
