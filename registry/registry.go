@@ -304,6 +304,17 @@ type Sink interface {
 	DeleteRules(keys []RuleKey)
 }
 
+// AddTLSFiles adds a registry client's TLS files (key material it loads) to a Secrets map as
+// secret files "tls.caFile", "tls.certFile" and "tls.keyFile", so that `mcp-bridge validate`
+// checks them like the other credentials. Unset files are left out.
+func AddTLSFiles(secrets map[string]Secret, caFile, certFile, keyFile string) {
+	for key, f := range map[string]string{"tls.caFile": caFile, "tls.certFile": certFile, "tls.keyFile": keyFile} {
+		if f != "" {
+			secrets[key] = Secret{File: f}
+		}
+	}
+}
+
 // Adapter watches one registry.
 type Adapter interface {
 	// Run watches the registry and reports to sink until ctx is cancelled. It returns nil on

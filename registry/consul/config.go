@@ -133,6 +133,7 @@ func (c Config) Secrets() map[string]registry.Secret {
 	if !c.Token.IsZero() {
 		out["token"] = c.Token
 	}
+	registry.AddTLSFiles(out, c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
 	return out
 }
 

@@ -93,6 +93,7 @@ func (c Config) Secrets() map[string]registry.Secret {
 	if !c.Password.IsZero() {
 		out["password"] = c.Password
 	}
+	registry.AddTLSFiles(out, c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
 	return out
 }
 

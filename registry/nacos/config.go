@@ -229,14 +229,7 @@ func (c Config) Secrets() map[string]registry.Secret {
 			out[key] = s
 		}
 	}
-	// The TLS files are key material the client loads too: validate checks them the same way.
-	if c.TLS.Enabled {
-		for key, f := range map[string]string{"tls.caFile": c.TLS.CAFile, "tls.certFile": c.TLS.CertFile, "tls.keyFile": c.TLS.KeyFile} {
-			if f != "" {
-				out[key] = registry.Secret{File: f}
-			}
-		}
-	}
+	registry.AddTLSFiles(out, c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
 	return out
 }
 
