@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what is missing, builds the real
 # servers the tests run against (cached by version under ~/.cache/mcp-bridge, so only the first
-# run pays ~15 minutes), runs gofmt, go vet and staticcheck, then every test.
+# run pays ~30 minutes on 2 cores), runs gofmt, go vet and staticcheck, every test, then every
+# fuzz target for a few seconds.
 #
 #   ./scripts/test.sh            # everything
 #   ./scripts/test.sh ./mcp/...  # only these packages (checks still run on the whole tree)
