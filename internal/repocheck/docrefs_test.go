@@ -1,24 +1,21 @@
 package repocheck
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 )
 
 // TestDocReferencesResolve fails, with file:line, for every reference in the repository's .go,
 // .md, .sh and .yaml files to a document that is not in the repository: a maintainer who clones
 // it must be able to follow each one.
 func TestDocReferencesResolve(t *testing.T) {
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := servers.RepoRoot(t)
 	problems, err := Check(root)
 	if err != nil {
 		t.Fatal(err)
@@ -87,24 +84,5 @@ func TestAnchorsRepeatsAndFences(t *testing.T) {
 	}
 	if got["code"] {
 		t.Errorf("a heading inside a fenced block got an anchor: %v", got)
-	}
-}
-
-// repoRoot is the directory holding the bridge's go.mod, above the test's working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			bytes.HasPrefix(b, []byte("module github.com/mcp-bridge/mcp-bridge\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no mcp-bridge go.mod above the working directory")
-		}
-		dir = parent
 	}
 }

@@ -4,16 +4,15 @@ import (
 	"os"
 	"testing"
 	"testing/fstest"
+
+	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 )
 
 const module = "github.com/mcp-bridge/mcp-bridge"
 
 // TestNoProductionImportOfE2E fails for a non-test package that imports e2e/... .
 func TestNoProductionImportOfE2E(t *testing.T) {
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := servers.RepoRoot(t)
 	problems, err := E2EImports(os.DirFS(root), module)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"testing/fstest"
 
 	"github.com/mcp-bridge/mcp-bridge/registry/registries"
+
+	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 )
 
 // registryTypeNames are the registry types the bridge has or is about to have, and every one in
@@ -29,10 +31,7 @@ var notRegistryTypes = []string{
 // TestRegistryTypesDefinedOnce fails for a registry type declared as a constant outside the
 // registry table (registry/registries).
 func TestRegistryTypesDefinedOnce(t *testing.T) {
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := servers.RepoRoot(t)
 	problems, err := RegistryTypeConstants(os.DirFS(root), "registry/registries", registryTypeNames(), notRegistryTypes)
 	if err != nil {
 		t.Fatal(err)
