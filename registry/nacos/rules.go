@@ -300,8 +300,35 @@ func (a *Adapter) takeRules() {
 	a.rules.pending = make(map[nsRule]string)
 	a.mu.Unlock()
 	for _, k := range sortedRules(pending) {
-		a.applyRule(k, pending[k])
+		data := pending[k]
+		if data == "" {
+			var ok bool
+			if data, ok = a.confirmDeleted(k); !ok {
+				continue
+			}
+		}
+		a.applyRule(k, data)
 	}
+}
+
+// confirmDeleted re-reads a rule config whose listener reported it empty while a rule is held:
+// deleting the rule shifts traffic, so an empty notification alone (seen from the SDK when a
+// config is rewritten) is not trusted. It returns what the server holds now, or false when the
+// read failed (the rule is kept and the read retried at the next flush).
+func (a *Adapter) confirmDeleted(k nsRule) (string, bool) {
+	if w := a.rules.watches[k]; w == nil || w.rule == nil {
+		return "", true // nothing held: nothing to lose
+	}
+	c, err := a.configFor(k.ns)
+	if err == nil {
+		var data string
+		if data, err = c.GetConfig(vo.ConfigParam{DataId: k.dataID, Group: a.cfg.Dubbo.RulesGroup}); err == nil {
+			return data, true
+		}
+	}
+	a.log.Warn("a governance rule config reads empty and could not be confirmed; the rule is kept", "config", a.ruleWhere(k), "err", err)
+	a.rules.retry = true
+	return "", false
 }
 
 // desiredRules is the rule of every key: of two namespaces holding the same key the one listed
