@@ -178,7 +178,8 @@ func harnessTable(run *harnessRun) string {
 		for _, r := range run.Results {
 			fmt.Fprintf(&b, " %22s", scaleFigure(rw.val(r)))
 			if c := run.crdOf(r); !r.CRD && c != nil {
-				if cv := rw.val(c); cv != 0 {
+				// A figure only one path has (custom resources, the API server's CPU) has no ratio.
+				if cv, mv := rw.val(c), rw.val(r); cv != 0 && mv != 0 {
 					fmt.Fprintf(&b, " %8.2f", rw.val(r)/cv)
 				} else {
 					fmt.Fprintf(&b, " %8s", "-")
@@ -292,7 +293,11 @@ func latencyPlot(run *harnessRun) (*plot.Plot, error) {
 			ss = append(ss, series{fmt.Sprintf("%s @%g/s", r.Name, rate.Rate), xys})
 		}
 	}
-	return linePlot(fmt.Sprintf("change -> sidecar EDS, %d instances (CDF)", run.Instances), "latency (ms)", "fraction of changes", false, ss)
+	p, err := linePlot(fmt.Sprintf("change -> sidecar EDS, %d instances (CDF)", run.Instances), "latency (ms)", "fraction of changes", false, ss)
+	if err == nil {
+		p.Legend.Top = false // bottom right: the curves rise to the top right
+	}
+	return p, err
 }
 
 // byName collects, over runs, one point per run for every result name.
