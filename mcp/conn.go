@@ -266,9 +266,6 @@ func (c *conn) recordReply(st *typeState, version, nonce string, errDetail *rpcs
 	}
 	st.nacked = false
 	st.ackVersion, st.ackNonce, st.ackAt = version, nonce, time.Now()
-	if st.lastPush {
-		c.startDigest(st.ackAt)
-	}
 }
 
 func (c *conn) metricCollection(st *typeState) string {

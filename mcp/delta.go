@@ -135,6 +135,9 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 		}
 		st.lastPush = !firstResponse && !pending && st.sentSeq != 0
 		st.sentSeq = snap.seq
+		if st.lastPush {
+			c.startDigest(now)
+		}
 		st.outstanding = true
 		st.sentVersion, st.sentNonce, st.sentAt, st.sentResources = snap.version, resp.Nonce, now, len(changed)
 		st.responses++

@@ -218,9 +218,12 @@ type digestState struct {
 	last, total time.Duration
 }
 
-// startDigest begins waiting for Istiod to digest the push the client just ACKed. Callers hold
-// c.mu. A wait already running covers this ACK too: the push context it waits for is built after
-// the events of every response stored so far.
+// startDigest begins waiting for Istiod to digest the push being sent. The baseline is read now,
+// before Istiod can have stored the response: read after the ACK, on a loaded machine it could
+// already include the push context built for this very response (Istiod's debounce is only
+// 100 ms), and the wait would run to maxWait. The stream waits for the ACK as well (paced), so
+// the digest wait only ever adds to the ACK wait. Callers hold c.mu. A wait already running
+// covers this push too: the push context it waits for is built after everything stored so far.
 func (c *conn) startDigest(ackAt time.Time) {
 	p := c.s.pacer
 	if p.cfg.Mode != PacingDigest || c.digest.waiting {

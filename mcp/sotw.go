@@ -205,6 +205,9 @@ func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggreg
 	}
 	st.lastPush = !st.pending && st.sentSeq != 0
 	st.sentSeq = snap.seq
+	if st.lastPush {
+		c.startDigest(now)
+	}
 	st.pending, st.outstanding = false, true
 	st.sentVersion, st.sentNonce, st.sentAt, st.sentResources = snap.version, nonce, now, count
 	st.responses++
