@@ -227,7 +227,11 @@ func (b *Bridge) serve(snap *merge.Snapshot, out *Output, trigger string, start 
 	if b.opts.History != nil && len(changed) > 0 {
 		b.recordHistory(snap, trigger, prevIn, out.Resources, slices.Sorted(maps.Keys(changed)))
 	}
-	b.opts.Server.Set(changed)
+	var changedAt time.Time // the registry event behind this push: mcp times change -> send from it
+	if snap != nil {
+		changedAt = snap.OldestEvent
+	}
+	b.opts.Server.SetAt(changed, changedAt)
 	b.drain.schedule(now, b.drainExpired)
 	elapsed := time.Since(start)
 

@@ -81,6 +81,10 @@ type MCP struct {
 	// Limits bound what one (unauthenticated) MCP client can make the bridge hold: request size,
 	// type URL and node id length, streams in all and per peer, and so on; see mcp.Limits.
 	Limits mcp.Limits `yaml:"limits"`
+	// Pacing says how fast newer versions are pushed to a client: after Istiod has digested the
+	// previous push (its monitoring port's push-context counter), or after its ACK; see mcp.Pacing
+	// and docs/istiod-mcp.md.
+	Pacing mcp.Pacing `yaml:"pacing"`
 }
 
 // TLS is a server certificate. The files are re-read when they change, so a rotated certificate
@@ -166,6 +170,7 @@ func (c *Config) applyDefaults() {
 		c.MCP.Address = DefaultMCPAddress
 	}
 	c.MCP.Limits = c.MCP.Limits.WithDefaults()
+	c.MCP.Pacing = c.MCP.Pacing.WithDefaults()
 	if c.Admin.Address == "" {
 		c.Admin.Address = DefaultAdminAddress
 	}
@@ -209,6 +214,7 @@ func (c *Config) validate() problems {
 	var ps problems
 	ps.check("mcp.address", validateAddress(c.MCP.Address))
 	ps.check("mcp.limits", c.MCP.Limits.Validate())
+	ps.check("mcp.pacing", c.MCP.Pacing.Validate())
 	ps.check("admin.address", validateAddress(c.Admin.Address))
 	ps.check("admin.token", c.Admin.Token.Validate())
 	ps.check("admin.history", c.Admin.History.Validate())

@@ -23,6 +23,23 @@ type ClientStatus struct {
 	Metadata       map[string]string `json:"metadata,omitempty"` // identifying node metadata only
 	ConnectedSince time.Time         `json:"connectedSince"`
 	Types          []TypeStatus      `json:"types"`
+	Pacing         PacingStatus      `json:"pacing"`
+}
+
+// PacingStatus is how a stream paces newer versions (mcp.pacing).
+type PacingStatus struct {
+	Mode PacingMode `json:"mode"`
+	// Signal is what the stream waits for now: "digest" (Istiod's push context), or "ack" (mode
+	// ack, or the digest signal could not be read recently).
+	Signal           string    `json:"signal"`
+	WaitingForDigest bool      `json:"waitingForDigest"`
+	WaitingSince     time.Time `json:"waitingSince,omitzero"`
+	Waits            int       `json:"waits"`    // digest waits ended
+	Timeouts         int       `json:"timeouts"` // of which ended by maxWait
+	Failures         int       `json:"failures"` // of which ended because the signal could not be read
+	// LastWaitSeconds and TotalWaitSeconds: time spent waiting for the digest signal.
+	LastWaitSeconds  float64 `json:"lastWaitSeconds"`
+	TotalWaitSeconds float64 `json:"totalWaitSeconds"`
 }
 
 // TypeStatus is one subscribed type URL of a stream.
@@ -47,6 +64,12 @@ type TypeStatus struct {
 	Nacked        bool      `json:"nacked"`        // the last reply was a NACK
 	Nacks         int       `json:"nacks"`
 	LastNack      *NackInfo `json:"lastNack,omitempty"`
+	// PushesCoalesced counts versions of the collection this stream never sent because a newer
+	// one replaced them while it waited (for an ACK or Istiod's digest).
+	PushesCoalesced int `json:"pushesCoalesced"`
+	// LastChangeToSendSeconds is, for the last push, the time from the oldest registry change it
+	// carried reaching the bridge to the response being written to the stream.
+	LastChangeToSendSeconds float64 `json:"lastChangeToSendSeconds,omitempty"`
 }
 
 // NackInfo is the detail of a rejected response.
@@ -89,6 +112,8 @@ type conn struct {
 	// nameBytes is what the client's resource names (and Delta initial versions) kept by this
 	// stream add up to, bounded by Limits.MaxResourceNameBytesPerStream.
 	nameBytes int
+	ctx       context.Context // the stream's
+	digest    digestState     // under mu
 }
 
 // typeState is what one stream knows about one type URL.
@@ -105,6 +130,12 @@ type typeState struct {
 	sentResources          int
 	responses              int
 	outstanding            bool // sent and neither ACKed nor NACKed yet
+	// sentSeq is the collection sequence number (snapshot.seq) of the last response; lastPush
+	// says it was a push of a newer version, not the answer to a request.
+	sentSeq          uint64
+	lastPush         bool
+	coalesced        int
+	lastChangeToSend time.Duration
 	// unackedSince is when Set made the oldest version sent and not answered yet: a response
 	// sent past the ACK timeout on top of an unanswered one keeps it, so a client that never
 	// ACKs shows a lag that keeps growing.
@@ -127,6 +158,7 @@ type typeState struct {
 func newConn(s *Server, ctx context.Context, protocol string) *conn {
 	c := &conn{
 		s:         s,
+		ctx:       ctx,
 		protocol:  protocol,
 		connected: time.Now(),
 		wake:      make(chan struct{}, 1),
@@ -320,6 +352,7 @@ func (c *conn) status() ClientStatus {
 			SentResources: st.sentResources, Responses: st.responses,
 			AckedVersion: short(st.ackVersion), AckedNonce: st.ackNonce, AckedAt: st.ackAt,
 			WaitingForAck: st.outstanding, Nacked: st.nacked, Nacks: st.nacks,
+			PushesCoalesced: st.coalesced, LastChangeToSendSeconds: st.lastChangeToSend.Seconds(),
 		}
 		if st.lastNack != nil {
 			n := *st.lastNack
@@ -344,5 +377,6 @@ func (c *conn) status() ClientStatus {
 		cs.Types = append(cs.Types, ts)
 	}
 	sort.SliceStable(cs.Types, func(i, j int) bool { return cs.Types[i].TypeURL < cs.Types[j].TypeURL })
+	cs.Pacing = c.pacingStatus()
 	return cs
 }

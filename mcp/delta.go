@@ -101,7 +101,7 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 		if !st.pending && st.knownAt == snap.version {
 			continue
 		}
-		if wait, left := c.waitingForAck(st, now); wait {
+		if wait, left := c.paced(st, now); wait {
 			if retry == 0 || left < retry {
 				retry = left
 			}
@@ -109,6 +109,7 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 		}
 		changed, removed := deltaDiff(st, snap)
 		firstResponse := st.sentNonce == ""
+		pending := st.pending
 		st.pending = false
 		if len(changed) == 0 && len(removed) == 0 && !firstResponse {
 			continue // the client already has this version of everything it wants
@@ -128,6 +129,15 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 			})
 		}
 		st.markSent(snap)
+		var oldest time.Time // zero: an answer to a request, not a push
+		if !pending && !firstResponse {
+			oldest = st.recordPush(c.s.m, metricCollection(snap), snap)
+		}
+		st.lastPush = !firstResponse && !pending && st.sentSeq != 0
+		st.sentSeq = snap.seq
+		if st.lastPush {
+			c.startDigest(now)
+		}
 		st.outstanding = true
 		st.sentVersion, st.sentNonce, st.sentAt, st.sentResources = snap.version, resp.Nonce, now, len(changed)
 		st.responses++
@@ -137,6 +147,7 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 			return false, 0, err
 		}
 		c.recordSend(snap, proto.Size(resp), start)
+		c.recordChangeToSend(st, snap, resp.Nonce, oldest)
 		return true, 0, nil
 	}
 	c.mu.Unlock()

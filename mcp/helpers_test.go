@@ -47,6 +47,11 @@ func startServer(t testing.TB, opts Options, grpcOpts []grpc.ServerOption) *test
 	if opts.Metrics == nil {
 		opts.Metrics = reg
 	}
+	if opts.Pacing.Mode == "" {
+		// Tests written for ACK pacing; digest pacing has its own tests (pacing_test.go) with a
+		// metrics endpoint they control, rather than whatever may listen on 127.0.0.1:15014.
+		opts.Pacing.Mode = PacingAck
+	}
 	s := NewServer(opts)
 	g := grpc.NewServer(grpcOpts...)
 	s.Register(g)

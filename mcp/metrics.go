@@ -26,6 +26,9 @@ type metrics struct {
 	sendDuration    *prometheus.HistogramVec
 	pushLatency     *prometheus.HistogramVec
 	ackDuration     *prometheus.HistogramVec // collection
+	changeToSend    *prometheus.HistogramVec // collection
+	coalesced       *prometheus.CounterVec   // collection
+	digestWait      *prometheus.HistogramVec // outcome
 	copies          prometheus.Counter
 	limitRejections *prometheus.CounterVec // limit
 }
@@ -59,6 +62,14 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.
 			Help: "Time from Set to a response carrying that collection version being sent to a client.", Buckets: durations}, []string{"collection"}),
 		ackDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_bridge_mcp_ack_duration_seconds",
 			Help: "Time from a response being sent to the client's reply (ACK or NACK) to it, by collection.", Buckets: durations}, []string{"collection"}),
+		changeToSend: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_bridge_change_to_send_seconds",
+			Help:    "Time from a registry change reaching the bridge (an adapter calling its sink) to a response carrying it being written to a client stream, by collection: the bridge's own share of a change's latency, pacing waits included.",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 18)}, []string{"collection"}), // 0.25 ms .. 33 s
+		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_pushes_coalesced_total",
+			Help: "Collection versions a stream never pushed because a newer one replaced them while it waited (ACK or digest pacing), by collection."}, []string{"collection"}),
+		digestWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mcp_bridge_mcp_digest_wait_seconds",
+			Help:    "Time a stream waited after an ACK for Istiod's digest signal (mcp.pacing), by outcome: digested, timeout (mcp.pacing.maxWait), unavailable (fell back to ACK pacing).",
+			Buckets: durations}, []string{"outcome"}),
 		copies: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_bridge_mcp_response_copies_total",
 			Help: "Responses copied per client because the grpc.Server was built without mcp.ServerOptions()."}),
 		limitRejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_limit_rejections_total",
@@ -77,6 +88,9 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.
 	m.sendDuration = register(reg, log, m.sendDuration)
 	m.pushLatency = register(reg, log, m.pushLatency)
 	m.ackDuration = register(reg, log, m.ackDuration)
+	m.changeToSend = register(reg, log, m.changeToSend)
+	m.coalesced = register(reg, log, m.coalesced)
+	m.digestWait = register(reg, log, m.digestWait)
 	m.copies = register(reg, log, m.copies)
 	m.limitRejections = register(reg, log, m.limitRejections)
 	register(reg, log, clients)
@@ -119,6 +133,16 @@ var (
 	clientAckLagDesc = prometheus.NewDesc("mcp_bridge_mcp_client_ack_lag_seconds",
 		"How long the client has been behind the current version of the type's collection (not ACKed it); 0 when in sync.",
 		[]string{"client", "node_id", "type_url"}, nil)
+	clientCoalescedDesc = prometheus.NewDesc("mcp_bridge_mcp_client_pushes_coalesced",
+		"Versions of the type's collection the stream never pushed because a newer one replaced them while it waited.",
+		[]string{"client", "node_id", "type_url"}, nil)
+	clientChangeToSendDesc = prometheus.NewDesc("mcp_bridge_mcp_client_last_change_to_send_seconds",
+		"For the stream's last push of the type, the time from the oldest registry change it carried to the response being written.",
+		[]string{"client", "node_id", "type_url"}, nil)
+	clientDigestWaitDesc = prometheus.NewDesc("mcp_bridge_mcp_client_digest_wait_seconds",
+		"Time the stream has spent waiting for Istiod's digest signal (mcp.pacing), in all.", []string{"client", "node_id"}, nil)
+	clientWaitingDesc = prometheus.NewDesc("mcp_bridge_mcp_client_waiting_for_digest",
+		"1 while the stream waits for Istiod's digest signal before pushing a newer version.", []string{"client", "node_id"}, nil)
 )
 
 func (c clientCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -127,6 +151,10 @@ func (c clientCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clientNackedDesc
 	ch <- clientAckDesc
 	ch <- clientAckLagDesc
+	ch <- clientCoalescedDesc
+	ch <- clientChangeToSendDesc
+	ch <- clientDigestWaitDesc
+	ch <- clientWaitingDesc
 }
 
 func (c clientCollector) Collect(ch chan<- prometheus.Metric) {
@@ -134,7 +162,13 @@ func (c clientCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, cl := range c.s.Clients() {
 		ch <- prometheus.MustNewConstMetric(clientConnectedDesc, prometheus.GaugeValue,
 			float64(cl.ConnectedSince.UnixMilli())/1e3, cl.ID, cl.NodeID, cl.Protocol)
+		ch <- prometheus.MustNewConstMetric(clientDigestWaitDesc, prometheus.CounterValue, cl.Pacing.TotalWaitSeconds, cl.ID, cl.NodeID)
+		ch <- prometheus.MustNewConstMetric(clientWaitingDesc, prometheus.GaugeValue, b2f(cl.Pacing.WaitingForDigest), cl.ID, cl.NodeID)
 		for _, t := range cl.Types {
+			ch <- prometheus.MustNewConstMetric(clientCoalescedDesc, prometheus.CounterValue, float64(t.PushesCoalesced), cl.ID, cl.NodeID, t.TypeURL)
+			if t.LastChangeToSendSeconds > 0 {
+				ch <- prometheus.MustNewConstMetric(clientChangeToSendDesc, prometheus.GaugeValue, t.LastChangeToSendSeconds, cl.ID, cl.NodeID, t.TypeURL)
+			}
 			ch <- prometheus.MustNewConstMetric(clientSyncedDesc, prometheus.GaugeValue, b2f(t.Synced), cl.ID, cl.NodeID, t.TypeURL)
 			ch <- prometheus.MustNewConstMetric(clientNackedDesc, prometheus.GaugeValue, b2f(t.Nacked), cl.ID, cl.NodeID, t.TypeURL)
 			if !t.AckedAt.IsZero() {

@@ -46,6 +46,9 @@ type Options struct {
 	// Limits bound what one client can make the server hold; zero fields take their defaults.
 	// Pass the same Limits to ServerOptions.
 	Limits Limits
+	// Pacing says what a stream waits for before it pushes a newer version (mcp.pacing); the
+	// zero value waits for Istiod's digest signal, falling back to ACKs.
+	Pacing Pacing
 }
 
 // Server is an MCP-over-xDS server. Create it with NewServer; it holds no global state, so
@@ -56,6 +59,7 @@ type Server struct {
 	ackTimeout time.Duration
 	limits     Limits
 	logs       *logLimiter // rate-limits what clients can make the server log
+	pacer      *pacer
 
 	setMu sync.Mutex           // serialises Set
 	view  atomic.Pointer[view] // nil until the first Set: nothing is answered before it
@@ -82,6 +86,7 @@ func NewServer(opts Options) *Server {
 		log:        opts.Logger,
 		ackTimeout: opts.AckTimeout,
 		limits:     opts.Limits.WithDefaults(),
+		pacer:      newPacer(opts.Pacing),
 		empty:      newEmptySnapshot(""),
 		stop:       make(chan struct{}),
 		conns:      map[*conn]struct{}{},
@@ -121,6 +126,13 @@ func (s *Server) Register(g *grpc.Server) {
 // The first Set releases every request waiting since start-up; until then clients get nothing,
 // so a restarted server never tells a running Istiod that all config is gone.
 func (s *Server) Set(state map[string][]*Resource) {
+	s.SetAt(state, time.Time{})
+}
+
+// SetAt is Set for a state whose oldest change reached the bridge at changedAt (the registry
+// event; zero: now). Pushes carrying it are timed from then in mcp_bridge_change_to_send_seconds
+// and on /debug/clients: the bridge's own share of a change's latency.
+func (s *Server) SetAt(state map[string][]*Resource, changedAt time.Time) {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	old := s.view.Load()
@@ -152,6 +164,7 @@ func (s *Server) Set(state map[string][]*Resource) {
 		if snap == prev {
 			continue
 		}
+		snap.stamp(prev, changedAt)
 		s.m.builtBytes.WithLabelValues(collection).Add(float64(st.builtBytes))
 		s.m.resources.WithLabelValues(collection).Set(float64(len(snap.entries)))
 		next.snaps[collection] = snap

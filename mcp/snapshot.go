@@ -68,6 +68,40 @@ type snapshot struct {
 	baseVersion string
 	changed     []*entry
 	removed     []string
+	// seq numbers the collection's snapshots (the empty one is 0); marks holds, for the last few,
+	// when the oldest registry change each carries reached the bridge (Server.SetAt), so a push
+	// that coalesced several versions is timed from the oldest change it carries.
+	seq   uint64
+	marks []changeMark
+}
+
+// changeMark is when the changes of snapshot seq began.
+type changeMark struct {
+	seq uint64
+	at  time.Time
+}
+
+// maxChangeMarks bounds snapshot.marks: a client further behind is timed from the oldest kept.
+const maxChangeMarks = 32
+
+// stamp numbers next after prev and records when its changes began (zero: Set's own time).
+func (next *snapshot) stamp(prev *snapshot, changedAt time.Time) {
+	if changedAt.IsZero() || changedAt.After(next.created) {
+		changedAt = next.created
+	}
+	next.seq = prev.seq + 1
+	keep := prev.marks[max(0, len(prev.marks)-(maxChangeMarks-1)):]
+	next.marks = append(append(make([]changeMark, 0, len(keep)+1), keep...), changeMark{next.seq, changedAt})
+}
+
+// changedAfter is when the oldest change not in snapshot seq (and in this one) began.
+func (s *snapshot) changedAfter(seq uint64) time.Time {
+	for _, m := range s.marks {
+		if m.seq > seq {
+			return m.at
+		}
+	}
+	return s.created
 }
 
 // buildStats says what building a snapshot cost; the server turns it into metrics.

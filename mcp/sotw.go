@@ -179,7 +179,7 @@ func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggreg
 		if !cand.pending && cand.sentVersion == cur.version {
 			continue
 		}
-		if wait, left := c.waitingForAck(cand, now); wait {
+		if wait, left := c.paced(cand, now); wait {
 			if retry == 0 || left < retry {
 				retry = left
 			}
@@ -199,6 +199,15 @@ func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggreg
 	}
 	nonce := c.s.nextNonce()
 	st.markSent(snap)
+	var oldest time.Time // zero: an answer to a request, not a push
+	if !st.pending {
+		oldest = st.recordPush(c.s.m, metricCollection(snap), snap)
+	}
+	st.lastPush = !st.pending && st.sentSeq != 0
+	st.sentSeq = snap.seq
+	if st.lastPush {
+		c.startDigest(now)
+	}
 	st.pending, st.outstanding = false, true
 	st.sentVersion, st.sentNonce, st.sentAt, st.sentResources = snap.version, nonce, now, count
 	st.responses++
@@ -211,6 +220,7 @@ func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggreg
 		return false, 0, err
 	}
 	c.recordSend(snap, msg.size, start)
+	c.recordChangeToSend(st, snap, nonce, oldest)
 	if !msg.passedThrough {
 		c.s.m.copies.Inc()
 	}
@@ -225,6 +235,21 @@ func (c *conn) recordSend(snap *snapshot, size int, start time.Time) {
 	}
 	c.s.m.responses.WithLabelValues(collection, c.protocol).Inc()
 	c.s.m.sentBytes.WithLabelValues(collection, c.protocol).Add(float64(size))
+}
+
+// recordChangeToSend observes, once a push is written, the time since the oldest change it
+// carries (zero oldest: not a push).
+func (c *conn) recordChangeToSend(st *typeState, snap *snapshot, nonce string, oldest time.Time) {
+	if oldest.IsZero() {
+		return
+	}
+	d := time.Since(oldest)
+	c.s.m.changeToSend.WithLabelValues(metricCollection(snap)).Observe(d.Seconds())
+	c.mu.Lock()
+	if st.sentNonce == nonce {
+		st.lastChangeToSend = d
+	}
+	c.mu.Unlock()
 }
 
 // filteredBody serves a client that asked for named resources (Istiod never does): the named

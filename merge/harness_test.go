@@ -26,6 +26,7 @@ type harness struct {
 	reg   *prometheus.Registry
 	sinks map[string]registry.Sink
 	last  *Snapshot
+	held  *Snapshot // emitted by expire, returned by the next flush
 }
 
 // byName is the identity the tests use: the lower-cased service name, standing in for
@@ -59,13 +60,27 @@ func (h *harness) poll() (*Snapshot, time.Time) {
 	snap, next := h.m.poll(h.clock.Now())
 	if snap != nil {
 		h.last = snap
+		// As Run does once emit returns: the leading edge counts from here.
+		h.m.mu.Lock()
+		h.m.lastEmit = h.clock.Now()
+		h.m.mu.Unlock()
 	}
 	return snap, next
+}
+
+// expire polls at the current time, as Run does when a hold's timer fires. A snapshot that
+// emits (the leading edge sends an isolated change at once) is what the next flush returns.
+func (h *harness) expire() {
+	h.held, _ = h.poll()
 }
 
 // flush lets any debounce run out and returns the snapshot emitted, nil if none.
 func (h *harness) flush() *Snapshot {
 	h.t.Helper()
+	if snap := h.held; snap != nil {
+		h.held = nil
+		return snap
+	}
 	h.clock.Advance(h.m.opts.Debounce.Max)
 	snap, _ := h.poll()
 	return snap

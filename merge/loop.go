@@ -42,8 +42,10 @@ type Snapshot struct {
 // or Protection.InitialSyncTimeout, so a restarted bridge never serves an empty state for a
 // registry that has not been read: not even for one that is failing, since Istiod keeps what it
 // has while the bridge has not answered, and deletes what an answer leaves out.
-// After that a snapshot is emitted once events pause for Debounce.Quiet, at the latest
-// Debounce.Max after the first event of the batch, and only if some service changed.
+// After that, only if some service or rule changed, a snapshot is emitted: at once for an
+// isolated event (Debounce.Edge leading: no batch pending and the previous snapshot handed on at
+// least Debounce.Quiet ago), otherwise once events pause for Debounce.Quiet, at the latest
+// Debounce.Max after the first event of the batch.
 func (m *Merger) Run(ctx context.Context, emit func(*Snapshot)) {
 	m.mu.Lock()
 	if m.running {
@@ -64,6 +66,12 @@ func (m *Merger) Run(ctx context.Context, emit func(*Snapshot)) {
 		snap, next := m.poll(now)
 		if snap != nil {
 			emit(snap)
+			// The leading edge counts from when emit returned: events that arrived while the
+			// downstream was busy with this snapshot are a burst, batched by the quiet period.
+			done := m.clock.Now()
+			m.mu.Lock()
+			m.lastEmit = done
+			m.mu.Unlock()
 			continue
 		}
 		var timer <-chan time.Time
@@ -112,6 +120,9 @@ func (m *Merger) poll(now time.Time) (*Snapshot, time.Time) {
 	}
 	if len(m.dirty) > 0 || m.rulesDirty {
 		due := earliest(m.lastEvent.Add(m.opts.Debounce.Quiet), m.firstEvent.Add(m.opts.Debounce.Max))
+		if m.isolated() {
+			due = m.firstEvent
+		}
 		if now.Before(due) {
 			m.mu.Unlock()
 			return nil, earliest(next, due)
@@ -154,6 +165,16 @@ func (m *Merger) poll(now time.Time) (*Snapshot, time.Time) {
 		m.met.batchDelay.Observe(now.Sub(oldest).Seconds())
 	}
 	return snap, time.Time{}
+}
+
+// isolated reports whether the pending batch began with an isolated event, one the leading edge
+// emits at once: its first event arrived at least Quiet after the previous snapshot was handed
+// on, so nothing suggests more are coming. Callers hold mu.
+func (m *Merger) isolated() bool {
+	if m.opts.Debounce.Edge != EdgeLeading || m.firstEvent.IsZero() {
+		return false
+	}
+	return m.lastEmit.IsZero() || !m.firstEvent.Before(m.lastEmit.Add(m.opts.Debounce.Quiet))
 }
 
 // expireHolds ends the holds whose time is up and returns when the next one ends.

@@ -365,6 +365,7 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{"defaults", Options{}, ""},
 		{"max below quiet", Options{Debounce: Debounce{Quiet: 2 * time.Second, Max: time.Second}}, "debounce.max: 1s is shorter than quiet 2s"},
+		{"unknown edge", Options{Debounce: Debounce{Edge: "rising"}}, `debounce.edge: "rising" is not leading or trailing`},
 		{"long quiet alone: max follows it", Options{Debounce: Debounce{Quiet: 2 * time.Second}}, ""},
 		{"ratio above 1", Options{Protection: Protection{MaxDropRatio: 1.5}}, "protection.maxDropRatio"},
 		{"negative ratio", Options{Protection: Protection{MaxDropRatio: -0.1}}, "protection.maxDropRatio"},
@@ -475,5 +476,102 @@ func TestIdentityChangeMovesService(t *testing.T) {
 	}
 	if d := h.status("a").Duplicates; len(d) != 0 {
 		t.Errorf("duplicate still reported: %+v", d)
+	}
+}
+
+// TestDebounceEdge is issue 15's "no added latency for an isolated change": with the leading edge
+// an event arriving when nothing is pending and the last snapshot is at least Quiet old goes out
+// at once; one following a snapshot closely is batched as before; the trailing edge always waits.
+func TestDebounceEdge(t *testing.T) {
+	const quiet = 100 * time.Millisecond
+	cases := []struct {
+		name  string
+		edge  DebounceEdge
+		after time.Duration // since the previous snapshot
+		delay time.Duration // until the event is emitted
+	}{
+		{"leading, isolated: at once", "", quiet, 0},
+		{"leading, long after: at once", EdgeLeading, time.Hour, 0},
+		{"leading, right after a snapshot: batched", EdgeLeading, 0, quiet},
+		{"leading, just under quiet after: batched", EdgeLeading, quiet - time.Millisecond, quiet},
+		{"trailing, isolated: waits", EdgeTrailing, time.Hour, quiet},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, Options{Debounce: Debounce{Edge: c.edge, Quiet: quiet}}, "r")
+			s := h.sink("r")
+			s.Replace([]*registry.Service{svc("orders", "10.0.0.1")})
+			h.mustFlush()
+			h.clock.Advance(c.after)
+			t0 := h.clock.Now()
+			s.Upsert([]*registry.Service{svc("orders", "10.0.0.1", "10.0.0.2")})
+			if c.delay > 0 {
+				h.clock.Advance(c.delay - time.Millisecond)
+				if snap, next := h.poll(); snap != nil || !next.Equal(t0.Add(c.delay)) {
+					t.Fatalf("%v after the event: snapshot %v, next %v; want none, %v", c.delay-time.Millisecond, snap, next, t0.Add(c.delay))
+				}
+				h.clock.Advance(time.Millisecond)
+			}
+			snap, _ := h.poll()
+			if snap == nil || !snap.OldestEvent.Equal(t0) || snap.Changed != 1 {
+				t.Fatalf("%v after the event: snapshot %+v; want the change", c.delay, snap)
+			}
+			// A burst after a leading-edge emission is batched by the quiet period.
+			s.Upsert([]*registry.Service{svc("orders", "10.0.0.1")})
+			if snap, _ := h.poll(); snap != nil {
+				t.Fatalf("an event right after a snapshot was emitted at once: %+v", snap)
+			}
+		})
+	}
+}
+
+// TestDebounceLeadingEdgeCountsFromEmitReturn: events arriving while emit runs (the bridge
+// translating and setting the previous snapshot) are a burst and wait for the quiet period, even
+// if emit took longer than Quiet.
+func TestDebounceLeadingEdgeCountsFromEmitReturn(t *testing.T) {
+	clock := newFakeClock()
+	m, err := New(Options{Key: byName, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.Sink("r")
+	s.Replace(nil)
+	snaps := make(chan *Snapshot, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Run(ctx, func(snap *Snapshot) {
+			if snap.Generation == 2 {
+				// The downstream is slow with this one; an event arrives meanwhile.
+				clock.Advance(time.Second)
+				s.Upsert([]*registry.Service{svc("orders", "10.0.0.2")})
+			}
+			snaps <- snap
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	next := func(what string) *Snapshot {
+		t.Helper()
+		select {
+		case snap := <-snaps:
+			return snap
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no snapshot", what)
+			return nil
+		}
+	}
+	next("first")
+	clock.Advance(time.Second)
+	s.Upsert([]*registry.Service{svc("orders", "10.0.0.1")})
+	next("isolated change") // at once: the fake clock does not move
+	select {
+	case snap := <-snaps:
+		t.Fatalf("the event that arrived during emit went out at once: %s", describe(snap))
+	case <-time.After(50 * time.Millisecond):
+	}
+	clock.Advance(DefaultQuiet)
+	if got := describe(next("batched change")); got != "orders=1" {
+		t.Errorf("batched change %q", got)
 	}
 }

@@ -63,13 +63,15 @@ type Merger struct {
 	touched bool                                       // the current sink call dirtied something
 	// The batch being debounced.
 	firstEvent, lastEvent time.Time
-	events                int
-	batchRegs             map[string]int // events of the batch per registry (Snapshot.Events)
-	running               bool
-	started               time.Time
-	emitted               bool // a snapshot was emitted
-	syncTimedOut          bool
-	dups                  map[string]*DuplicateStatus
+	// lastEmit is when the previous snapshot's emit returned: the leading edge's reference.
+	lastEmit     time.Time
+	events       int
+	batchRegs    map[string]int // events of the batch per registry (Snapshot.Events)
+	running      bool
+	started      time.Time
+	emitted      bool // a snapshot was emitted
+	syncTimedOut bool
+	dups         map[string]*DuplicateStatus
 	// revision grows with every change of a registry's served services and every first sync;
 	// notified is the revision Changes last announced.
 	revision, notified uint64

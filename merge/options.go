@@ -46,10 +46,17 @@ type Options struct {
 	Clock clock.Clock `yaml:"-"`
 }
 
-// Debounce batches registry events into snapshots: a snapshot is emitted once no event arrived
-// for Quiet, and at the latest Max after the first event it contains, so a registry that never
-// stops changing still gets through.
+// Debounce batches registry events into snapshots. With the leading edge (the default) an
+// isolated event, one arriving when no batch is pending and the last snapshot went out at least
+// Quiet ago, is emitted at once; events arriving closer together than that are batched: a
+// snapshot is emitted once no event arrived for Quiet, and at the latest Max after the first
+// event it contains, so a registry that never stops changing still gets through. Events arriving
+// while a snapshot is being handed on (translated and set on the MCP server) always join the next
+// batch. With the trailing edge every batch waits for the pause, as before issue 15.
 type Debounce struct {
+	// Edge is "leading" (the default: an isolated change goes out at once) or "trailing" (every
+	// change waits for Quiet, which adds Quiet to every change's latency).
+	Edge DebounceEdge `yaml:"edge"`
 	// Quiet is the pause in events that ends a batch. Default 100ms.
 	Quiet time.Duration `yaml:"quiet"`
 	// Max bounds how long an event waits for its batch to end. Default 1s, or Quiet if longer;
@@ -57,8 +64,21 @@ type Debounce struct {
 	Max time.Duration `yaml:"max"`
 }
 
+// DebounceEdge says when an isolated event is emitted.
+type DebounceEdge string
+
+const (
+	// EdgeLeading emits an isolated event at once and batches only events that follow it closely.
+	EdgeLeading DebounceEdge = "leading"
+	// EdgeTrailing emits every batch once events paused for Quiet.
+	EdgeTrailing DebounceEdge = "trailing"
+)
+
 // WithDefaults fills in the zero values.
 func (d Debounce) WithDefaults() Debounce {
+	if d.Edge == "" {
+		d.Edge = EdgeLeading
+	}
 	if d.Quiet == 0 {
 		d.Quiet = DefaultQuiet
 	}
@@ -71,6 +91,11 @@ func (d Debounce) WithDefaults() Debounce {
 // Validate checks the values (zero values mean defaults), naming fields by their YAML keys.
 func (d Debounce) Validate() error {
 	var errs []error
+	switch d.Edge {
+	case "", EdgeLeading, EdgeTrailing:
+	default:
+		errs = append(errs, fmt.Errorf("edge: %q is not leading or trailing", d.Edge))
+	}
 	if d.Quiet < 0 {
 		errs = append(errs, fmt.Errorf("quiet: must not be negative"))
 	}

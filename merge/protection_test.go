@@ -72,7 +72,7 @@ func TestFailureHoldTimeoutWithdraws(t *testing.T) {
 		t.Fatalf("before the hold ends: snapshot %v, next wake-up %v; want none, %v", snap, next, failedAt.Add(time.Minute))
 	}
 	h.clock.Advance(time.Second)
-	h.poll() // the hold ends; its withdrawal is debounced like any change
+	h.expire() // the hold ends; its withdrawal is an isolated change, emitted at once and taken by the next flush
 	if got := describe(h.mustFlush()); got != "users=2" {
 		t.Errorf("after the failure hold %q; want zk's services withdrawn", got)
 	}
@@ -150,12 +150,12 @@ func TestMassDropRelease(t *testing.T) {
 		}, "orders=6"},
 		{"the hold time passes", func(h *harness) {
 			h.clock.Advance(hold)
-			h.poll()
+			h.expire()
 		}, "orders=2"},
 		{"the hold time passes, with later changes", func(h *harness) {
 			h.sink("r").Upsert([]*registry.Service{svc("orders", addrs(1, 3)...)})
 			h.clock.Advance(hold)
-			h.poll()
+			h.expire()
 		}, "orders=3"},
 	}
 	for _, c := range cases {
@@ -194,7 +194,7 @@ func TestMassDropHeldWhileStillBelowRatio(t *testing.T) {
 		t.Fatalf("protection %+v; want since %v until +1m", p, heldAt)
 	}
 	h.clock.Advance(30 * time.Second)
-	h.poll()
+	h.expire()
 	if got := describe(h.mustFlush()); got != "orders=1" {
 		t.Errorf("after the hold %q", got)
 	}
@@ -254,7 +254,7 @@ func TestFailureDuringMassDropHold(t *testing.T) {
 	s.Fail(errors.New("disconnected"))
 	// The failure freezes the state even past the drop's hold time.
 	h.clock.Advance(2 * time.Minute)
-	h.poll()
+	h.expire()
 	h.noSnapshot()
 	if p := h.status("r").Protection; p == nil || p.Reason != "failure" {
 		t.Errorf("protection %+v, want failure", p)

@@ -136,7 +136,7 @@ func TestRulesMassDropHeldUntilConfirmedOrHoldPasses(t *testing.T) {
 	zk.ReplaceRules(nil)
 	h.noSnapshot()
 	h.clock.Advance(time.Minute)
-	h.poll()
+	h.expire()
 	snap := h.mustFlush()
 	if len(snap.Rules) != 0 || snap.RulesChanged != 2 {
 		t.Errorf("after the hold: rules %q changed %d; want none, 2", ruleNames(snap), snap.RulesChanged)
@@ -157,7 +157,7 @@ func TestRulesWithdrawnWithServicesAfterFailureHold(t *testing.T) {
 	h.mustFlush()
 	h.sink("zk").Fail(errors.New("down"))
 	h.clock.Advance(time.Minute)
-	h.poll()
+	h.expire()
 	snap := h.mustFlush()
 	if len(snap.Rules) != 0 || len(snap.Services) != 0 {
 		t.Errorf("after the failure hold: rules %q services %q; want both withdrawn", ruleNames(snap), describe(snap))

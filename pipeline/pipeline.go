@@ -138,6 +138,7 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	mcpOpts := opts.MCP
 	mcpOpts.Name, mcpOpts.Logger, mcpOpts.Metrics = "mcp", log.With("component", "mcp"), reg
 	mcpOpts.Limits = cfg.MCP.Limits
+	mcpOpts.Pacing = cfg.MCP.Pacing
 	p.server = mcp.NewServer(mcpOpts)
 	p.history = history.New(cfg.Admin.History)
 	p.bridge = bridge.New(bridge.Options{

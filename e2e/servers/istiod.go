@@ -2,6 +2,7 @@ package servers
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,9 @@ type IstiodOptions struct {
 	// Env adds to Istiod's environment, e.g. PILOT_DEBOUNCE_AFTER=10ms for tests that make many
 	// changes (Istio's default debounce is 100 ms).
 	Env map[string]string
+	// MonitoringPort, when set, is the port of Istiod's /metrics (else a free one): a bridge that
+	// paces on Istiod's metrics (mcp.pacing.metricsPort) starts before Istiod and must know it.
+	MonitoringPort int
 	// ReadyTimeout bounds the wait for /ready (default 60 s).
 	ReadyTimeout time.Duration
 }
@@ -115,7 +119,7 @@ func TryStartIstiod(t testing.TB, opts IstiodOptions) (*Istiod, error) {
 	i := &Istiod{
 		HTTPAddr:       addr(FreePort(t)),
 		GRPCAddr:       addr(FreePort(t)),
-		MonitoringAddr: addr(FreePort(t)),
+		MonitoringAddr: addr(cmp.Or(opts.MonitoringPort, FreePort(t))),
 		MeshConfigPath: filepath.Join(dir, "mesh.yaml"),
 		dir:            dir,
 		logDir:         testLogDir(t),
