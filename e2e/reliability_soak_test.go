@@ -69,12 +69,15 @@ func soakFromEnv(t *testing.T) soakConfig {
 	c := soakConfig{instances: 10_000, duration: 30 * time.Second, rate: 20, lagP99: 5 * time.Second, sidecarLagP99: 15 * time.Second,
 		burstLag: 10 * time.Second, sidecarBurstLag: 30 * time.Second, rssRatio: 3, istiodGrowth: 1.5}
 	if os.Getenv("MCP_BRIDGE_SOAK") == "long" {
-		// Not yet run here: the lag bounds are the short version's scaled by what 100k cost
-		// without Istiod (a 1-minute run), which now shares the 2 cores.
 		c.instances, c.duration, c.settleGC = 100_000, 10*time.Minute, true
-		c.lagP99, c.sidecarLagP99, c.burstLag, c.sidecarBurstLag = 10*time.Second, 30*time.Second, 30*time.Second, 60*time.Second
 	}
 	c.instances = scaleEnvInt(t, "MCP_BRIDGE_SOAK_INSTANCES", c.instances)
+	if c.instances > 10_000 {
+		// Above the short size the test process (decoding every state-of-the-world response at
+		// the MCP client) and Istiod share the 2 cores with the bridge: at 20k the MCP client's
+		// p99 was 4.3-4.6 s. The 100k bounds are not measured yet (docs/reliability.md).
+		c.lagP99, c.sidecarLagP99, c.burstLag, c.sidecarBurstLag = 10*time.Second, 30*time.Second, 30*time.Second, 60*time.Second
+	}
 	c.duration = scaleEnvDuration(t, "MCP_BRIDGE_SOAK_DURATION", c.duration)
 	c.rate = scaleEnvInt(t, "MCP_BRIDGE_SOAK_RATE", c.rate)
 	if s := os.Getenv("MCP_BRIDGE_SOAK_ISTIOD_GROWTH"); s != "" {
