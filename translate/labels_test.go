@@ -67,7 +67,7 @@ func TestSanitizeLabels(t *testing.T) {
 		"version": "v1", "timestamp": "1", "pid": "2", "preserved.heart.beat.interval": "5000",
 		"has-space": "a", "has space": "b", "istio.io/rev": "canary", "": "x", "weird key": "ok",
 	}
-	got := sanitizeLabels(in, newLabelPolicy([]string{"timestamp", "pid", "preserved.*"}), &n)
+	got := sanitizeLabels(in, dropOnly("timestamp", "pid", "preserved.*"), &n, nil)
 	want := map[string]string{"version": "v1", "has-space": "a", "weird-key": "ok"}
 	if len(got) != len(want) {
 		t.Errorf("got %v, want %v", got, want)
@@ -86,7 +86,7 @@ func TestSanitizeLabels(t *testing.T) {
 		t.Errorf("warnings %v", ws)
 	}
 	// Nothing valid left: nil, not an empty map (proto encodes both the same; nil is cheaper).
-	if m := sanitizeLabels(map[string]string{"pid": "1"}, newLabelPolicy([]string{"pid"}), &n); m != nil {
+	if m := sanitizeLabels(map[string]string{"pid": "1"}, dropOnly("pid"), &n, nil); m != nil {
 		t.Errorf("got %v, want nil", m)
 	}
 }
@@ -155,4 +155,10 @@ func TestFitSubdomain(t *testing.T) {
 			t.Errorf("fitSubdomain changed %q, which fits", in)
 		}
 	}
+}
+
+// dropOnly keeps every key but those given (a trailing "*" a prefix): the "all" mode's filter.
+func dropOnly(keys ...string) func(string) bool {
+	s := newKeySet(keys)
+	return func(k string) bool { return !s.match(k) }
 }

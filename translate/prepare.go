@@ -55,6 +55,7 @@ type prepared struct {
 	resolution    networking.ServiceEntry_Resolution
 	endpoints     []endpoint
 	labels        map[string]string // ServiceEntry metadata labels
+	dropped       map[string]int    // endpoint label keys the label policy dropped -> endpoints
 	annotations   map[string]string
 	weLabels      map[string]string // WorkloadEntry metadata labels
 	selector      string            // value of LabelService for workloadEntry mode
@@ -115,9 +116,9 @@ func (t *Translator) prepare(s *registry.Service) *prepared {
 		}
 	}
 	p.selector = SanitizeLabelValue(name)
-	p.resolution, p.endpoints = t.endpoints(s, p.ports, p.selector, &n)
+	p.resolution, p.endpoints = t.endpoints(s, p.ports, p.selector, &n, p)
 
-	p.labels = sanitizeLabels(s.Labels, t.drop, &n)
+	p.labels = sanitizeLabels(s.Labels, t.policy.service, &n, nil)
 	if p.labels == nil {
 		p.labels = map[string]string{}
 	}
@@ -165,7 +166,7 @@ func (t *Translator) host(reg *regConfig, kind registry.Kind, name, group, names
 // In workloadEntry mode each endpoint already carries the selector label, so that its encoding
 // serves as the WorkloadEntry's body as it is; when the namespace cap sends a service back to
 // inline endpoints, they keep the label, which selects nothing there.
-func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector string, n *notes) (networking.ServiceEntry_Resolution, []endpoint) {
+func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector string, n *notes, p *prepared) (networking.ServiceEntry_Resolution, []endpoint) {
 	idx := make([]int, 0, len(s.Instances))
 	for i := range s.Instances {
 		in := &s.Instances[i]
@@ -240,7 +241,10 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 				n.add(reasonUndeclaredPort, fmt.Sprintf("instance %q: port %q is not a port of the service; ignored", in.ID, k))
 			}
 		}
-		spec.Labels = sanitizeLabels(in.Labels, t.drop, n)
+		if p.dropped == nil && len(in.Labels) > 0 {
+			p.dropped = map[string]int{}
+		}
+		spec.Labels = sanitizeLabels(in.Labels, t.policy.endpoint, n, p.dropped)
 		if spec.Labels == nil {
 			spec.Labels = make(map[string]string, 2)
 		}
