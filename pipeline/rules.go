@@ -26,10 +26,12 @@ import (
 // governance rules into the rules engine first (it makes no resource). The rules engine comes after translate, whose
 // output (hosts and ports) it reads in the same push, and marks instances before translate runs.
 func producers(tr *translate.Translator, rp *rules.Producer, sp *rules.ScopeProducer, static []*istio.Resource) []bridge.Producer {
+	routed := routedKeys(rp, staticLabelKeys(static))
 	tp := bridge.TranslateWith(tr, func(ss []*registry.Service) []*registry.Service {
-		// The label keys the rules route by are kept on endpoints whatever translate.labels says;
-		// set before each translation, since a rule file or a governance rule may have brought new ones.
-		tr.SetRoutedLabels(rp.LabelKeys())
+		// The label keys the rules and the static DestinationRules select by are kept on endpoints
+		// whatever translate.labels says; set before each translation, since a rule file or a
+		// governance rule may have brought new ones.
+		tr.SetRoutedLabels(routed())
 		return rp.Prepare(ss)
 	})
 	rp.Follow(tp)

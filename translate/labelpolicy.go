@@ -13,7 +13,7 @@ import (
 // Label modes (Options.Labels.Mode): which registry labels an endpoint carries.
 const (
 	// LabelModeRouting keeps only what routing can use: the allowlist (DefaultRoutingLabels), the
-	// keys in labels.keep, and every key a rule or an applied governance rule references. The
+	// keys in labels.keep, and every key routing references (SetRoutedLabels). The
 	// default: the rest (Dubbo's anyhost, dubbo, release, side, generic, ...) is most of each
 	// endpoint's bytes, and Istiod re-reads every byte on every push (docs/scale.md#lean-endpoints).
 	LabelModeRouting = "routing"
@@ -114,8 +114,9 @@ func (p *labelPolicy) endpoint(k string) bool {
 // and rule selectors match service labels: only drop applies.
 func (p *labelPolicy) service(k string) bool { return p.routed[k] || !p.drop.match(k) }
 
-// SetRoutedLabels sets the label keys that rules reference (rules.Producer.LabelKeys): they are
-// never dropped. When the set changes, the services carrying a key whose fate changes are
+// SetRoutedLabels sets the label keys that routing references (the pipeline passes the rules'
+// keys, rules.Producer.LabelKeys, and those of static DestinationRule subsets): they are never
+// dropped. When the set changes, the services carrying a key whose fate changes are
 // prepared again by the next Translate, so a rule arriving later makes its labels appear (and a
 // rule going away lets them go). Call it between Translate calls, from the same goroutine.
 func (t *Translator) SetRoutedLabels(keys []string) {
