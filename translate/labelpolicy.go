@@ -223,10 +223,10 @@ func (t *Translator) publishStats() {
 
 // countDrops adds (sign 1) or removes (sign -1) a prepared service's dropped keys.
 func (t *Translator) countDrops(p *prepared, sign int) {
-	for k, n := range p.dropped {
-		t.dropCounts[k] += sign * n
-		if t.dropCounts[k] <= 0 {
-			delete(t.dropCounts, k)
+	for _, kc := range p.dropped {
+		t.dropCounts[kc.Key] += sign * kc.Count
+		if t.dropCounts[kc.Key] <= 0 {
+			delete(t.dropCounts, kc.Key)
 		}
 	}
 	if len(p.dropped) > 0 {

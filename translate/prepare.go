@@ -55,7 +55,7 @@ type prepared struct {
 	resolution    networking.ServiceEntry_Resolution
 	endpoints     []endpoint
 	labels        map[string]string // ServiceEntry metadata labels
-	dropped       map[string]int    // endpoint label keys the label policy dropped -> endpoints
+	dropped       []KeyCount        // endpoint label keys the label policy dropped, with the endpoints (a slice: smaller than a map)
 	annotations   map[string]string
 	weLabels      map[string]string // WorkloadEntry metadata labels
 	selector      string            // value of LabelService for workloadEntry mode
@@ -211,6 +211,7 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 
 	out := make([]endpoint, 0, len(cands))
 	names := make(map[string]bool, len(cands))
+	var dropped map[string]int                    // label key -> endpoints it was dropped from, kept as p.dropped
 	served := make(map[string]string, len(cands)) // address and ports -> the instance served there
 	check := istio.WorkloadEntryContext{ServicePorts: make(map[string]bool, len(ports)), AllowNames: resolution == networking.ServiceEntry_DNS}
 	for _, p := range ports {
@@ -241,10 +242,10 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 				n.add(reasonUndeclaredPort, fmt.Sprintf("instance %q: port %q is not a port of the service; ignored", in.ID, k))
 			}
 		}
-		if p.dropped == nil && len(in.Labels) > 0 {
-			p.dropped = map[string]int{}
+		if dropped == nil && len(in.Labels) > 0 {
+			dropped = map[string]int{}
 		}
-		spec.Labels = sanitizeLabels(in.Labels, t.policy.endpoint, n, p.dropped)
+		spec.Labels = sanitizeLabels(in.Labels, t.policy.endpoint, n, dropped)
 		if spec.Labels == nil {
 			spec.Labels = make(map[string]string, 2)
 		}
@@ -285,6 +286,9 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 		}
 		names[name] = true
 		out = append(out, endpoint{id: in.ID, name: name, wire: wire})
+	}
+	for k, c := range dropped {
+		p.dropped = append(p.dropped, KeyCount{k, c})
 	}
 	return resolution, out
 }
