@@ -98,21 +98,25 @@ func newPolicy(o LabelOptions, dropLabels []string) *labelPolicy {
 		drop: newKeySet(drop), routed: map[string]bool{}}
 }
 
-// endpoint reports whether an endpoint (instance) label key is emitted: a key a rule references
-// always is, whatever drop says, since a subset selecting a missing label matches nothing.
-func (p *labelPolicy) endpoint(k string) bool {
-	if p.routed[k] {
+// endpoint reports whether an endpoint (instance) label is emitted, by its key as the registry
+// gave it (raw) and as it would be emitted (key, the sanitised form; the same for a valid key). A
+// key routing references always is, whatever drop says, since a subset selecting a missing label
+// matches nothing; otherwise drop matching either form drops it.
+func (p *labelPolicy) endpoint(raw, key string) bool {
+	if p.routed[raw] || p.routed[key] {
 		return true
 	}
-	if p.drop.match(k) {
+	if p.drop.match(raw) || p.drop.match(key) {
 		return false
 	}
-	return p.all || p.keep.match(k)
+	return p.all || p.keep.match(raw) || p.keep.match(key)
 }
 
-// service reports whether a ServiceEntry label key is emitted: one set per service, so cheap,
-// and rule selectors match service labels: only drop applies.
-func (p *labelPolicy) service(k string) bool { return p.routed[k] || !p.drop.match(k) }
+// service reports whether a ServiceEntry label is emitted: one set per service, so cheap, and
+// rule selectors match service labels: only drop applies.
+func (p *labelPolicy) service(raw, key string) bool {
+	return p.routed[raw] || p.routed[key] || !(p.drop.match(raw) || p.drop.match(key))
+}
 
 // SetRoutedLabels sets the label keys that routing references (the pipeline passes the rules'
 // keys, rules.Producer.LabelKeys, and those of static DestinationRule subsets): they are never

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/dubbo"
 )
@@ -213,4 +214,63 @@ func TestLabelStatsBounded(t *testing.T) {
 	if st := tr.LabelStats(); st.DroppedKeys != 0 || len(st.Dropped) != 0 {
 		t.Errorf("after the service went: %+v", st)
 	}
+}
+
+// FuzzLabelPolicy: whatever the keys, a key routing references is on the endpoint when the
+// instance has it (as given, or sanitised to it), a key in the drop list never is unless routed,
+// and in routing mode nothing outside the allowlist, keep and the routed keys is.
+func FuzzLabelPolicy(f *testing.F) {
+	f.Add("cell", "c1", "cell", "", false)
+	f.Add("anyhost", "true", "", "any*", true)
+	f.Add("timestamp", "1", "timestamp", "timestamp", false)
+	f.Add("Bad Key!", "v", "Bad-Key", "", false)
+	f.Add("zone", "z", "", "zone", false)
+	f.Add("weird key", "v", "", "weird key", true) // dropped by its key as given, though emitted as weird-key
+	f.Fuzz(func(t *testing.T, key, value, routed, drop string, all bool) {
+		o := Options{Registries: []RegistryOptions{{Name: "file", Hosts: fileHosts}}}
+		if all {
+			o.Labels.Mode = LabelModeAll
+		}
+		if strings.TrimSuffix(drop, "*") != "" {
+			o.Labels.Drop = []string{drop}
+		}
+		tr, err := New(o)
+		if err != nil {
+			t.Skip()
+		}
+		var rk []string
+		if routed != "" {
+			rk = []string{routed}
+		}
+		tr.SetRoutedLabels(rk)
+		s := &registry.Service{Registry: "file", Kind: registry.KindApplication, Name: "svc",
+			Ports: []registry.Port{{Name: "http", Protocol: registry.ProtocolHTTP}},
+			Instances: []registry.Instance{{ID: "a", Address: "10.0.0.1", Weight: 1, Healthy: true, Enabled: true,
+				Labels: map[string]string{key: value}}}}
+		out := tr.Translate([]*registry.Service{s})
+		ses := out.Resources[istio.CollectionServiceEntry]
+		if len(ses) != 1 {
+			t.Fatalf("%d ServiceEntries", len(ses))
+		}
+		eps := seSpec(t, ses[0]).GetEndpoints()
+		if len(eps) != 1 {
+			t.Fatalf("%d endpoints", len(eps))
+		}
+		labels := eps[0].GetLabels()
+		sk, ok := SanitizeLabelKey(key)
+		_, has := labels[sk]
+		reserved := reservedLabelKey(sk) || reservedLabelKey(key)
+		switch {
+		case !ok || reserved:
+			// never emitted as the registry's: nothing to check
+		case routed == key || routed == sk:
+			if !has {
+				t.Fatalf("routed key %q (%q) not on the endpoint: %v", key, sk, labels)
+			}
+		case has && (newKeySet([]string{drop}).match(key) || newKeySet([]string{drop}).match(sk)) && o.Labels.Drop != nil:
+			t.Fatalf("dropped key %q on the endpoint: %v", key, labels)
+		case has && !all && !newKeySet(DefaultRoutingLabels()).match(key) && !newKeySet(DefaultRoutingLabels()).match(sk):
+			t.Fatalf("routing mode emitted %q, outside the allowlist: %v", key, labels)
+		}
+	})
 }

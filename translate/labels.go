@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -30,13 +31,13 @@ const (
 )
 
 // sanitizeLabels turns registry metadata into labels Istio accepts (see SanitizeLabelKey and
-// SanitizeLabelValue). Keys keep refuses (by the key as given or as sanitised) go silently,
+// SanitizeLabelValue). Keys keep refuses (given the key as given and as sanitised) go silently,
 // counted in dropped when it is not nil; keys that cannot be made valid, reserved keys, and keys
 // that collide once sanitised are dropped with a note; a key or value rewritten to be valid is
 // noted (label-rewritten) with the original and the result. When two raw keys map to one key, a
 // key that was valid as given wins, else the first in byte order: the result never depends on map
 // order.
-func sanitizeLabels(in map[string]string, keep func(string) bool, n *notes, dropped map[string]int) map[string]string {
+func sanitizeLabels(in map[string]string, keep func(raw, key string) bool, n *notes, dropped map[string]int) map[string]string {
 	if len(in) == 0 {
 		return nil
 	}
@@ -47,7 +48,7 @@ func sanitizeLabels(in map[string]string, keep func(string) bool, n *notes, drop
 			odd = append(odd, k)
 			continue
 		}
-		if !keep(k) {
+		if !keep(k, k) {
 			if dropped != nil {
 				dropped[k]++
 			}
@@ -58,7 +59,7 @@ func sanitizeLabels(in map[string]string, keep func(string) bool, n *notes, drop
 	slices.Sort(odd)
 	for _, k := range odd {
 		sk, ok := SanitizeLabelKey(k)
-		if !keep(k) && (!ok || !keep(sk)) {
+		if emitted := cmp.Or(sk, k); !keep(k, emitted) {
 			if dropped != nil {
 				dropped[k]++
 			}

@@ -85,6 +85,10 @@ func TestSanitizeLabels(t *testing.T) {
 	if strings.Join(reasons, ",") != "label-conflict,label-dropped,label-reserved,label-rewritten" {
 		t.Errorf("warnings %v", ws)
 	}
+	// A drop entry matches a key as the registry gave it too, not only as it would be emitted.
+	if m := sanitizeLabels(map[string]string{"weird key": "ok", "version": "v1"}, dropOnly("weird key"), &n, nil); len(m) != 1 || m["version"] != "v1" {
+		t.Errorf("drop by the raw key: got %v", m)
+	}
 	// Nothing valid left: nil, not an empty map (proto encodes both the same; nil is cheaper).
 	if m := sanitizeLabels(map[string]string{"pid": "1"}, dropOnly("pid"), &n, nil); m != nil {
 		t.Errorf("got %v, want nil", m)
@@ -158,7 +162,7 @@ func TestFitSubdomain(t *testing.T) {
 }
 
 // dropOnly keeps every key but those given (a trailing "*" a prefix): the "all" mode's filter.
-func dropOnly(keys ...string) func(string) bool {
+func dropOnly(keys ...string) func(raw, key string) bool {
 	s := newKeySet(keys)
-	return func(k string) bool { return !s.match(k) }
+	return func(raw, key string) bool { return !s.match(raw) && !s.match(key) }
 }
