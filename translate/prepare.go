@@ -69,7 +69,7 @@ type prepared struct {
 // of its own.
 type endpoint struct {
 	id   string
-	name string // DNS label naming its WorkloadEntry within the service
+	name string // DNS label naming its WorkloadEntry within the service (workloadEntry mode only)
 	wire []byte // the WorkloadEntry spec, encoded
 }
 
@@ -210,7 +210,10 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 	}
 
 	out := make([]endpoint, 0, len(cands))
-	names := make(map[string]bool, len(cands))
+	var names map[string]bool // WorkloadEntry names given, workloadEntry mode only
+	if t.opts.EndpointMode == EndpointModeWorkloadEntry {
+		names = make(map[string]bool, len(cands))
+	}
 	var dropped map[string]int                    // label key -> endpoints it was dropped from, kept as p.dropped
 	served := make(map[string]string, len(cands)) // address and ports -> the instance served there
 	check := istio.WorkloadEntryContext{ServicePorts: make(map[string]bool, len(ports)), AllowNames: resolution == networking.ServiceEntry_DNS}
@@ -277,14 +280,17 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 			n.add(reasonEndpointInvalid, fmt.Sprintf("instance %q: %v", in.ID, err))
 			continue
 		}
-		name := dnsLabel(in.ID)
-		if names[name] {
-			if t.opts.EndpointMode == EndpointModeWorkloadEntry {
+		// WorkloadEntry names are used in workloadEntry mode only: in inline mode none is held
+		// (a string per instance, 20 bytes each at 100k instances).
+		var name string
+		if t.opts.EndpointMode == EndpointModeWorkloadEntry {
+			name = dnsLabel(in.ID)
+			if names[name] {
 				n.add(reasonWorkloadEntryNames, fmt.Sprintf("instance ids %q and another map to one WorkloadEntry name; hashed", in.ID))
+				name = fitLen(name, 54, in.ID) + "-" + shortHash(in.ID)
 			}
-			name = fitLen(name, 54, in.ID) + "-" + shortHash(in.ID)
+			names[name] = true
 		}
-		names[name] = true
 		out = append(out, endpoint{id: in.ID, name: name, wire: wire})
 	}
 	for k, c := range dropped {
