@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,6 +104,7 @@ func BenchmarkPipeline(b *testing.B) {
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
 			heap := float64(ms.HeapAlloc-heap0) / (1 << 20)
+			writeHeapProfile(b, mode)
 
 			_, changed := changeTarget(services)
 			b.ReportAllocs()
@@ -255,4 +257,23 @@ func resourcePointers(out *Output) map[string]*istio.Resource {
 func typeURLOf(collection string) string {
 	group, kind, _ := strings.Cut(collection, "/")
 	return group + "/v1/" + kind
+}
+
+// writeHeapProfile writes the heap profile of the warm pipeline (after the full push and a GC) to
+// $MCP_BRIDGE_BENCH_HEAPPROFILE-<mode> when that is set: what the bridge holds per instance
+// (docs/benchmarks.md "Bridge heap per instance"). go test's -memprofile is written after the
+// pipeline is gone, so it cannot show this.
+func writeHeapProfile(b *testing.B, mode string) {
+	path := os.Getenv("MCP_BRIDGE_BENCH_HEAPPROFILE")
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path + "-" + mode)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -371,7 +371,8 @@ func TestPushCountsAndLogsWarningsByReason(t *testing.T) {
 	b, _ := newTestBridge(t, nil)
 	b.log = slog.New(slog.NewTextHandler(&logs, nil))
 	odd := service("odd", "10.0.0.1")
-	odd.Instances[0].Labels = map[string]string{"team": "Platform Team", "bad key!": "x"}
+	// Keys translate's routing label mode keeps (env, zone), with a value and a key to rewrite.
+	odd.Instances[0].Labels = map[string]string{"env": "Platform Team", "zone!": "x"}
 	snap := &merge.Snapshot{Services: []*registry.Service{odd}}
 	b.Push(snap)
 	b.Push(snap)

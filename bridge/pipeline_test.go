@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -75,10 +76,12 @@ func byRegistry(services []*registry.Service) map[string][]*registry.Service {
 	return out
 }
 
+// translateOptions: the label mode is translate's default unless MCP_BRIDGE_BENCH_LABELS names
+// one (all: the figures before lean endpoints, docs/benchmarks.md).
 func translateOptions(mode string) translate.Options {
 	return translate.Options{EndpointMode: mode, MaxWorkloadEntriesPerNamespace: -1, Registries: []translate.RegistryOptions{
 		{Name: regZK, Hosts: typeHosts("zookeeper")}, {Name: regNacos, Hosts: typeHosts("nacos")},
-	}}
+	}, Labels: translate.LabelOptions{Mode: os.Getenv("MCP_BRIDGE_BENCH_LABELS")}}
 }
 
 // typeHosts returns a registry type's default host templates from the registry table.

@@ -53,7 +53,8 @@ func TestBridgeZeroInvalid(t *testing.T) {
 	for _, mode := range []string{"workloadEntry", "inline"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			b := startBridge(t, fileRegistryConfig("odd", services, "translate: {endpointMode: "+mode+"}\n"))
+			// Every label kept (labels.mode all): the odd labels are what this test sends Istiod.
+			b := startBridge(t, fileRegistryConfig("odd", services, "translate: {endpointMode: "+mode+", labels: {mode: all}}\n"))
 			cp := suite.ControlPlane(t, servers.IstiodOptions{ConfigSources: []servers.ConfigSource{b.ConfigSource()}})
 			view := xdsview.Connect(t, cp.Istiod.GRPCAddr, xdsview.Options{})
 

@@ -220,8 +220,8 @@ type rawClient struct {
 	errs   chan error
 }
 
-func startRawClient(b *testing.B, addr, typeURL string) *rawClient {
-	cc := dial(b, addr, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawads.Codec())))
+func startRawClient(b *testing.B, addr, typeURL string, extra ...grpc.DialOption) *rawClient {
+	cc := dial(b, addr, append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawads.Codec()))}, extra...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	stream, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},

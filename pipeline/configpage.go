@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcp-bridge/mcp-bridge/config"
+	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
 // ConfigStatus is /debug/config: the running configuration (credentials masked) and the reload
@@ -24,6 +25,9 @@ type ConfigStatus struct {
 	RestartRequired []string `json:"restartRequired,omitempty"`
 	// AwaitingSync are registries a reload added and waits for before removing others.
 	AwaitingSync []string `json:"awaitingSync,omitempty"`
+	// Labels says which label mode runs, which keys rules keep, and which keys were dropped from
+	// how many endpoints (translate.labels).
+	Labels translate.LabelStats `json:"labels"`
 }
 
 // ReloadStatus is one reload attempt.
@@ -42,7 +46,7 @@ func (p *Pipeline) ConfigStatus() ConfigStatus {
 	s.statMu.Lock()
 	defer s.statMu.Unlock()
 	out := ConfigStatus{Running: masked(p.Config()), LastSuccess: s.lastSuccess,
-		RestartRequired: s.pendingRestart, AwaitingSync: s.waitingFor}
+		RestartRequired: s.pendingRestart, AwaitingSync: s.waitingFor, Labels: p.LabelStats()}
 	if !s.lastAttempt.IsZero() {
 		out.LastReload = &ReloadStatus{Time: s.lastAttempt, Result: s.lastResult, Error: s.lastError, Plan: s.lastPlan}
 	}

@@ -133,6 +133,7 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	}
 	p.rules.SetGovernanceMode(cfg.Governance.Effective())
 	p.rulesState = newRulesState(reg, p.rules)
+	reg.MustRegister(labelsCollector{p})
 	p.scopes = rules.NewScopeProducer(cfg.SidecarScopes)
 	p.prods = producers(translator, p.rules, p.scopes, static)
 	mcpOpts := opts.MCP

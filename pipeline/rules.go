@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/istio"
+	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/rules"
 	"github.com/mcp-bridge/mcp-bridge/translate"
 )
@@ -25,7 +26,14 @@ import (
 // governance rules into the rules engine first (it makes no resource). The rules engine comes after translate, whose
 // output (hosts and ports) it reads in the same push, and marks instances before translate runs.
 func producers(tr *translate.Translator, rp *rules.Producer, sp *rules.ScopeProducer, static []*istio.Resource) []bridge.Producer {
-	tp := bridge.TranslateWith(tr, rp.Prepare)
+	routed := routedKeys(rp, staticLabelKeys(static))
+	tp := bridge.TranslateWith(tr, func(ss []*registry.Service) []*registry.Service {
+		// The label keys the rules and the static DestinationRules select by are kept on endpoints
+		// whatever translate.labels says; set before each translation, since a rule file or a
+		// governance rule may have brought new ones.
+		tr.SetRoutedLabels(routed())
+		return rp.Prepare(ss)
+	})
 	rp.Follow(tp)
 	sp.Follow(tp)
 	return []bridge.Producer{rp.Governance(), tp, rp, sp, bridge.Static(static)}

@@ -75,6 +75,9 @@ type Engine struct {
 	svcs  map[string]*entry
 	byPtr map[*registry.Service]*entry // the same entries by snapshot pointer: no source string per push
 	out   outputs
+	// keys is LabelKeys' result for rules generation keysGen.
+	keys    []string
+	keysGen int
 }
 
 // entry is one service's cached state: what it matched and the policy made of it.

@@ -58,8 +58,10 @@ func services(t testing.TB, doc string) []*registry.Service {
 	return ss
 }
 
-// step runs one push: Prepare, translate, Evaluate.
+// step runs one push as the pipeline wires it: the rules' label keys to translate, Prepare,
+// translate, Evaluate.
 func (w *world) step(ss []*registry.Service) Result {
+	w.tr.SetRoutedLabels(w.e.LabelKeys())
 	out := w.tr.Translate(w.e.Prepare(ss))
 	for _, inv := range out.Invalid {
 		w.t.Fatalf("translate: invalid %+v", inv)

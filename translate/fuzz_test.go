@@ -43,7 +43,7 @@ func FuzzSanitizeLabel(f *testing.F) {
 		}
 		// Through sanitizeLabels: every key and value out is valid, and a rewrite is noted.
 		var n notes
-		out := sanitizeLabels(map[string]string{s: s}, newLabelPolicy(nil), &n)
+		out := sanitizeLabels(map[string]string{s: s}, dropOnly(), &n, nil)
 		for ok, ov := range out {
 			if !istio.ValidLabelKey(ok) || !istio.ValidLabelValue(ov) {
 				t.Fatalf("sanitizeLabels(%q) gave %q=%q", s, ok, ov)

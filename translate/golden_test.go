@@ -19,10 +19,12 @@ import (
 )
 
 // goldenOptions configures the registries of testdata/services.yaml. The WorkloadEntry cap is tiny
-// so that the golden file shows the fallback to inline endpoints.
+// so that the golden file shows the fallback to inline endpoints. Labels are all kept so that it
+// shows how each registry's labels are sanitised; the routing mode's choice is labelpolicy_test.go's.
 func goldenOptions(mode string) Options {
 	return Options{
 		EndpointMode:                   mode,
+		Labels:                         LabelOptions{Mode: LabelModeAll},
 		MaxWorkloadEntriesPerNamespace: 4,
 		Registries: []RegistryOptions{
 			{Name: "zk", Hosts: zookeeperHosts},

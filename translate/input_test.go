@@ -72,7 +72,9 @@ func TestLabelRewritesAreWarnedPerKey(t *testing.T) {
 			{ID: "a", Address: "10.0.0.1", Weight: 1, Healthy: true, Enabled: true, Labels: map[string]string{"env": "灰度", "version": "1.0"}},
 			{ID: "b", Address: "10.0.0.2", Weight: 1, Healthy: true, Enabled: true, Labels: map[string]string{"env": "灰度", "team": "Platform Team"}},
 		}}
-	out := mustNew(t, fileOptions()).Translate([]*registry.Service{s})
+	o := fileOptions()
+	o.Labels.Mode = LabelModeAll // team is not in the routing allowlist
+	out := mustNew(t, o).Translate([]*registry.Service{s})
 	var got []string
 	for _, w := range warningsOf(out, reasonLabelRewritten) {
 		got = append(got, w.Detail)

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -29,54 +30,28 @@ const (
 	LabelTLSMode = "security.istio.io/tlsMode"
 )
 
-// labelPolicy decides which registry label keys are dropped outright (Options.DropLabels).
-type labelPolicy struct {
-	exact    map[string]bool
-	prefixes []string
-}
-
-func newLabelPolicy(keys []string) *labelPolicy {
-	p := &labelPolicy{exact: map[string]bool{}}
-	for _, k := range keys {
-		if pre, ok := strings.CutSuffix(k, "*"); ok {
-			p.prefixes = append(p.prefixes, pre)
-		} else {
-			p.exact[k] = true
-		}
-	}
-	return p
-}
-
-func (p *labelPolicy) drops(k string) bool {
-	if p.exact[k] {
-		return true
-	}
-	for _, pre := range p.prefixes {
-		if strings.HasPrefix(k, pre) {
-			return true
-		}
-	}
-	return false
-}
-
 // sanitizeLabels turns registry metadata into labels Istio accepts (see SanitizeLabelKey and
-// SanitizeLabelValue). Keys in the drop list go silently; keys that cannot be made valid, reserved
-// keys, and keys that collide once sanitised are dropped with a note; a key or value rewritten to
-// be valid is noted (label-rewritten) with the original and the result. When two raw keys map to one
-// key, a key that was valid as given wins, else the first in byte order: the result never depends
-// on map order.
-func sanitizeLabels(in map[string]string, p *labelPolicy, n *notes) map[string]string {
+// SanitizeLabelValue). Keys keep refuses (given the key as given and as sanitised) go silently,
+// counted in dropped when it is not nil; keys that cannot be made valid, reserved keys, and keys
+// that collide once sanitised are dropped with a note; a key or value rewritten to be valid is
+// noted (label-rewritten) with the original and the result. When two raw keys map to one key, a
+// key that was valid as given wins, else the first in byte order: the result never depends on map
+// order.
+func sanitizeLabels(in map[string]string, keep func(raw, key string) bool, n *notes, dropped map[string]int) map[string]string {
 	if len(in) == 0 {
 		return nil
 	}
 	out := make(map[string]string, len(in))
 	var odd []string // keys needing more than a look: handled in order, so notes are stable
 	for k, v := range in {
-		if p.drops(k) {
-			continue
-		}
 		if !istio.ValidLabelKey(k) || reservedLabelKey(k) {
 			odd = append(odd, k)
+			continue
+		}
+		if !keep(k, k) {
+			if dropped != nil {
+				dropped[k]++
+			}
 			continue
 		}
 		out[k] = sanitizeValueNoted(k, v, n)
@@ -84,6 +59,12 @@ func sanitizeLabels(in map[string]string, p *labelPolicy, n *notes) map[string]s
 	slices.Sort(odd)
 	for _, k := range odd {
 		sk, ok := SanitizeLabelKey(k)
+		if emitted := cmp.Or(sk, k); !keep(k, emitted) {
+			if dropped != nil {
+				dropped[k]++
+			}
+			continue
+		}
 		switch {
 		case !ok:
 			n.add(reasonLabelDropped, fmt.Sprintf("%q", k))

@@ -67,7 +67,7 @@ func TestSanitizeLabels(t *testing.T) {
 		"version": "v1", "timestamp": "1", "pid": "2", "preserved.heart.beat.interval": "5000",
 		"has-space": "a", "has space": "b", "istio.io/rev": "canary", "": "x", "weird key": "ok",
 	}
-	got := sanitizeLabels(in, newLabelPolicy([]string{"timestamp", "pid", "preserved.*"}), &n)
+	got := sanitizeLabels(in, dropOnly("timestamp", "pid", "preserved.*"), &n, nil)
 	want := map[string]string{"version": "v1", "has-space": "a", "weird-key": "ok"}
 	if len(got) != len(want) {
 		t.Errorf("got %v, want %v", got, want)
@@ -85,8 +85,12 @@ func TestSanitizeLabels(t *testing.T) {
 	if strings.Join(reasons, ",") != "label-conflict,label-dropped,label-reserved,label-rewritten" {
 		t.Errorf("warnings %v", ws)
 	}
+	// A drop entry matches a key as the registry gave it too, not only as it would be emitted.
+	if m := sanitizeLabels(map[string]string{"weird key": "ok", "version": "v1"}, dropOnly("weird key"), &n, nil); len(m) != 1 || m["version"] != "v1" {
+		t.Errorf("drop by the raw key: got %v", m)
+	}
 	// Nothing valid left: nil, not an empty map (proto encodes both the same; nil is cheaper).
-	if m := sanitizeLabels(map[string]string{"pid": "1"}, newLabelPolicy([]string{"pid"}), &n); m != nil {
+	if m := sanitizeLabels(map[string]string{"pid": "1"}, dropOnly("pid"), &n, nil); m != nil {
 		t.Errorf("got %v, want nil", m)
 	}
 }
@@ -155,4 +159,10 @@ func TestFitSubdomain(t *testing.T) {
 			t.Errorf("fitSubdomain changed %q, which fits", in)
 		}
 	}
+}
+
+// dropOnly keeps every key but those given (a trailing "*" a prefix): the "all" mode's filter.
+func dropOnly(keys ...string) func(raw, key string) bool {
+	s := newKeySet(keys)
+	return func(raw, key string) bool { return !s.match(raw) && !s.match(key) }
 }

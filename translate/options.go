@@ -63,7 +63,8 @@ func DefaultServicePorts() map[registry.Protocol]uint32 {
 	return map[registry.Protocol]uint32{registry.ProtocolDubbo: 20880, registry.ProtocolTriple: 50051}
 }
 
-// DefaultDropLabels are instance label keys never emitted: volatile ones that change on every
+// DefaultDropLabels are label keys never emitted unless a rule references them, in either label
+// mode: volatile ones that change on every
 // restart (so every restart would rewrite every resource) and bulky ones nobody routes by.
 func DefaultDropLabels() []string {
 	return append(registry.VolatileLabelKeys(),
@@ -106,8 +107,10 @@ type Options struct {
 	// IncludeZeroWeight also makes endpoints of instances with weight 0. Default false. Note that
 	// Istio treats an endpoint weight of 0 as "unset" and gives it the default weight.
 	IncludeZeroWeight bool `yaml:"includeZeroWeight" json:"includeZeroWeight,omitempty"`
-	// DropLabels are instance and service label keys never emitted. A trailing "*" matches a
-	// prefix. Default DefaultDropLabels(); an explicit empty list drops nothing.
+	// Labels choose which registry labels endpoints carry: mode routing (default) or all, keep,
+	// drop (see LabelOptions).
+	Labels LabelOptions `yaml:"labels" json:"labels"`
+	// DropLabels is the older name of Labels.Drop, still accepted (not with Labels.Drop).
 	DropLabels []string `yaml:"dropLabels" json:"dropLabels,omitempty"`
 	// PreserveHostCase keeps upper-case letters of registry names in hosts. Default false: hosts
 	// are lower-cased because Istio lower-cases route domains and case-sensitive clients
@@ -179,8 +182,11 @@ func (o Options) WithDefaults() Options {
 		ports[p] = n
 	}
 	o.ServicePorts = ports
-	if o.DropLabels == nil {
-		o.DropLabels = DefaultDropLabels()
+	if o.Labels.Mode == "" {
+		o.Labels.Mode = LabelModeRouting
+	}
+	if o.Labels.Drop == nil && o.DropLabels == nil {
+		o.Labels.Drop = DefaultDropLabels()
 	}
 	regs := make([]RegistryOptions, len(o.Registries))
 	for i, r := range o.Registries {
@@ -240,11 +246,7 @@ func (o Options) validate() error {
 			add("servicePorts.%s: port %d is out of range 1-65535", p, n)
 		}
 	}
-	for i, k := range o.DropLabels {
-		if strings.TrimSuffix(k, "*") == "" {
-			add("dropLabels[%d]: must not be empty", i)
-		}
-	}
+	o.validateLabels(add)
 	seen := map[string]int{}
 	for i, r := range o.Registries {
 		at := fmt.Sprintf("registries[%d]", i)

@@ -30,6 +30,11 @@ func TestOptionsValidation(t *testing.T) {
 		{"port protocol", Options{ServicePorts: map[registry.Protocol]uint32{"thrift": 9090}}, `servicePorts: unknown protocol "thrift"`},
 		{"port range", Options{ServicePorts: map[registry.Protocol]uint32{registry.ProtocolHTTP: 70000}}, "servicePorts.http: port 70000 is out of range"},
 		{"drop labels", Options{DropLabels: []string{"pid", "*"}}, "dropLabels[1]: must not be empty"},
+		{"labels mode", Options{Labels: LabelOptions{Mode: "lean"}}, `labels.mode: must be "routing" or "all", got "lean"`},
+		{"labels keep", Options{Labels: LabelOptions{Keep: []string{"*"}}}, "labels.keep[0]: must not be empty"},
+		{"labels drop", Options{Labels: LabelOptions{Drop: []string{"a", ""}}}, "labels.drop[1]: must not be empty"},
+		{"drop and its alias", Options{DropLabels: []string{"pid"}, Labels: LabelOptions{Drop: []string{"pid"}}}, "dropLabels: is an alias of labels.drop; set one of them, not both"},
+		{"labels all", Options{Labels: LabelOptions{Mode: LabelModeAll, Keep: []string{"x"}, Drop: []string{"y*"}}}, ""},
 		{"registry name", Options{Registries: []RegistryOptions{{Hosts: fileHosts, Namespace: "x"}}}, "registries[0].name: must not be empty"},
 		{"registry dup", Options{Registries: []RegistryOptions{{Name: "a", Hosts: fileHosts}, {Name: "a", Hosts: fileHosts}}}, `registries[1].name: "a" is already used by registries[0]`},
 		{"namespace from name", Options{Registries: []RegistryOptions{{Name: "Nacos_Prod", Hosts: nacosHosts}}}, `registries[0].namespace: "Nacos_Prod" is not a valid namespace name`},
@@ -58,7 +63,7 @@ func TestWithDefaults(t *testing.T) {
 	o := Options{ServicePorts: map[registry.Protocol]uint32{registry.ProtocolHTTP: 8080, registry.ProtocolDubbo: 0},
 		Registries: []RegistryOptions{{Name: "nacos", Hosts: HostTemplates{Application: "{{.Name}}.x"}}}}.WithDefaults()
 	if o.EndpointMode != EndpointModeInline || o.VIPCIDR != DefaultVIPCIDR || o.VIPFor != VIPForAll || o.WorkloadTLSMode != TLSModeDisabled ||
-		o.MaxWorkloadEntriesPerNamespace != DefaultMaxWorkloadEntriesPerNamespace || len(o.DropLabels) != len(DefaultDropLabels()) {
+		o.MaxWorkloadEntriesPerNamespace != DefaultMaxWorkloadEntriesPerNamespace || len(o.Labels.Drop) != len(DefaultDropLabels()) || o.DropLabels != nil || o.Labels.Mode != LabelModeRouting {
 		t.Errorf("defaults not applied: %+v", o)
 	}
 	// Given entries override defaults (dubbo: 0 means "from the instances"); others are added.
@@ -76,8 +81,11 @@ func TestWithDefaults(t *testing.T) {
 		t.Errorf("registry defaults: %+v", r)
 	}
 	// An explicit empty drop list is kept: drop nothing.
-	if o := (Options{DropLabels: []string{}}).WithDefaults(); len(o.DropLabels) != 0 {
-		t.Errorf("explicit empty dropLabels replaced by %v", o.DropLabels)
+	if o := (Options{DropLabels: []string{}}).WithDefaults(); len(o.DropLabels) != 0 || o.Labels.Drop != nil {
+		t.Errorf("explicit empty dropLabels replaced by %v (labels.drop %v)", o.DropLabels, o.Labels.Drop)
+	}
+	if o := (Options{Labels: LabelOptions{Drop: []string{}}}).WithDefaults(); o.Labels.Drop == nil || len(o.Labels.Drop) != 0 {
+		t.Errorf("explicit empty labels.drop replaced by %v", o.Labels.Drop)
 	}
 }
 

@@ -55,6 +55,7 @@ type prepared struct {
 	resolution    networking.ServiceEntry_Resolution
 	endpoints     []endpoint
 	labels        map[string]string // ServiceEntry metadata labels
+	dropped       []KeyCount        // endpoint label keys the label policy dropped, with the endpoints (a slice: smaller than a map)
 	annotations   map[string]string
 	weLabels      map[string]string // WorkloadEntry metadata labels
 	selector      string            // value of LabelService for workloadEntry mode
@@ -68,7 +69,7 @@ type prepared struct {
 // of its own.
 type endpoint struct {
 	id   string
-	name string // DNS label naming its WorkloadEntry within the service
+	name string // DNS label naming its WorkloadEntry within the service (workloadEntry mode only)
 	wire []byte // the WorkloadEntry spec, encoded
 }
 
@@ -115,9 +116,9 @@ func (t *Translator) prepare(s *registry.Service) *prepared {
 		}
 	}
 	p.selector = SanitizeLabelValue(name)
-	p.resolution, p.endpoints = t.endpoints(s, p.ports, p.selector, &n)
+	p.resolution, p.endpoints = t.endpoints(s, p.ports, p.selector, &n, p)
 
-	p.labels = sanitizeLabels(s.Labels, t.drop, &n)
+	p.labels = sanitizeLabels(s.Labels, t.policy.service, &n, nil)
 	if p.labels == nil {
 		p.labels = map[string]string{}
 	}
@@ -165,7 +166,7 @@ func (t *Translator) host(reg *regConfig, kind registry.Kind, name, group, names
 // In workloadEntry mode each endpoint already carries the selector label, so that its encoding
 // serves as the WorkloadEntry's body as it is; when the namespace cap sends a service back to
 // inline endpoints, they keep the label, which selects nothing there.
-func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector string, n *notes) (networking.ServiceEntry_Resolution, []endpoint) {
+func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector string, n *notes, p *prepared) (networking.ServiceEntry_Resolution, []endpoint) {
 	idx := make([]int, 0, len(s.Instances))
 	for i := range s.Instances {
 		in := &s.Instances[i]
@@ -209,7 +210,11 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 	}
 
 	out := make([]endpoint, 0, len(cands))
-	names := make(map[string]bool, len(cands))
+	var names map[string]bool // WorkloadEntry names given, workloadEntry mode only
+	if t.opts.EndpointMode == EndpointModeWorkloadEntry {
+		names = make(map[string]bool, len(cands))
+	}
+	var dropped map[string]int                    // label key -> endpoints it was dropped from, kept as p.dropped
 	served := make(map[string]string, len(cands)) // address and ports -> the instance served there
 	check := istio.WorkloadEntryContext{ServicePorts: make(map[string]bool, len(ports)), AllowNames: resolution == networking.ServiceEntry_DNS}
 	for _, p := range ports {
@@ -240,7 +245,10 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 				n.add(reasonUndeclaredPort, fmt.Sprintf("instance %q: port %q is not a port of the service; ignored", in.ID, k))
 			}
 		}
-		spec.Labels = sanitizeLabels(in.Labels, t.drop, n)
+		if dropped == nil && len(in.Labels) > 0 {
+			dropped = map[string]int{}
+		}
+		spec.Labels = sanitizeLabels(in.Labels, t.policy.endpoint, n, dropped)
 		if spec.Labels == nil {
 			spec.Labels = make(map[string]string, 2)
 		}
@@ -272,15 +280,21 @@ func (t *Translator) endpoints(s *registry.Service, ports []svcPort, selector st
 			n.add(reasonEndpointInvalid, fmt.Sprintf("instance %q: %v", in.ID, err))
 			continue
 		}
-		name := dnsLabel(in.ID)
-		if names[name] {
-			if t.opts.EndpointMode == EndpointModeWorkloadEntry {
+		// WorkloadEntry names are used in workloadEntry mode only: in inline mode none is held
+		// (a string per instance, 20 bytes each at 100k instances).
+		var name string
+		if t.opts.EndpointMode == EndpointModeWorkloadEntry {
+			name = dnsLabel(in.ID)
+			if names[name] {
 				n.add(reasonWorkloadEntryNames, fmt.Sprintf("instance ids %q and another map to one WorkloadEntry name; hashed", in.ID))
+				name = fitLen(name, 54, in.ID) + "-" + shortHash(in.ID)
 			}
-			name = fitLen(name, 54, in.ID) + "-" + shortHash(in.ID)
+			names[name] = true
 		}
-		names[name] = true
 		out = append(out, endpoint{id: in.ID, name: name, wire: wire})
+	}
+	for k, c := range dropped {
+		p.dropped = append(p.dropped, KeyCount{k, c})
 	}
 	return resolution, out
 }

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/mcp-bridge/mcp-bridge/registry"
 
@@ -14,9 +15,16 @@ type Translator struct {
 	opts     Options
 	regs     map[string]*regConfig
 	fallback *regConfig // names services of unconfigured registries for Host
-	drop     *labelPolicy
-	tlsMode  string // value of LabelTLSMode, "" for none
-	vips     *vipAllocator
+	policy   *labelPolicy
+	// relabel holds the label keys whose fate changed since the last call (SetRoutedLabels):
+	// services carrying one are prepared again.
+	relabel map[string]bool
+	// dropCounts: endpoint label key -> endpoints of the current services it was dropped from.
+	dropCounts map[string]int
+	statsDirty bool
+	stats      atomic.Pointer[LabelStats]
+	tlsMode    string // value of LabelTLSMode, "" for none
+	vips       *vipAllocator
 
 	entries    map[*registry.Service]*entry
 	claims     map[string][]*entry // host key -> services claiming it, as primary host or alias
@@ -74,7 +82,9 @@ func New(opts Options) (*Translator, error) {
 	t := &Translator{
 		opts:       opts,
 		regs:       map[string]*regConfig{},
-		drop:       newLabelPolicy(opts.DropLabels),
+		policy:     newPolicy(opts.Labels, opts.DropLabels),
+		dropCounts: map[string]int{},
+		statsDirty: true,
 		vips:       newVIPAllocator(r),
 		entries:    map[*registry.Service]*entry{},
 		claims:     map[string][]*entry{},
@@ -134,17 +144,34 @@ func (t *Translator) Translate(services []*registry.Service) *Output {
 		}
 	}
 	dirtyHosts := map[string]bool{}
+	retire := func(e *entry) {
+		t.unclaim(e, dirtyHosts)
+		t.leave(e)
+		t.countDrops(e.p, -1)
+		e.dead = true
+		e.gen++
+		removed = append(removed, e)
+	}
+	relabel := t.relabel
+	t.relabel = nil
 
 	for _, s := range services {
 		if s == nil {
 			continue
 		}
 		e := t.entries[s]
+		if e != nil && len(relabel) > 0 && carries(s, relabel) {
+			// The same service, but a label key it carries is now kept or dropped: it is
+			// prepared again, its previous output lending what did not change.
+			retire(e)
+			e = nil
+		}
 		if e == nil {
 			e = &entry{p: t.prepare(s)}
 			t.entries[s] = e
 			t.claim(e, dirtyHosts)
 			t.join(e)
+			t.countDrops(e.p, 1)
 			enqueue(e)
 		}
 		e.seen = t.call
@@ -152,12 +179,12 @@ func (t *Translator) Translate(services []*registry.Service) *Output {
 	for s, e := range t.entries {
 		if e.seen != t.call {
 			delete(t.entries, s)
-			t.unclaim(e, dirtyHosts)
-			t.leave(e)
-			e.dead = true
-			e.gen++
-			removed = append(removed, e)
+			retire(e)
 		}
+	}
+	if t.statsDirty || len(relabel) > 0 {
+		t.statsDirty = false
+		t.publishStats()
 	}
 	if t.rebuildAll {
 		for _, e := range t.entries {

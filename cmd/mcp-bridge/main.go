@@ -215,6 +215,9 @@ func runValidate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "configuration is valid: %d registries (%s)\n", len(cfg.Registries), strings.Join(cfg.RegistryNames(), ", "))
+	for _, n := range cfg.Translate.Notices() {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
 	return nil
 }
 

@@ -81,3 +81,29 @@ func TestValidateReadsCredentials(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateNotesDropLabelsAlias: the older translate.dropLabels still validates, and validate
+// says it is an alias of translate.labels.drop; labels.drop alone gets no note.
+func TestValidateNotesDropLabelsAlias(t *testing.T) {
+	dir := t.TempDir()
+	services := writeFile(t, dir, "services.yaml", "services: []\n")
+	reg := "registries:\n- name: f\n  type: file\n  file:\n    path: " + services + "\n"
+	for _, tc := range []struct {
+		name, translate string
+		note            bool
+	}{
+		{"alias", "translate:\n  dropLabels: [pid]\n", true},
+		{"labels.drop", "translate:\n  labels: {mode: all, drop: [pid]}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := writeFile(t, dir, tc.name+".yaml", reg+tc.translate)
+			code, stdout, stderr := runCLI(t, "validate", "--config", cfg)
+			if code != 0 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+			}
+			if got := strings.Contains(stdout, "note: translate.dropLabels is an alias of translate.labels.drop"); got != tc.note {
+				t.Errorf("note shown: %v, want %v\nstdout: %s", got, tc.note, stdout)
+			}
+		})
+	}
+}
