@@ -81,6 +81,14 @@ type MCP struct {
 	// Limits bound what one (unauthenticated) MCP client can make the bridge hold: request size,
 	// type URL and node id length, streams in all and per peer, and so on; see mcp.Limits.
 	Limits mcp.Limits `yaml:"limits"`
+	// Shards is how many MCP listeners serve the resources (default 1): each a complete MCP
+	// server on its own port, consecutive from Address's port, each serving a stable share of the
+	// services (docs/scale.md#sharding). Istiod lists one xds:// config source per shard, and a
+	// change re-sends only its shard's collection, so Istiod re-reads 1/N of the resources.
+	Shards int `yaml:"shards"`
+	// ShardAddresses lists each shard's host:port explicitly instead of consecutive ports; when
+	// set, the number of shards is its length (shards, if also set, must agree).
+	ShardAddresses []string `yaml:"shardAddresses"`
 }
 
 // TLS is a server certificate. The files are re-read when they change, so a rotated certificate
@@ -166,6 +174,9 @@ func (c *Config) applyDefaults() {
 		c.MCP.Address = DefaultMCPAddress
 	}
 	c.MCP.Limits = c.MCP.Limits.WithDefaults()
+	if c.MCP.Shards == 0 {
+		c.MCP.Shards = max(len(c.MCP.ShardAddresses), 1)
+	}
 	if c.Admin.Address == "" {
 		c.Admin.Address = DefaultAdminAddress
 	}
@@ -209,6 +220,7 @@ func (c *Config) validate() problems {
 	var ps problems
 	ps.check("mcp.address", validateAddress(c.MCP.Address))
 	ps.check("mcp.limits", c.MCP.Limits.Validate())
+	c.MCP.validateShards(&ps, c.Admin.Address)
 	ps.check("admin.address", validateAddress(c.Admin.Address))
 	ps.check("admin.token", c.Admin.Token.Validate())
 	ps.check("admin.history", c.Admin.History.Validate())
