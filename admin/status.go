@@ -53,10 +53,12 @@ type RegistryView struct {
 
 // ClientView is one connected MCP client (an Istiod).
 type ClientView struct {
-	ID             string     `json:"id"`
-	NodeID         string     `json:"nodeId"`
-	Peer           string     `json:"peer"`
-	Protocol       string     `json:"protocol"`
+	ID       string `json:"id"`
+	NodeID   string `json:"nodeId"`
+	Peer     string `json:"peer"`
+	Protocol string `json:"protocol"`
+	// Shard is the MCP shard the client is connected to (mcp.shards > 1), e.g. "shard-2".
+	Shard          string     `json:"shard,omitempty"`
 	ConnectedSince time.Time  `json:"connectedSince"`
 	Types          []TypeView `json:"types"`
 }
