@@ -160,6 +160,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	common.register(fs)
 	mcpAddr := fs.String("mcp-addr", "", "override mcp.address, the MCP listener (host:port)")
 	adminAddr := fs.String("admin-addr", "", "override admin.address, the admin HTTP listener (host:port)")
+	shardAddrs := fs.String("mcp-shard-addrs", "", "override mcp.shardAddresses: one MCP listener per shard (host:port,host:port,...)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -175,6 +176,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		if *adminAddr != "" {
 			cfg.Admin.Address = *adminAddr
+		}
+		if *shardAddrs != "" {
+			cfg.MCP.ShardAddresses = strings.Split(*shardAddrs, ",")
+			cfg.MCP.Shards = len(cfg.MCP.ShardAddresses)
 		}
 		return cfg, nil
 	}
