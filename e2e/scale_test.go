@@ -59,7 +59,7 @@ type scaleConfig struct {
 	interval, bound               time.Duration
 	modes                         []string
 	shards                        []int // mcp.shards values, each run per mode
-	explicit                      bool // MCP_BRIDGE_SCALE was set: a measurement run, not the smoke test
+	explicit                      bool  // MCP_BRIDGE_SCALE was set: a measurement run, not the smoke test
 }
 
 // Modes: the endpoint mode, and for workloadEntry whether WorkloadEntries are spread over one
