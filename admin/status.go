@@ -21,6 +21,9 @@ type Overview struct {
 	// Clients are the first page of connected MCP clients; ClientsTotal counts all.
 	Clients      []ClientView `json:"clients"`
 	ClientsTotal int          `json:"clientsTotal"`
+	// ShardGaps are clients connected to some MCP shards but not all (mcp.shards), one line each:
+	// an Istiod whose configSources lack shards, and so their services.
+	ShardGaps []string `json:"shardGaps,omitempty"`
 	// Resources served, by kind.
 	Resources []KindCount `json:"resources"`
 	// Invalid resources (not emitted), Warnings (emitted adjusted), Conflicts (two producers, one

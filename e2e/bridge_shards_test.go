@@ -73,6 +73,9 @@ func TestBridgeShards(t *testing.T) {
 	if total != services {
 		t.Errorf("the shards serve %v ServiceEntries together, want %d (each service in exactly one shard)", total, services)
 	}
+	if gaps := metricSum(text, "mcp_bridge_mcp_clients_missing_shards", nil); gaps != 0 {
+		t.Errorf("mcp_bridge_mcp_clients_missing_shards = %v with Istiod listing every shard, want 0", gaps)
+	}
 	var clients struct {
 		Total   int `json:"total"`
 		Clients []struct {

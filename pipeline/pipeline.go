@@ -139,6 +139,7 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	p.prods = producers(translator, p.rules, p.scopes, static)
 	p.servers = newServers(opts.MCP, cfg.MCP, log, reg)
 	p.server = p.servers[0]
+	p.registerShardMetrics(reg)
 	p.history = history.New(cfg.Admin.History)
 	p.bridge = bridge.New(bridge.Options{
 		History:   p.history,

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,4 +81,69 @@ func (p *Pipeline) ShardClients(offset, limit int) ShardClientPage {
 	}
 	page.Clients = append(page.Clients, all[offset:end]...)
 	return page
+}
+
+// ShardGap is an MCP client connected to some shards but not all: an Istiod whose configSources
+// lack the other shards' xds:// addresses, so those shards' services are missing from it.
+type ShardGap struct {
+	// Client is the client's node id (its peer's host when it sent none).
+	Client    string   `json:"client"`
+	Connected []string `json:"connected"`
+	Missing   []string `json:"missing"`
+}
+
+// ShardGaps lists the clients connected to some shards but not all (none with one shard). An
+// Istiod opens its config sources one after another at start, so a gap lasting seconds is normal;
+// one that lasts is a configSources list that does not match mcp.shards.
+func (p *Pipeline) ShardGaps() []ShardGap {
+	if len(p.servers) == 1 {
+		return nil
+	}
+	on := map[string]map[int]bool{}
+	for i, s := range p.servers {
+		for _, c := range s.Clients() {
+			id := c.NodeID
+			if id == "" {
+				id = peerHost(c.Peer)
+			}
+			if on[id] == nil {
+				on[id] = map[int]bool{}
+			}
+			on[id][i] = true
+		}
+	}
+	var gaps []ShardGap
+	for id, shards := range on {
+		if len(shards) == len(p.servers) {
+			continue
+		}
+		g := ShardGap{Client: id}
+		for i := range p.servers {
+			if shards[i] {
+				g.Connected = append(g.Connected, ShardName(i))
+			} else {
+				g.Missing = append(g.Missing, ShardName(i))
+			}
+		}
+		gaps = append(gaps, g)
+	}
+	sort.Slice(gaps, func(i, j int) bool { return gaps[i].Client < gaps[j].Client })
+	return gaps
+}
+
+// peerHost is a peer address without its port.
+func peerHost(peer string) string {
+	if h, _, err := net.SplitHostPort(peer); err == nil {
+		return h
+	}
+	return peer
+}
+
+// registerShardMetrics exports the shard gaps: an Istiod missing a shard lacks services without
+// any error anywhere else.
+func (p *Pipeline) registerShardMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mcp_bridge_mcp_clients_missing_shards",
+		Help: "MCP clients (Istiods, by node id) connected to some MCP shards but not all (mcp.shards): their configSources lack the other shards, whose services they do not get. Always 0 with one shard.",
+	}, func() float64 { return float64(len(p.ShardGaps())) }))
 }

@@ -47,9 +47,20 @@ func TestShards(t *testing.T) {
 	}
 	addrs := mcpclient.StartShards(t, p)
 	clients := make([]*mcpclient.Client, shards)
-	for i, a := range addrs {
+	// A client on shards 0 and 1 only: an Istiod whose configSources lack shard 2.
+	for i, a := range addrs[:2] {
 		clients[i] = mcpclient.Connect(t, a)
 	}
+	clients[1].WaitFor(t, 20*time.Second, "shard 1's share", func(c *mcpclient.Client) error {
+		if len(p.ShardClients(0, -1).Clients) < 2 {
+			return fmt.Errorf("not both streams open yet")
+		}
+		return nil
+	})
+	if gaps := p.ShardGaps(); len(gaps) != 1 || !slices.Equal(gaps[0].Missing, []string{"shard-2"}) || !slices.Equal(gaps[0].Connected, []string{"shard-0", "shard-1"}) {
+		t.Errorf("shard gaps %+v, want one client missing shard-2", gaps)
+	}
+	clients[2] = mcpclient.Connect(t, addrs[2])
 	total := func() int {
 		n := 0
 		for _, c := range clients {
@@ -76,6 +87,9 @@ func TestShards(t *testing.T) {
 		if len(on) != 1 {
 			t.Errorf("%s served by shards %v, want exactly one", host, on)
 		}
+	}
+	if gaps := p.ShardGaps(); len(gaps) != 0 {
+		t.Errorf("shard gaps %+v with a client on every shard, want none", gaps)
 	}
 	if ok, why := p.Ready(); !ok {
 		t.Errorf("not ready after every shard served: %s", why)

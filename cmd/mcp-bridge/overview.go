@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -46,6 +47,10 @@ func overview(p *pipeline.Pipeline) admin.Overview {
 			cv.Types = append(cv.Types, tv)
 		}
 		ov.Clients = append(ov.Clients, cv)
+	}
+	for _, g := range p.ShardGaps() {
+		ov.ShardGaps = append(ov.ShardGaps, fmt.Sprintf("%s is connected to %s but not to %s: its meshConfig.configSources must list every MCP shard, or it lacks their services",
+			g.Client, strings.Join(g.Connected, ", "), strings.Join(g.Missing, ", ")))
 	}
 	// Registry governance rules Istio cannot express (not applied; /debug/governance has the rest).
 	for _, g := range p.Governance("").Rules {
