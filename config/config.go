@@ -220,7 +220,7 @@ func (c *Config) validate() problems {
 	var ps problems
 	ps.check("mcp.address", validateAddress(c.MCP.Address))
 	ps.check("mcp.limits", c.MCP.Limits.Validate())
-	c.MCP.validateShards(&ps, c.Admin.Address)
+	c.MCP.validateShards(&ps)
 	ps.check("admin.address", validateAddress(c.Admin.Address))
 	ps.check("admin.token", c.Admin.Token.Validate())
 	ps.check("admin.history", c.Admin.History.Validate())

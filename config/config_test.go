@@ -75,7 +75,6 @@ func TestParseRejectsMalformedConfig(t *testing.T) {
 		{"shards past the last port", "mcp:\n  address: :65534\n  shards: 3\n" + fileRegistry, []string{"line 3", "mcp.shards", "past port 65535"}},
 		{"shards disagree with the address list", "mcp:\n  shards: 3\n  shardAddresses: [':1', ':2']\n" + fileRegistry, []string{"line 2", "mcp.shards", "disagrees with the 2 entries"}},
 		{"bad shard address", "mcp:\n  shardAddresses:\n  - :1\n  - nope\n" + fileRegistry, []string{"line 4", "mcp.shardAddresses[1]", "host:port"}},
-		{"a shard on the admin port", "mcp:\n  shards: 2\n" + fileRegistry, []string{"line 2", "mcp.shards", "shard 1's address :18849 has admin.address's port 18849", "move admin.address"}},
 		{"two shards on one address", "mcp:\n  shardAddresses: [':7001', ':7001']\n" + fileRegistry, []string{"mcp.shardAddresses[1]", "shard 0's address"}},
 		{"negative send timeout", "mcp:\n  limits:\n    sendTimeout: -1s\n" + fileRegistry, []string{"line 3", "mcp.limits.sendTimeout", "negative"}},
 		{"bad log level", "log:\n  level: verbose\n" + fileRegistry, []string{"line 2", "log.level", "verbose"}},

@@ -38,9 +38,8 @@ func (m MCP) Addresses() []string {
 	return out
 }
 
-// validateShards checks mcp.shards and mcp.shardAddresses; admin is admin.address, which the
-// consecutive ports must not run into (the defaults :18848 and 127.0.0.1:18849 are neighbours).
-func (m MCP) validateShards(ps *problems, admin string) {
+// validateShards checks mcp.shards and mcp.shardAddresses.
+func (m MCP) validateShards(ps *problems) {
 	if m.Shards < 1 || m.Shards > MaxShards {
 		ps.add("mcp.shards", fmt.Sprintf("%d is not from 1 to %d", m.Shards, MaxShards))
 		return
@@ -61,7 +60,6 @@ func (m MCP) validateShards(ps *problems, admin string) {
 			}
 			seen[a] = i
 		}
-		m.checkAdminPort(ps, "mcp.shardAddresses", admin)
 		return
 	}
 	if m.Shards == 1 {
@@ -70,24 +68,43 @@ func (m MCP) validateShards(ps *problems, admin string) {
 	if _, port, err := net.SplitHostPort(m.Address); err == nil {
 		if p, err := strconv.Atoi(port); err == nil && p != 0 && p+m.Shards-1 > 65535 {
 			ps.add("mcp.shards", fmt.Sprintf("%d shards from port %d run past port 65535: lower mcp.address's port or list mcp.shardAddresses", m.Shards, p))
-			return
 		}
 	}
-	m.checkAdminPort(ps, "mcp.shards", admin)
 }
 
-// checkAdminPort reports a shard whose port is the admin listener's: one of the two would fail
-// to listen at start, with a less helpful error.
-func (m MCP) checkAdminPort(ps *problems, path, admin string) {
-	_, ap, err := net.SplitHostPort(admin)
+// CheckListeners reports an MCP shard whose port is the admin listener's (the defaults :18848 and
+// 127.0.0.1:18849 are neighbours, so mcp.shards: 2 alone runs into it): one of the two would
+// fail to listen at start with a less helpful error. It is not part of Load's validation because
+// the command's --mcp-addr, --mcp-shard-addrs and --admin-addr flags override these addresses
+// after loading; serve and validate call it on the result.
+func (c *Config) CheckListeners() error {
+	ah, ap, err := net.SplitHostPort(c.Admin.Address)
 	if err != nil || ap == "0" {
-		return
+		return nil
 	}
-	for i, a := range m.Addresses() {
-		if _, p, err := net.SplitHostPort(a); err == nil && p == ap {
-			ps.add(path, fmt.Sprintf("shard %d's address %s has admin.address's port %s: move admin.address (e.g. 127.0.0.1:18899) or list mcp.shardAddresses", i, a, ap))
+	key := "mcp.shards"
+	if len(c.MCP.ShardAddresses) > 0 {
+		key = "mcp.shardAddresses"
+	}
+	for i, a := range c.MCP.Addresses() {
+		if h, p, err := net.SplitHostPort(a); err == nil && p == ap && sameInterface(h, ah) {
+			if len(c.MCP.Addresses()) == 1 {
+				return fmt.Errorf("mcp.address %s has admin.address's port %s: give them different ports", a, ap)
+			}
+			return fmt.Errorf("%s: shard %d's address %s has admin.address's port %s: move admin.address (e.g. 127.0.0.1:18899) or list mcp.shardAddresses", key, i, a, ap)
 		}
 	}
+	return nil
+}
+
+// sameInterface tells whether two listen hosts can collide on one port: equal, or either one all
+// interfaces ("", 0.0.0.0, ::).
+func sameInterface(a, b string) bool {
+	wildcard := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "" || ip != nil && ip.IsUnspecified()
+	}
+	return a == b || wildcard(a) || wildcard(b)
 }
 
 func hasPortZero(addr string) bool {

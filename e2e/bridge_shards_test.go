@@ -51,8 +51,9 @@ func TestBridgeShards(t *testing.T) {
 	t.Parallel()
 	const shards, services = 3, 12
 	services_ := writeFile(t, t.TempDir(), "services.yaml", shardServices(services, -1, 0))
-	b := servers.StartBridge(t, servers.BridgeOptions{Binary: suite.Build(t, bridgePackage), Shards: shards,
-		Config: fileRegistryConfig("shards", services_, "")})
+	// mcp.shards in the config text: StartBridge runs every shard on a free port.
+	b := servers.StartBridge(t, servers.BridgeOptions{Binary: suite.Build(t, bridgePackage),
+		Config: fileRegistryConfig("shards", services_, fmt.Sprintf("mcp: {shards: %d}\n", shards))})
 	if len(b.ConfigSources()) != shards {
 		t.Fatalf("%d config sources, want %d", len(b.ConfigSources()), shards)
 	}

@@ -181,6 +181,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			cfg.MCP.ShardAddresses = strings.Split(*shardAddrs, ",")
 			cfg.MCP.Shards = len(cfg.MCP.ShardAddresses)
 		}
+		if err := cfg.CheckListeners(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", common.configPath, err)
+		}
 		return cfg, nil
 	}
 	cfg, err := load()
@@ -208,6 +211,9 @@ func runValidate(args []string, stdout, stderr io.Writer) error {
 	cfg, err := common.load()
 	if err != nil {
 		return err
+	}
+	if err := cfg.CheckListeners(); err != nil {
+		return fmt.Errorf("config %s: %w", common.configPath, err)
 	}
 	// A credential that cannot be read leaves serve unready until it appears; validate says so
 	// now, naming the field (never the value).

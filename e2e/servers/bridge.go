@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // BridgeOptions configures StartBridge.
@@ -31,7 +33,9 @@ type BridgeOptions struct {
 	// ReadyTimeout bounds the wait for /readyz (default 30 s).
 	ReadyTimeout time.Duration
 	// Shards, above 1, runs that many MCP listeners (mcp.shards) on free ports
-	// (--mcp-shard-addrs); MCPAddrs lists them.
+	// (--mcp-shard-addrs); MCPAddrs and ConfigSources list them. Zero takes mcp.shards from
+	// Config when it sets one, so a config text with mcp.shards gets free ports and every shard
+	// in ConfigSources too.
 	Shards int
 }
 
@@ -82,6 +86,16 @@ func StartBridge(t testing.TB, opts BridgeOptions) *Bridge {
 		b.ConfigFile = filepath.Join(t.TempDir(), "mcp-bridge.yaml")
 		if err := os.WriteFile(b.ConfigFile, []byte(opts.Config), 0o600); err != nil {
 			t.Fatalf("servers: writing bridge config: %v", err)
+		}
+	}
+	if opts.Shards == 0 && opts.Config != "" {
+		var c struct {
+			MCP struct {
+				Shards int `yaml:"shards"`
+			} `yaml:"mcp"`
+		}
+		if err := yaml.Unmarshal([]byte(opts.Config), &c); err == nil {
+			opts.Shards = c.MCP.Shards
 		}
 	}
 	b.MCPAddrs = []string{b.MCPAddr}
