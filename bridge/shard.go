@@ -102,7 +102,16 @@ func (s *shards) set(in map[string][]*istio.Resource, changed map[string][]*mcp.
 			continue
 		}
 		idx := s.shardsOf(coll, in[coll])
+		counts := make([]int, len(s.servers))
+		for _, i := range idx {
+			counts[i]++
+		}
 		next := make([][]*mcp.Resource, len(s.servers))
+		for i, c := range counts {
+			if c > 0 {
+				next[i] = make([]*mcp.Resource, 0, c)
+			}
+		}
 		for j, r := range out {
 			next[idx[j]] = append(next[idx[j]], r)
 		}
