@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-bridge/mcp-bridge/bridge"
 	"github.com/mcp-bridge/mcp-bridge/config"
 	"github.com/mcp-bridge/mcp-bridge/e2e/mcpclient"
+	"github.com/mcp-bridge/mcp-bridge/istio"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 )
 
@@ -105,5 +108,38 @@ func TestShards(t *testing.T) {
 	}
 	if _, ok := p.Clients(0, -1).(pipeline.ShardClientPage); !ok {
 		t.Errorf("/debug/clients with shards is a %T, want pipeline.ShardClientPage (each client naming its shard)", p.Clients(0, -1))
+	}
+}
+
+// TestShardKeysAgreeAcrossProducers: the shard key of every WorkloadEntry, VirtualService and
+// DestinationRule the real producers make (translate, the rules engine over the embedded example
+// services and rules) is the key of a ServiceEntry, so a service and its rules' resources always
+// share a shard: the producers agree on the service identity the key is made of.
+func TestShardKeysAgreeAcrossProducers(t *testing.T) {
+	for _, mode := range []string{"inline", "workloadEntry"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Translate.EndpointMode = mode
+			r, err := pipeline.Render(t.Context(), cfg, pipeline.Options{}, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			services := map[string]bool{}
+			for _, se := range r.Output.Resources[istio.CollectionServiceEntry] {
+				services[bridge.ShardKey(se)] = true
+			}
+			checked := map[string]int{}
+			for _, coll := range []string{istio.CollectionWorkloadEntry, istio.CollectionVirtualService, istio.CollectionDestinationRule} {
+				for _, res := range r.Output.Resources[coll] {
+					checked[coll]++
+					if k := bridge.ShardKey(res); !services[k] {
+						t.Errorf("%s %s/%s has shard key %q, which no ServiceEntry has (ServiceEntry keys: %v)", coll, res.Namespace, res.Name, k, slices.Sorted(maps.Keys(services)))
+					}
+				}
+			}
+			if checked[istio.CollectionVirtualService] == 0 || checked[istio.CollectionDestinationRule] == 0 || mode == "workloadEntry" && checked[istio.CollectionWorkloadEntry] == 0 {
+				t.Errorf("checked %v: the example rules should make VirtualServices and DestinationRules (and WorkloadEntries in workloadEntry mode)", checked)
+			}
+		})
 	}
 }
