@@ -144,10 +144,10 @@ mcp-bridge admin
   /debug/              this index
   /history             resource history with diffs (?kind=&name=&since=)
   /healthz             liveness
-  /readyz              readiness: every registry synced (or failed with protection engaged), MCP listener up, first push done
+  /readyz              readiness: every registry synced (or failed with protection engaged), MCP listener(s) up, first push done on every shard
   /metrics             Prometheus metrics
   /debug/registries    per-registry sync state, protection, rejected entries, duplicates
-  /debug/clients       connected MCP clients (Istiods): per type, last version sent, ACK, NACK (?offset=0&limit=50)
+  /debug/clients       connected MCP clients (Istiods; their shard with mcp.shards): per type, last version sent, ACK, NACK (?offset=0&limit=50)
   /debug/resources     served resources as YAML (?kind=ServiceEntry)
   /debug/invalid       resources not emitted because Istiod would reject them, with reasons
   /debug/rules         rules engine: rules, conflicts, and per service what they made and why (?host=)

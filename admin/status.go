@@ -21,6 +21,9 @@ type Overview struct {
 	// Clients are the first page of connected MCP clients; ClientsTotal counts all.
 	Clients      []ClientView `json:"clients"`
 	ClientsTotal int          `json:"clientsTotal"`
+	// ShardGaps are clients connected to some MCP shards but not all (mcp.shards), one line each:
+	// an Istiod whose configSources lack shards, and so their services.
+	ShardGaps []string `json:"shardGaps,omitempty"`
 	// Resources served, by kind.
 	Resources []KindCount `json:"resources"`
 	// Invalid resources (not emitted), Warnings (emitted adjusted), Conflicts (two producers, one
@@ -53,10 +56,12 @@ type RegistryView struct {
 
 // ClientView is one connected MCP client (an Istiod).
 type ClientView struct {
-	ID             string     `json:"id"`
-	NodeID         string     `json:"nodeId"`
-	Peer           string     `json:"peer"`
-	Protocol       string     `json:"protocol"`
+	ID       string `json:"id"`
+	NodeID   string `json:"nodeId"`
+	Peer     string `json:"peer"`
+	Protocol string `json:"protocol"`
+	// Shard is the MCP shard the client is connected to (mcp.shards > 1), e.g. "shard-2".
+	Shard          string     `json:"shard,omitempty"`
 	ConnectedSince time.Time  `json:"connectedSince"`
 	Types          []TypeView `json:"types"`
 }

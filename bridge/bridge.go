@@ -28,6 +28,9 @@ import (
 type Options struct {
 	Merger *merge.Merger
 	Server *mcp.Server
+	// Shards, when set, are the MCP servers of mcp.shards, shard 0 first (Server is then unused):
+	// each push splits every collection over them by ShardOf and hands each server its share.
+	Shards []*mcp.Server
 	// Producers make the resources, in order of precedence: when two emit the same
 	// collection/namespace/name, the earlier one's is served. Empty means Translate(Translator)
 	// then Static(Static).
@@ -51,6 +54,8 @@ type Bridge struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
+	// shards hands each push to the MCP server(s); guarded by pushMu.
+	shards *shards
 
 	// pushMu serializes pushes: the merge loop's, Reconfigure's and the drain timer's. It guards
 	// producers, names, merged, logged, served, lastSnap, target and drain.
@@ -104,6 +109,11 @@ func New(opts Options) *Bridge {
 		logged:  make(map[Conflict]bool),
 		served:  make(map[string]servedCollection),
 	}
+	servers := opts.Shards
+	if len(servers) == 0 {
+		servers = []*mcp.Server{opts.Server}
+	}
+	b.shards = newShards(servers)
 	b.setProducers(producers)
 	b.drain.grace = drainGrace(opts.DrainGrace)
 	b.now = time.Now
@@ -231,7 +241,7 @@ func (b *Bridge) serve(snap *merge.Snapshot, out *Output, trigger string, start 
 	if snap != nil {
 		changedAt = snap.OldestEvent
 	}
-	b.opts.Server.SetAt(changed, changedAt)
+	b.shards.set(out.Resources, changed, changedAt)
 	b.drain.schedule(now, b.drainExpired)
 	elapsed := time.Since(start)
 

@@ -140,7 +140,7 @@ func decodeStatic(node *yamlv3.Node) (*istio.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Source = "static"
+	r.Source = sourceStatic
 	return r, nil
 }
 

@@ -85,6 +85,14 @@ type MCP struct {
 	// previous push (its monitoring port's push-context counter), or after its ACK; see mcp.Pacing
 	// and docs/istiod-mcp.md.
 	Pacing mcp.Pacing `yaml:"pacing"`
+	// Shards is how many MCP listeners serve the resources (default 1): each a complete MCP
+	// server on its own port, consecutive from Address's port, each serving a stable share of the
+	// services (docs/scale.md#sharding). Istiod lists one xds:// config source per shard, and a
+	// change re-sends only its shard's collection, so Istiod re-reads 1/N of the resources.
+	Shards int `yaml:"shards"`
+	// ShardAddresses lists each shard's host:port explicitly instead of consecutive ports; when
+	// set, the number of shards is its length (shards, if also set, must agree).
+	ShardAddresses []string `yaml:"shardAddresses"`
 }
 
 // TLS is a server certificate. The files are re-read when they change, so a rotated certificate
@@ -171,6 +179,9 @@ func (c *Config) applyDefaults() {
 	}
 	c.MCP.Limits = c.MCP.Limits.WithDefaults()
 	c.MCP.Pacing = c.MCP.Pacing.WithDefaults()
+	if c.MCP.Shards == 0 {
+		c.MCP.Shards = max(len(c.MCP.ShardAddresses), 1)
+	}
 	if c.Admin.Address == "" {
 		c.Admin.Address = DefaultAdminAddress
 	}
@@ -215,6 +226,7 @@ func (c *Config) validate() problems {
 	ps.check("mcp.address", validateAddress(c.MCP.Address))
 	ps.check("mcp.limits", c.MCP.Limits.Validate())
 	ps.check("mcp.pacing", c.MCP.Pacing.Validate())
+	c.MCP.validateShards(&ps)
 	ps.check("admin.address", validateAddress(c.Admin.Address))
 	ps.check("admin.token", c.Admin.Token.Validate())
 	ps.check("admin.history", c.Admin.History.Validate())

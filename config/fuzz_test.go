@@ -28,6 +28,8 @@ func FuzzParse(f *testing.F) {
 		"- a\n- b\n",
 		fileRegistry + "---\n" + fileRegistry,
 		"registries: [{name: a, type: file, hosts: {application: '{{.Name}}.x'}}]\n<<: {log: {level: debug}}\n",
+		"mcp: {address: '10.0.0.1:65530', shards: 6}\n" + fileRegistry,
+		"mcp: {shards: 2, shardAddresses: [':1', '[::1]:2']}\n" + fileRegistry,
 	} {
 		f.Add([]byte(s))
 	}
@@ -48,6 +50,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(c1.Registries) == 0 {
 			t.Fatal("accepted without registries")
+		}
+		if n := len(c1.MCP.Addresses()); n != c1.MCP.Shards || n < 1 || n > MaxShards {
+			t.Fatalf("accepted mcp.shards %d with %d listener addresses", c1.MCP.Shards, n)
 		}
 	})
 }

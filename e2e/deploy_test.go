@@ -79,9 +79,24 @@ func TestDeployArtifacts(t *testing.T) {
 				"--set-json", `networkPolicy.adminFrom=[{"podSelector":{"matchLabels":{"app":"prometheus"}}}]`)
 		}, true, []string{"address: :15010"},
 			&wantPolicy{mcpPort: 15010, istiodNamespace: "istio-cp", adminPort: 18849, adminFrom: map[string]string{"app": "prometheus"}}},
+		// mcp.shards: one listener, container port, Service port and NetworkPolicy port per shard,
+		// and Istiod's configSources list rendered from the value.
+		{"helm chart with 3 MCP shards", func(t *testing.T) string {
+			return renderChart(t, "--set", "mcp.shards=3", "--set", "admin.port=18899")
+		}, true, []string{"shards: 3", "address: 127.0.0.1:18899", "name: grpc-mcp-2", "targetPort: mcp-2", "{name: mcp-2, containerPort: 18850}",
+			"- address: xds://rel-mcp-bridge.istio-system.svc:18848\n      - address: xds://rel-mcp-bridge.istio-system.svc:18849\n      - address: xds://rel-mcp-bridge.istio-system.svc:18850\n      - address: k8s://"},
+			&wantPolicy{mcpPort: 18848, shards: 3}},
 		{"helm chart without the NetworkPolicy", func(t *testing.T) string { return renderChart(t, "--set", "networkPolicy.enabled=false") }, true,
 			nil, nil},
 	}
+	t.Run("helm chart refuses shards over the admin port", func(t *testing.T) {
+		cmd := exec.CommandContext(ctx, helm, "template", "rel", chart, "--set", "mcp.shards=3")
+		cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "admin.port 18849 is one of the MCP shard ports 18848..18850") {
+			t.Errorf("helm template with mcp.shards=3 over admin.port 18849: err %v, want the admin.port message:\n%s", err, out)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			manifest := c.manifest(t)
@@ -223,6 +238,7 @@ func (a applied) workload(t *testing.T) k8sObject {
 // wantPolicy is the NetworkPolicy a manifest must carry.
 type wantPolicy struct {
 	mcpPort         int
+	shards          int               // MCP ports from mcpPort on (mcp.shards); 0 means 1
 	istiodNamespace string            // default istio-system
 	adminPort       int               // 0: no rule may open the admin port
 	adminFrom       map[string]string // the podSelector labels of the one peer allowed to it
@@ -267,8 +283,12 @@ func checkNetworkPolicy(t *testing.T, nps []networkPolicy, workload k8sObject, w
 	}
 	for i, rule := range spec.Ingress {
 		// A rule without peers or without ports would let everyone in, or to every port.
-		if len(rule.From) != 1 || len(rule.Ports) != 1 {
-			t.Fatalf("ingress[%d] has %d peers and %d ports, want 1 and 1: %+v", i, len(rule.From), len(rule.Ports), rule)
+		ports := 1
+		if i == 0 {
+			ports = max(want.shards, 1)
+		}
+		if len(rule.From) != 1 || len(rule.Ports) != ports {
+			t.Fatalf("ingress[%d] has %d peers and %d ports, want 1 and %d: %+v", i, len(rule.From), len(rule.Ports), ports, rule)
 		}
 		peer, port := rule.From[0], rule.Ports[0]
 		if port.Protocol != "TCP" || peer.IPBlock != nil {
@@ -277,8 +297,10 @@ func checkNetworkPolicy(t *testing.T, nps []networkPolicy, workload k8sObject, w
 		gotPort, _ := port.Port.(float64)
 		switch i {
 		case 0:
-			if int(gotPort) != want.mcpPort {
-				t.Errorf("ingress[0] port %v, want the MCP port %d", port.Port, want.mcpPort)
+			for j, p := range rule.Ports {
+				if got, _ := p.Port.(float64); int(got) != want.mcpPort+j || p.Protocol != "TCP" {
+					t.Errorf("ingress[0] port %d: %v/%s, want the MCP port of shard %d, %d/TCP", j, p.Port, p.Protocol, j, want.mcpPort+j)
+				}
 			}
 			if peer.NamespaceSelector == nil || !equalLabels(peer.NamespaceSelector.MatchLabels, map[string]string{"kubernetes.io/metadata.name": ns}) {
 				t.Errorf("ingress[0] namespaceSelector %+v, want kubernetes.io/metadata.name=%s", peer.NamespaceSelector, ns)

@@ -235,8 +235,8 @@ func TestOperatorDashboardAndAlertMetricsExist(t *testing.T) {
 	for _, r := range rules {
 		exprs = append(exprs, r.Expr)
 	}
-	if len(rules) < 8 {
-		t.Errorf("%d alert rules, want the 8 of docs/operations.md", len(rules))
+	if len(rules) < 9 {
+		t.Errorf("%d alert rules, want the 9 of docs/operations.md", len(rules))
 	}
 	ops := string(read("docs/operations.md"))
 	for _, r := range rules {

@@ -44,6 +44,8 @@ import (
 //	MCP_BRIDGE_SCALE_MODES=<m,...>      of inline, workloadEntry, workloadEntry-1ns (default all three, but not
 //	                                    workloadEntry-1ns over the default per-namespace cap of 2,000: Istiod
 //	                                    re-lists a namespace's WorkloadEntries on each one's event, docs/scale.md#workloadentries)
+//	MCP_BRIDGE_SCALE_SHARDS=<n,...>     mcp.shards values each mode runs with (default 1; docs/scale.md#sharding
+//	                                    used 1,2,4,8): Istiod gets one xds:// config source per shard
 //
 // Changes are injected through the file registry. It re-reads a whole file on a change, so the
 // estate is split over several files (one registry each, all writing to the same namespace, or
@@ -56,7 +58,8 @@ type scaleConfig struct {
 	services, per, files, changes int
 	interval, bound               time.Duration
 	modes                         []string
-	explicit                      bool // MCP_BRIDGE_SCALE was set: a measurement run, not the smoke test
+	shards                        []int // mcp.shards values, each run per mode
+	explicit                      bool  // MCP_BRIDGE_SCALE was set: a measurement run, not the smoke test
 }
 
 // Modes: the endpoint mode, and for workloadEntry whether WorkloadEntries are spread over one
@@ -105,6 +108,17 @@ func scaleFromEnv(t *testing.T) scaleConfig {
 			if m != modeInline && m != modeWE && m != modeWEOneNS {
 				t.Fatalf("MCP_BRIDGE_SCALE_MODES: unknown mode %q (want %s, %s or %s)", m, modeInline, modeWE, modeWEOneNS)
 			}
+		}
+	}
+	c.shards = []int{1}
+	if s := os.Getenv("MCP_BRIDGE_SCALE_SHARDS"); s != "" {
+		c.shards = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 || n > 64 {
+				t.Fatalf("MCP_BRIDGE_SCALE_SHARDS: %q is not a shard count from 1 to 64", f)
+			}
+			c.shards = append(c.shards, n)
 		}
 	}
 	if c.files < 1 || c.changes < 1 || c.interval <= 0 || c.bound <= 0 {
@@ -162,11 +176,17 @@ func TestScale(t *testing.T) {
 
 	var results []*scaleResult
 	for _, mode := range sc.modes {
-		t.Run(mode, func(t *testing.T) {
-			r := runScaleMode(t, sc, est, mode, binary)
-			r.parse = parse
-			results = append(results, r)
-		})
+		for _, shards := range sc.shards {
+			name := mode
+			if shards > 1 {
+				name = fmt.Sprintf("%s-%dshards", mode, shards)
+			}
+			t.Run(name, func(t *testing.T) {
+				r := runScaleMode(t, sc, est, mode, shards, binary)
+				r.mode, r.parse = name, parse
+				results = append(results, r)
+			})
+		}
 	}
 	printScaleTable(t, sc, results)
 }
@@ -351,7 +371,7 @@ type scaleResult struct {
 	parse                      time.Duration // re-parsing one file: part of the bridge's CPU per change
 }
 
-func runScaleMode(t *testing.T, sc scaleConfig, est *scaleEstate, mode, binary string) *scaleResult {
+func runScaleMode(t *testing.T, sc scaleConfig, est *scaleEstate, mode string, shards int, binary string) *scaleResult {
 	res := &scaleResult{mode: mode, istiodPushes: map[string]float64{}}
 	dir := t.TempDir()
 	paths := make([]string, sc.files)
@@ -375,7 +395,7 @@ func runScaleMode(t *testing.T, sc scaleConfig, est *scaleEstate, mode, binary s
 	}
 
 	start := time.Now()
-	b := servers.StartBridge(t, servers.BridgeOptions{Binary: binary, Config: cfg.String(), ReadyTimeout: syncTimeout})
+	b := servers.StartBridge(t, servers.BridgeOptions{Binary: binary, Config: cfg.String(), ReadyTimeout: syncTimeout, Shards: shards})
 	res.bridgeReady = time.Since(start)
 	if strings.Contains(b.Log(), "relying on polling") {
 		t.Fatalf("a file registry could not watch its file and polls instead, so changes would arrive late: "+
@@ -393,7 +413,7 @@ func runScaleMode(t *testing.T, sc scaleConfig, est *scaleEstate, mode, binary s
 	}
 
 	start = time.Now()
-	cp := suite.ControlPlane(t, servers.IstiodOptions{ConfigSources: []servers.ConfigSource{b.ConfigSource()}, ReadyTimeout: syncTimeout})
+	cp := suite.ControlPlane(t, servers.IstiodOptions{ConfigSources: b.ConfigSources(), ReadyTimeout: syncTimeout})
 	res.istiodReady = time.Since(start)
 	view := watchEDS(t, cp.Istiod.GRPCAddr)
 	view.wait(t, "every cluster with all its endpoints", syncTimeout, func(w *edsWatch) error {

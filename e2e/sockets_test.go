@@ -12,7 +12,7 @@ import (
 )
 
 // TestBridgeListensOnlyOnItsTwoPorts: the bridge process takes connections and datagrams on the
-// MCP and admin listeners only (README "Ports"), with its embedded example config and with
+// MCP listener(s: one per shard with mcp.shards) and admin listener only (README "Ports"), with its embedded example config and with
 // a registry of every type on real servers. Every other socket is a connection the bridge
 // made to a registry server. The Nacos SDK's own naming client would add a UDP listener on all
 // interfaces (54951-55950) that rewrites services for anyone who sends it a datagram.
@@ -44,6 +44,8 @@ func TestBridgeListensOnlyOnItsTwoPorts(t *testing.T) {
 		peers []string
 	}{
 		{"embedded", servers.BridgeOptions{Embedded: true}, nil},
+		// mcp.shards: one MCP listener per shard, and still nothing else.
+		{"embedded, 3 shards", servers.BridgeOptions{Embedded: true, Shards: 3}, nil},
 		{"every registry type", servers.BridgeOptions{Config: registries}, []string{
 			p.NacosAddr(), grpcAddr(t, p.NacosAddr()), z.Addr(), c.Addr(), strings.TrimPrefix(strings.TrimSuffix(p.EurekaURL(), "/eureka"), "http://"),
 		}},
@@ -56,7 +58,10 @@ func TestBridgeListensOnlyOnItsTwoPorts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			allowed := map[string]bool{b.MCPAddr: true, b.AdminAddr: true}
+			allowed := map[string]bool{b.AdminAddr: true}
+			for _, a := range b.MCPAddrs {
+				allowed[a] = true
+			}
 			peers := map[string]bool{}
 			for _, a := range tc.peers {
 				peers[a] = true
@@ -77,8 +82,8 @@ func TestBridgeListensOnlyOnItsTwoPorts(t *testing.T) {
 					t.Errorf("connection to %s, which is none of the registry servers %v", remote, tc.peers)
 				}
 			}
-			if len(listening) != 2 {
-				t.Errorf("listening on %v, want the MCP (%s) and admin (%s) addresses", listening, b.MCPAddr, b.AdminAddr)
+			if len(listening) != len(b.MCPAddrs)+1 {
+				t.Errorf("listening on %v, want the MCP (%s) and admin (%s) addresses", listening, b.MCPAddrs, b.AdminAddr)
 			}
 		})
 	}

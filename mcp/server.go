@@ -187,6 +187,10 @@ func (s *Server) SetAt(state map[string][]*Resource, changedAt time.Time) {
 	s.mu.Unlock()
 }
 
+// Answering reports whether the first Set has been made, so requests are answered (readiness of
+// a shard: every shard's server must be answering before the bridge is ready).
+func (s *Server) Answering() bool { return s.view.Load() != nil }
+
 // snapshotFor returns the current snapshot of a collection, or nil before the first Set.
 func (s *Server) snapshotFor(collection string) *snapshot {
 	v := s.view.Load()

@@ -96,7 +96,12 @@ func needsRestart(old, next *config.Config) []string {
 	}
 	add("mcp.address", old.MCP.Address != next.MCP.Address)
 	add("mcp.tls", old.MCP.TLS != next.MCP.TLS)
-	if old.MCP.Address == next.MCP.Address && old.MCP.TLS == next.MCP.TLS {
+	// The shards are listeners, and Istiod's configSources list one xds:// per shard: a new count
+	// moves services between shards, which only a restart of both can do without Istiod seeing a
+	// service deleted from one source before another adds it.
+	shards := old.MCP.Shards != next.MCP.Shards || !slices.Equal(old.MCP.ShardAddresses, next.MCP.ShardAddresses)
+	add("mcp.shards", shards)
+	if old.MCP.Address == next.MCP.Address && old.MCP.TLS == next.MCP.TLS && !shards {
 		add("mcp", !reflect.DeepEqual(old.MCP, next.MCP))
 	}
 	add("admin", !reflect.DeepEqual(old.Admin, next.Admin))

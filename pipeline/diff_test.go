@@ -86,6 +86,13 @@ debounce: {quiet: 1s}
 protection: {maxDropRatio: 0.9}
 translate: {vipCIDR: 240.128.0.0/10}
 `, want: Plan{Unchanged: []string{"zk", "files"}, NeedsRestart: []string{"mcp.address", "admin", "log", "state", "debounce", "protection", "translate.vipCIDR"}}, empty: true},
+		{name: "needs restart: the shard count (listeners, and Istiod's configSources)", next: baseConfig + `
+mcp: {shards: 3}
+admin: {address: "127.0.0.1:19001"}
+`, want: Plan{Unchanged: []string{"zk", "files"}, NeedsRestart: []string{"mcp.shards", "admin"}}, empty: true},
+		{name: "needs restart: the shard list", next: baseConfig + `
+mcp: {shardAddresses: [":19000", ":19010"]}
+`, want: Plan{Unchanged: []string{"zk", "files"}, NeedsRestart: []string{"mcp.shards"}}, empty: true},
 		{name: "order of kept registries is the duplicates priority", next: `
 registries:
   - name: files

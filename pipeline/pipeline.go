@@ -52,6 +52,8 @@ type Pipeline struct {
 	metrics *prometheus.Registry
 	merger  *merge.Merger
 	server  *mcp.Server
+	// servers are the MCP servers, one per shard (mcp.shards); servers[0] is server.
+	servers []*mcp.Server
 	bridge  *bridge.Bridge
 	// history keeps the last versions of every served resource (admin.history bounds it).
 	history *history.Store
@@ -136,17 +138,16 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	reg.MustRegister(labelsCollector{p})
 	p.scopes = rules.NewScopeProducer(cfg.SidecarScopes)
 	p.prods = producers(translator, p.rules, p.scopes, static)
-	mcpOpts := opts.MCP
-	mcpOpts.Name, mcpOpts.Logger, mcpOpts.Metrics = "mcp", log.With("component", "mcp"), reg
-	mcpOpts.Limits = cfg.MCP.Limits
-	mcpOpts.Pacing = cfg.MCP.Pacing
-	p.server = mcp.NewServer(mcpOpts)
+	p.servers = newServers(opts.MCP, cfg.MCP, log, reg)
+	p.server = p.servers[0]
+	p.registerShardMetrics(reg)
 	p.history = history.New(cfg.Admin.History)
 	p.bridge = bridge.New(bridge.Options{
 		History:   p.history,
 		Merger:    p.merger,
 		Producers: p.prods,
 		Server:    p.server,
+		Shards:    p.servers,
 		Logger:    log.With("component", "bridge"),
 		Metrics:   reg,
 		// The staged push (docs/rules.md): a rules setting, because only routing changes need it.
@@ -180,8 +181,13 @@ func NewAdapter(r config.Registry, opts registry.Options) (registry.Adapter, err
 	return t.New(r.Config, opts)
 }
 
-// Server is the MCP server to register on the gRPC server.
+// Server is the MCP server to register on the gRPC server; with mcp.shards > 1, shard 0's
+// (Servers lists them all).
 func (p *Pipeline) Server() *mcp.Server { return p.server }
+
+// Servers are the MCP servers, one per shard, shard 0 first: each to be registered on its own
+// gRPC server and listener (config.MCP.Addresses, in the same order).
+func (p *Pipeline) Servers() []*mcp.Server { return p.servers }
 
 // Bridge is the loop (its last output feeds the debug pages).
 func (p *Pipeline) Bridge() *bridge.Bridge { return p.bridge }
@@ -221,6 +227,11 @@ func (p *Pipeline) Ready() (bool, string) {
 	}
 	if !p.bridge.Pushed() {
 		return false, "first push not done yet"
+	}
+	for i, s := range p.servers {
+		if !s.Answering() {
+			return false, fmt.Sprintf("MCP shard %d has no state yet", i)
+		}
 	}
 	return true, ""
 }

@@ -160,6 +160,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	common.register(fs)
 	mcpAddr := fs.String("mcp-addr", "", "override mcp.address, the MCP listener (host:port)")
 	adminAddr := fs.String("admin-addr", "", "override admin.address, the admin HTTP listener (host:port)")
+	shardAddrs := fs.String("mcp-shard-addrs", "", "override mcp.shardAddresses: one MCP listener per shard (host:port,host:port,...)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -175,6 +176,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		if *adminAddr != "" {
 			cfg.Admin.Address = *adminAddr
+		}
+		if *shardAddrs != "" {
+			cfg.MCP.ShardAddresses = strings.Split(*shardAddrs, ",")
+			cfg.MCP.Shards = len(cfg.MCP.ShardAddresses)
+		}
+		if err := cfg.CheckListeners(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", common.configPath, err)
 		}
 		return cfg, nil
 	}
@@ -203,6 +211,9 @@ func runValidate(args []string, stdout, stderr io.Writer) error {
 	cfg, err := common.load()
 	if err != nil {
 		return err
+	}
+	if err := cfg.CheckListeners(); err != nil {
+		return fmt.Errorf("config %s: %w", common.configPath, err)
 	}
 	// A credential that cannot be read leaves serve unready until it appears; validate says so
 	// now, naming the field (never the value).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -30,11 +31,14 @@ func overview(p *pipeline.Pipeline) admin.Overview {
 	for _, s := range p.Merger().Status() {
 		ov.Registries = append(ov.Registries, registryView(s, types[s.Name]))
 	}
-	page := p.Server().ClientsPage(0, overviewClients)
+	page := p.ShardClients(0, overviewClients)
 	ov.ClientsTotal = page.Total
 	now := time.Now()
 	for _, c := range page.Clients {
 		cv := admin.ClientView{ID: c.ID, NodeID: c.NodeID, Peer: c.Peer, Protocol: c.Protocol, ConnectedSince: c.ConnectedSince, Types: []admin.TypeView{}}
+		if len(p.Servers()) > 1 {
+			cv.Shard = c.Shard
+		}
 		for _, t := range c.Types {
 			tv := admin.TypeView{Kind: kindOf(t.Collection), Sent: t.SentVersion, Acked: t.AckedVersion, Synced: t.Synced, Nacked: t.Nacked}
 			if !t.BehindSince.IsZero() { // as mcp_bridge_mcp_client_ack_lag_seconds measures it
@@ -43,6 +47,10 @@ func overview(p *pipeline.Pipeline) admin.Overview {
 			cv.Types = append(cv.Types, tv)
 		}
 		ov.Clients = append(ov.Clients, cv)
+	}
+	for _, g := range p.ShardGaps() {
+		ov.ShardGaps = append(ov.ShardGaps, fmt.Sprintf("%s is connected to %s but not to %s: its meshConfig.configSources must list every MCP shard, or it lacks their services",
+			g.Client, strings.Join(g.Connected, ", "), strings.Join(g.Missing, ", ")))
 	}
 	// Registry governance rules Istio cannot express (not applied; /debug/governance has the rest).
 	for _, g := range p.Governance("").Rules {

@@ -39,35 +39,54 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 		return err
 	}
 
-	// The MCP listener comes up first and at once: Istiod exits if its xds:// source is
+	// The MCP listeners come up first and at once: Istiod exits if an xds:// source is
 	// unreachable at start. Requests made before the registries have synced wait for the first push
-	// instead of receiving an empty state (which would make Istiod delete what it knows).
-	mcpLis, err := net.Listen("tcp", cfg.MCP.Address)
-	if err != nil {
-		return fmt.Errorf("MCP listener on %s: %w", cfg.MCP.Address, err)
+	// instead of receiving an empty state (which would make Istiod delete what it knows). One
+	// listener per shard (mcp.shards), each with the same TLS, limits and keepalive.
+	addrs := cfg.MCP.Addresses()
+	var mcpLis []net.Listener
+	closeMCP := func() {
+		for _, l := range mcpLis {
+			l.Close()
+		}
+	}
+	for i, addr := range addrs {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeMCP()
+			if len(addrs) > 1 {
+				return fmt.Errorf("MCP listener of shard %d on %s: %w", i, addr, err)
+			}
+			return fmt.Errorf("MCP listener on %s: %w", addr, err)
+		}
+		mcpLis = append(mcpLis, l)
 	}
 	grpcOpts := mcp.ServerOptionsFor(cfg.MCP.Limits)
 	if cfg.MCP.TLS.Enabled() {
 		certs, err := newCertReloader(cfg.MCP.TLS.CertFile, cfg.MCP.TLS.KeyFile)
 		if err != nil {
-			mcpLis.Close()
+			closeMCP()
 			return err
 		}
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(certs.config())))
 	}
-	grpcServer := grpc.NewServer(grpcOpts...)
-	p.Server().Register(grpcServer)
-	// Two health services: "" is readiness (SERVING once the first push is served) and "liveness"
-	// is SERVING while the process runs. A bridge waiting for an unreachable registry's first sync
-	// is alive but not ready; a liveness probe on readiness would restart it in a loop.
+	// Two health services: "" is readiness (SERVING once the first push is served on every shard)
+	// and "liveness" is SERVING while the process runs. A bridge waiting for an unreachable
+	// registry's first sync is alive but not ready; a liveness probe on readiness would restart it
+	// in a loop. Every shard's port answers both.
 	healthServer := health.NewServer()
 	healthServer.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthServer.SetServingStatus(livenessService, healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(grpcServer, healthServer)
+	grpcServers := make([]*grpc.Server, len(mcpLis))
+	for i := range grpcServers {
+		grpcServers[i] = grpc.NewServer(grpcOpts...)
+		p.Servers()[i].Register(grpcServers[i])
+		healthpb.RegisterHealthServer(grpcServers[i], healthServer)
+	}
 
 	adminLis, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
-		mcpLis.Close()
+		closeMCP()
 		return fmt.Errorf("admin listener on %s: %w", cfg.Admin.Address, err)
 	}
 	if host, _, _ := net.SplitHostPort(cfg.Admin.Address); cfg.Admin.Token.IsZero() && !isLoopback(host) {
@@ -77,7 +96,7 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 		Handler: admin.Handler(admin.Sources{
 			Ready:      p.Ready,
 			Registries: p.Registries,
-			Clients:    func(offset, limit int) any { return p.Server().ClientsPage(offset, limit) },
+			Clients:    p.Clients,
 			Invalid:    p.Invalid,
 			Rules:      p.RulesStatus,
 			Governance: p.GovernanceStatus,
@@ -97,11 +116,17 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 
-	log.Info("mcp-bridge starting", "version", version(), "mcp", mcpLis.Addr().String(), "tls", cfg.MCP.TLS.Enabled(),
+	mcpAddrs := make([]string, len(mcpLis))
+	for i, l := range mcpLis {
+		mcpAddrs[i] = l.Addr().String()
+	}
+	log.Info("mcp-bridge starting", "version", version(), "mcp", strings.Join(mcpAddrs, ","), "shards", len(mcpLis), "tls", cfg.MCP.TLS.Enabled(),
 		"admin", adminLis.Addr().String(), "registries", strings.Join(cfg.RegistryNames(), ","), "endpointMode", cfg.Translate.EndpointMode)
 
-	errc := make(chan error, 2)
-	go func() { errc <- grpcServer.Serve(mcpLis) }()
+	errc := make(chan error, len(mcpLis)+1)
+	for i, g := range grpcServers {
+		go func() { errc <- g.Serve(mcpLis[i]) }()
+	}
 	go func() {
 		if err := adminServer.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
@@ -144,18 +169,24 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 	// The MCP streams end first: GracefulStop alone would wait for them forever.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.Server().Shutdown(shutdownCtx); err != nil {
-		log.Warn("MCP streams did not end in time", "error", err)
+	for i, srv := range p.Servers() {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("MCP streams did not end in time", "shard", i, "error", err)
+		}
 	}
 	stopped := make(chan struct{})
 	go func() {
-		grpcServer.GracefulStop()
+		for _, g := range grpcServers {
+			g.GracefulStop()
+		}
 		close(stopped)
 	}()
 	select {
 	case <-stopped:
 	case <-time.After(5 * time.Second):
-		grpcServer.Stop()
+		for _, g := range grpcServers {
+			g.Stop()
+		}
 	}
 	_ = adminServer.Shutdown(shutdownCtx)
 	<-pipelineDone

@@ -66,6 +66,37 @@ func Start(t testing.TB, p *pipeline.Pipeline) string {
 	return l.Addr().String()
 }
 
+// StartShards is Start for a pipeline with mcp.shards: every shard's server on its own loopback
+// listener and gRPC server, as `mcp-bridge serve` runs them; it returns the addresses, shard 0
+// first.
+func StartShards(t testing.TB, p *pipeline.Pipeline) []string {
+	t.Helper()
+	var addrs []string
+	var grpcs []*grpc.Server
+	for _, srv := range p.Servers() {
+		g := grpc.NewServer(mcp.ServerOptions()...)
+		srv.Register(g)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = g.Serve(l) }()
+		addrs, grpcs = append(addrs, l.Addr().String()), append(grpcs, g)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		for i, srv := range p.Servers() {
+			srv.Close()
+			grpcs[i].Stop()
+		}
+	})
+	return addrs
+}
+
 // Client holds the resources of the latest response of each subscribed kind.
 type Client struct {
 	mu              sync.Mutex

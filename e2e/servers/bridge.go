@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // BridgeOptions configures StartBridge.
@@ -30,13 +32,20 @@ type BridgeOptions struct {
 	Env map[string]string
 	// ReadyTimeout bounds the wait for /readyz (default 30 s).
 	ReadyTimeout time.Duration
+	// Shards, above 1, runs that many MCP listeners (mcp.shards) on free ports
+	// (--mcp-shard-addrs); MCPAddrs and ConfigSources list them. Zero takes mcp.shards from
+	// Config when it sets one, so a config text with mcp.shards gets free ports and every shard
+	// in ConfigSources too.
+	Shards int
 }
 
 // Bridge is an mcp-bridge process serving MCP on loopback.
 type Bridge struct {
 	*Process
-	// MCPAddr is where Istiod connects (host:port).
+	// MCPAddr is where Istiod connects (host:port): shard 0's with several shards.
 	MCPAddr string
+	// MCPAddrs are every shard's MCP address, shard 0 first (just MCPAddr without sharding).
+	MCPAddrs []string
 	// AdminAddr serves /readyz, /metrics and the debug pages.
 	AdminAddr string
 	// ConfigFile is the config the bridge was started with ("" when Embedded); tests may rewrite it.
@@ -79,7 +88,24 @@ func StartBridge(t testing.TB, opts BridgeOptions) *Bridge {
 			t.Fatalf("servers: writing bridge config: %v", err)
 		}
 	}
+	if opts.Shards == 0 && opts.Config != "" {
+		var c struct {
+			MCP struct {
+				Shards int `yaml:"shards"`
+			} `yaml:"mcp"`
+		}
+		if err := yaml.Unmarshal([]byte(opts.Config), &c); err == nil {
+			opts.Shards = c.MCP.Shards
+		}
+	}
+	b.MCPAddrs = []string{b.MCPAddr}
+	for range opts.Shards - 1 {
+		b.MCPAddrs = append(b.MCPAddrs, addr(FreePort(t)))
+	}
 	b.args = []string{"serve", "--mcp-addr", b.MCPAddr, "--admin-addr", b.AdminAddr}
+	if opts.Shards > 1 {
+		b.args = append(b.args, "--mcp-shard-addrs", strings.Join(b.MCPAddrs, ","))
+	}
 	if b.ConfigFile != "" {
 		b.args = append(b.args, "--config", b.ConfigFile)
 	}
@@ -133,6 +159,15 @@ func btoi(b bool) int {
 
 // ConfigSource is the configSources entry that points Istiod at this bridge (plaintext).
 func (b *Bridge) ConfigSource() ConfigSource { return ConfigSource{Address: "xds://" + b.MCPAddr} }
+
+// ConfigSources are the configSources entries of every shard, shard 0 first (plaintext).
+func (b *Bridge) ConfigSources() []ConfigSource {
+	out := make([]ConfigSource, len(b.MCPAddrs))
+	for i, a := range b.MCPAddrs {
+		out[i] = ConfigSource{Address: "xds://" + a}
+	}
+	return out
+}
 
 // Admin fetches a page from the admin address, e.g. "/metrics" or "/debug/resources".
 func (b *Bridge) Admin(ctx context.Context, path string) ([]byte, error) {
