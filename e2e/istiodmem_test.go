@@ -34,9 +34,9 @@ const (
 
 // istiodMemSample is Istiod's memory at one point.
 type istiodMemSample struct {
-	what               string
-	live, inuse, sys   float64 // bytes: heap alloc after a GC, heap in use, Go runtime's sys
-	rss                int64
+	what                 string
+	live, inuse, sys     float64 // bytes: heap alloc after a GC, heap in use, Go runtime's sys
+	rss                  int64
 	responses, sentBytes float64 // bridge counters so far (all types)
 }
 
