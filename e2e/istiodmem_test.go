@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/e2e/xdsview"
 	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
@@ -40,12 +42,23 @@ type istiodMemSample struct {
 	responses, sentBytes float64 // bridge counters so far (all types)
 }
 
+// istiodMemCase is one way of connecting Istiod to the bridge.
+type istiodMemCase struct {
+	name string
+	// fillers > 0 puts a primingProxy with that many fillers between Istiod and the bridge.
+	fillers int
+	// flatFromStart: the live heap must stay flat in phase 1 too, not only after Istiod's first
+	// istiodHeldResponses responses.
+	flatFromStart bool
+}
+
 // TestIstiodMemoryPlateau is issue 15/17's "Istiod's memory under MCP pushes": a real ZooKeeper
 // with S Dubbo interfaces x P providers (inline endpoints), the bridge, a real Istiod and a
 // sidecar view. Phase 1 makes enough isolated changes that Istiod has received more than
-// istiodHeldResponses responses from the bridge; phase 2 makes as many again. Istiod's live
-// heap (forced GC through /debug/pprof/heap?gc=1) grows in phase 1 by about the bytes of the
-// responses (each one held by pkg/adsc) and must stay flat in phase 2.
+// istiodHeldResponses responses from the bridge; phase 2 makes as many again. Istiod's live heap
+// (forced GC through /debug/pprof/heap?gc=1) grows in phase 1 by about the bytes of the responses
+// (each one held by pkg/adsc) and must stay flat in phase 2. With the priming proxy (a prototype
+// of filling that channel with empty responses first) it must stay flat in phase 1 as well.
 func TestIstiodMemoryPlateau(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real Istiod with a few thousand endpoints, about a hundred pushes")
@@ -56,14 +69,6 @@ func TestIstiodMemoryPlateau(t *testing.T) {
 			t.Fatalf("MCP_BRIDGE_ISTIODMEM_SCALE=%q: want SERVICESxINSTANCES, e.g. 300x10: %v", v, err)
 		}
 	}
-	phase2 := scaleEnvInt(t, "MCP_BRIDGE_ISTIODMEM_CHANGES", 60)
-	interval := scaleEnvDuration(t, "MCP_BRIDGE_ISTIODMEM_INTERVAL", 150*time.Millisecond)
-	profDir := os.Getenv("MCP_BRIDGE_ISTIODMEM_PROFILES") // heap profiles saved here when set
-	env := map[string]string{"PILOT_DEBOUNCE_AFTER": "10ms"}
-	if v := os.Getenv("MCP_BRIDGE_ISTIODMEM_GOMEMLIMIT"); v != "" {
-		env["GOMEMLIMIT"] = v
-	}
-
 	z := servers.StartZooKeeper(t)
 	admin := zktest.Session(t, z.Addr())
 	est := &pacingEstate{services: services, perService: perService, present: map[[2]int]bool{}}
@@ -77,13 +82,38 @@ func TestIstiodMemoryPlateau(t *testing.T) {
 		}
 	}
 	zktest.CreateMany(t, admin, nodes)
+	for _, tc := range []istiodMemCase{
+		{name: "direct"},
+		{name: "primed", fillers: istiodHeldResponses, flatFromStart: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { runIstiodMem(t, z, admin, est, paths, tc) })
+	}
+}
+
+func runIstiodMem(t *testing.T, z *servers.ZooKeeper, admin *zk.Conn, est *pacingEstate, paths map[[2]int]string, tc istiodMemCase) {
+	phase2 := scaleEnvInt(t, "MCP_BRIDGE_ISTIODMEM_CHANGES", 60)
+	interval := scaleEnvDuration(t, "MCP_BRIDGE_ISTIODMEM_INTERVAL", 150*time.Millisecond)
+	profDir := os.Getenv("MCP_BRIDGE_ISTIODMEM_PROFILES") // heap profiles saved here when set
+	env := map[string]string{"PILOT_DEBOUNCE_AFTER": "10ms"}
+	if v := os.Getenv("MCP_BRIDGE_ISTIODMEM_GOMEMLIMIT"); v != "" {
+		env["GOMEMLIMIT"] = v
+	}
+	services := est.services
 
 	b := startBridge(t, fmt.Sprintf("registries:\n  - name: %s\n    type: zookeeper\n    zookeeper:\n      servers: [%q]\n",
 		zkRegistryName, z.Addr()))
-	cp := suite.ControlPlane(t, servers.IstiodOptions{ConfigSources: []servers.ConfigSource{b.ConfigSource(), {Address: servers.K8sAddress}},
+	defer b.Stop(5 * time.Second)
+	source := b.ConfigSource()
+	var proxy *primingProxy
+	if tc.fillers > 0 {
+		proxy = startPrimingProxy(t, b.MCPAddr, tc.fillers)
+		source = servers.ConfigSource{Address: "xds://" + proxy.Addr}
+	}
+	cp := suite.ControlPlane(t, servers.IstiodOptions{ConfigSources: []servers.ConfigSource{source, {Address: servers.K8sAddress}},
 		Env: env, ReadyTimeout: 3 * time.Minute})
 	defer cp.Istiod.Stop(5 * time.Second)
 	view := xdsview.Connect(t, cp.Istiod.GRPCAddr, xdsview.Options{})
+	defer view.Close()
 	cluster := func(s int) string { return outboundCluster(est.host(s), zkDubboPort, "") }
 	waitFor := func(what string, svcs ...int) {
 		view.WaitFor(t, what, 2*time.Minute, func(snap *xdsview.Snapshot) error {
@@ -106,7 +136,7 @@ func TestIstiodMemoryPlateau(t *testing.T) {
 			t.Fatalf("istiod heap profile: %v", err)
 		}
 		if profDir != "" {
-			name := filepath.Join(profDir, "istiod-heap-"+strings.ReplaceAll(what, " ", "-")+".pb.gz")
+			name := filepath.Join(profDir, "istiod-heap-"+tc.name+"-"+strings.ReplaceAll(what, " ", "-")+".pb.gz")
 			if err := os.WriteFile(name, prof, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -120,8 +150,8 @@ func TestIstiodMemoryPlateau(t *testing.T) {
 			live: goMetric(t, m, "go_memstats_heap_alloc_bytes"), inuse: goMetric(t, m, "go_memstats_heap_inuse_bytes"),
 			sys: goMetric(t, m, "go_memstats_sys_bytes"), rss: scaleRSS(t, cp.Istiod.PID()),
 			responses: metricTotal(bm, "mcp_bridge_mcp_responses_total"), sentBytes: metricTotal(bm, "mcp_bridge_mcp_sent_bytes_total")}
-		t.Logf("measure: istiod after %-16s live heap %4.0f MiB, heap in use %4.0f MiB, Go sys %4.0f MiB, RSS %4d MiB; bridge responses %3.0f, sent %6.1f MiB",
-			what, s.live/(1<<20), s.inuse/(1<<20), s.sys/(1<<20), s.rss>>20, s.responses, s.sentBytes/(1<<20))
+		t.Logf("measure: %s: istiod after %-16s live heap %4.0f MiB, heap in use %4.0f MiB, Go sys %4.0f MiB, RSS %4d MiB; bridge responses %3.0f, sent %6.1f MiB",
+			tc.name, what, s.live/(1<<20), s.inuse/(1<<20), s.sys/(1<<20), s.rss>>20, s.responses, s.sentBytes/(1<<20))
 		return s
 	}
 	change := func(n int) {
@@ -148,8 +178,15 @@ func TestIstiodMemoryPlateau(t *testing.T) {
 	seSize := (held.sentBytes - synced.sentBytes) / (held.responses - synced.responses) // bytes per change's response
 	perResp1 := (held.live - synced.live) / (held.responses - synced.responses)
 	perResp2 := (after.live - held.live) / (after.responses - held.responses)
-	t.Logf("measure: one response %.0f KiB; live heap growth per response: phase 1 %.0f KiB (x%.2f of its bytes), phase 2 %.0f KiB (x%.2f); RSS %d -> %d -> %d MiB",
-		seSize/1024, perResp1/1024, perResp1/seSize, perResp2/1024, perResp2/seSize, synced.rss>>20, held.rss>>20, after.rss>>20)
+	if proxy != nil {
+		t.Logf("measure: %s: Istiod ACKed %d fillers", tc.name, proxy.acks.Load())
+	}
+	t.Logf("measure: %s: one response %.0f KiB; live heap growth per response: phase 1 %.0f KiB (x%.2f of its bytes), phase 2 %.0f KiB (x%.2f); RSS %d -> %d -> %d MiB",
+		tc.name, seSize/1024, perResp1/1024, perResp1/seSize, perResp2/1024, perResp2/seSize, synced.rss>>20, held.rss>>20, after.rss>>20)
+	if tc.flatFromStart && perResp1 > plateauGrowthBound*seSize {
+		t.Errorf("Istiod's live heap grew %.0f KiB per response over its first %d responses (x%.2f of a response's %.0f KiB), over x%.2f: not flat",
+			perResp1/1024, istiodHeldResponses, perResp1/seSize, seSize/1024, plateauGrowthBound)
+	}
 	if perResp2 > plateauGrowthBound*seSize {
 		t.Errorf("Istiod's live heap grew %.0f KiB per response after its first %d responses (x%.2f of a response's %.0f KiB), over x%.2f: not a plateau",
 			perResp2/1024, istiodHeldResponses, perResp2/seSize, seSize/1024, plateauGrowthBound)
