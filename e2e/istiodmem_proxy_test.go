@@ -21,13 +21,16 @@ const primeNoncePrefix = "prime-"
 
 // primingProxy is a prototype of a proposed MCP server behaviour (see docs/scale.md, "Istiod
 // memory under MCP pushes"), placed between Istiod and the real bridge: on each stream it first
-// sends Istiod `fillers` empty responses for one config type the bridge serves empty, then
-// forwards both ways. Istiod's pkg/adsc keeps the first 100 responses of a connection in a
-// channel nothing reads; filled with empty responses, it keeps none of the bridge's.
+// sends Istiod `fillers` empty MeshConfig responses, then forwards both ways. Istiod's pkg/adsc
+// keeps the first 100 responses of a connection in a channel nothing reads; filled with empty
+// responses, it keeps none of the bridge's. MeshConfig because an empty response of that type
+// touches nothing in Istiod (pkg/adsc applies a MeshConfig response only when it holds a
+// resource, and MeshConfig is no config-store kind), whereas an empty response of a store kind
+// deletes every object of that kind the source had.
 type primingProxy struct {
 	discovery.UnimplementedAggregatedDiscoveryServiceServer
 	upstream   discovery.AggregatedDiscoveryServiceClient
-	fillerKind string // type URL suffix of the filler type, e.g. "/EnvoyFilter"
+	fillerKind string // type URL suffix of the filler type
 	fillers    int
 	acks       atomic.Int64 // Istiod's ACKs of fillers, dropped
 	Addr       string
@@ -47,7 +50,7 @@ func startPrimingProxy(t *testing.T, bridgeMCP string, fillers int) *primingProx
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &primingProxy{upstream: discovery.NewAggregatedDiscoveryServiceClient(conn), fillerKind: "/EnvoyFilter",
+	p := &primingProxy{upstream: discovery.NewAggregatedDiscoveryServiceClient(conn), fillerKind: "/MeshConfig",
 		fillers: fillers, Addr: l.Addr().String()}
 	srv := grpc.NewServer()
 	discovery.RegisterAggregatedDiscoveryServiceServer(srv, p)

@@ -55,7 +55,7 @@ type istiodMemCase struct {
 // TestIstiodMemoryPlateau is issue 15/17's "Istiod's memory under MCP pushes": a real ZooKeeper
 // with S Dubbo interfaces x P providers (inline endpoints), the bridge, a real Istiod and a
 // sidecar view. Phase 1 makes enough isolated changes that Istiod has received more than
-// istiodHeldResponses responses from the bridge; phase 2 makes as many again. Istiod's live heap
+// istiodHeldResponses responses from the bridge; phase 2 another 50 (MCP_BRIDGE_ISTIODMEM_RESPONSES). Istiod's live heap
 // (forced GC through /debug/pprof/heap?gc=1) grows in phase 1 by about the bytes of the responses
 // (each one held by pkg/adsc) and must stay flat in phase 2. With the priming proxy (a prototype
 // of filling that channel with empty responses first) it must stay flat in phase 1 as well.
@@ -91,13 +91,11 @@ func TestIstiodMemoryPlateau(t *testing.T) {
 }
 
 func runIstiodMem(t *testing.T, z *servers.ZooKeeper, admin *zk.Conn, est *pacingEstate, paths map[[2]int]string, tc istiodMemCase) {
-	phase2 := scaleEnvInt(t, "MCP_BRIDGE_ISTIODMEM_CHANGES", 60)
+	// Responses (not changes: under pacing several changes make one response) in phase 2.
+	phase2 := scaleEnvInt(t, "MCP_BRIDGE_ISTIODMEM_RESPONSES", 50)
 	interval := scaleEnvDuration(t, "MCP_BRIDGE_ISTIODMEM_INTERVAL", 150*time.Millisecond)
 	profDir := os.Getenv("MCP_BRIDGE_ISTIODMEM_PROFILES") // heap profiles saved here when set
 	env := map[string]string{"PILOT_DEBOUNCE_AFTER": "10ms"}
-	if v := os.Getenv("MCP_BRIDGE_ISTIODMEM_GOMEMLIMIT"); v != "" {
-		env["GOMEMLIMIT"] = v
-	}
 	services := est.services
 
 	b := startBridge(t, fmt.Sprintf("registries:\n  - name: %s\n    type: zookeeper\n    zookeeper:\n      servers: [%q]\n",
@@ -110,7 +108,7 @@ func runIstiodMem(t *testing.T, z *servers.ZooKeeper, admin *zk.Conn, est *pacin
 		source = servers.ConfigSource{Address: "xds://" + proxy.Addr}
 	}
 	cp := suite.ControlPlane(t, servers.IstiodOptions{ConfigSources: []servers.ConfigSource{source, {Address: servers.K8sAddress}},
-		Env: env, ReadyTimeout: 3 * time.Minute})
+		Env: env, GoMemLimit: os.Getenv("MCP_BRIDGE_ISTIODMEM_GOMEMLIMIT"), ReadyTimeout: 3 * time.Minute})
 	defer cp.Istiod.Stop(5 * time.Second)
 	view := xdsview.Connect(t, cp.Istiod.GRPCAddr, xdsview.Options{})
 	defer view.Close()
@@ -163,18 +161,24 @@ func runIstiodMem(t *testing.T, z *servers.ZooKeeper, admin *zk.Conn, est *pacin
 		waitFor("the last change", (n-1)%services)
 	}
 
+	changes := 0
+	// pushUntil changes the registry until the bridge has sent more than target responses (all
+	// types), sampling after each round.
+	pushUntil := func(from istiodMemSample, target float64) istiodMemSample {
+		for cur := from; ; {
+			if cur.responses > target {
+				return cur
+			}
+			n := int(target-cur.responses) + 1
+			change(n)
+			changes += n
+			cur = sample(fmt.Sprintf("%d changes", changes))
+		}
+	}
 	synced := sample("sync")
 	// Phase 1: push Istiod past the responses it holds (counted from the bridge, all types).
-	phase1 := 0
-	for cur := synced; cur.responses <= istiodHeldResponses+5; cur = sample(fmt.Sprintf("%d changes", phase1)) {
-		n := int(istiodHeldResponses+10-cur.responses) + 1
-		change(n)
-		phase1 += n
-	}
-	held := sample("phase 1")
-	change(phase2)
-	after := sample("phase 2")
-
+	held := pushUntil(synced, istiodHeldResponses+5)
+	after := pushUntil(held, held.responses+float64(phase2))
 	seSize := (held.sentBytes - synced.sentBytes) / (held.responses - synced.responses) // bytes per change's response
 	perResp1 := (held.live - synced.live) / (held.responses - synced.responses)
 	perResp2 := (after.live - held.live) / (after.responses - held.responses)
