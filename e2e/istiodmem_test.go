@@ -29,8 +29,8 @@ const istiodHeldResponses = 100
 const (
 	// plateauGrowthBound bounds the growth of Istiod's live heap (after a forced GC) over the
 	// second phase of changes, as a fraction of one full ServiceEntry response's wire bytes per
-	// response sent in that phase: retaining every response (the growth of the first phase)
-	// would be about 1.7-1.9 per response.
+	// response sent in that phase. Retaining every response (the growth of the first phase)
+	// is about 1.0 per response (measured 0.98-1.07); measured after it: 0.01-0.05.
 	plateauGrowthBound = 0.25
 )
 
