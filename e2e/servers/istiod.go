@@ -60,6 +60,10 @@ type IstiodOptions struct {
 	// Env adds to Istiod's environment, e.g. PILOT_DEBOUNCE_AFTER=10ms for tests that make many
 	// changes (Istio's default debounce is 100 ms).
 	Env map[string]string
+	// GoMemLimit, when set, is Istiod's GOMEMLIMIT (e.g. "1GiB"): the Go runtime then collects
+	// garbage before the heap reaches GOGC's 2x target, which trims RSS toward the live heap
+	// (docs/scale.md, "Istiod memory under MCP pushes"). Opt-in, as in a real deployment.
+	GoMemLimit string
 	// MonitoringPort, when set, is the port of Istiod's /metrics (else a free one): a bridge that
 	// paces on Istiod's metrics (mcp.pacing.metricsPort) starts before Istiod and must know it.
 	MonitoringPort int
@@ -152,6 +156,9 @@ func TryStartIstiod(t testing.TB, opts IstiodOptions) (*Istiod, error) {
 		"HOME":          dir,
 		"POD_NAME":      "istiod-" + sanitize(t.Name()),
 		"POD_NAMESPACE": IstioNamespace,
+	}
+	if opts.GoMemLimit != "" {
+		env["GOMEMLIMIT"] = opts.GoMemLimit
 	}
 	maps.Copy(env, opts.Env)
 	for _, k := range slices.Sorted(maps.Keys(env)) {
