@@ -168,7 +168,7 @@ func harnessBridgeConfig(est *hEstate, zkAddr, endpointMode string, shards int) 
 	var b strings.Builder
 	fmt.Fprintf(&b, "log: {level: warn}\ntranslate:\n  endpointMode: %s\n", endpointMode)
 	if shards > 1 {
-		// mcp.shards (helper A's sharding): listeners on consecutive ports from the MCP address.
+		// mcp.shards; StartBridge reads it and gives every shard a free port.
 		fmt.Fprintf(&b, "mcp:\n  shards: %d\n", shards)
 	}
 	b.WriteString("registries:\n")
@@ -179,15 +179,13 @@ func harnessBridgeConfig(est *hEstate, zkAddr, endpointMode string, shards int) 
 	return b.String()
 }
 
-// shardAddrs are the MCP listeners of a bridge with n shards: consecutive ports from its address.
+// shardAddrs are the MCP listeners of a bridge with n shards.
 func shardAddrs(b *servers.Bridge, n int) []string {
-	host, port, _ := strings.Cut(b.MCPAddr, ":")
-	p, _ := strconv.Atoi(port)
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s:%d", host, p+i)
+	// StartBridge gives every shard a free port (--mcp-shard-addrs), so they need not be consecutive.
+	if len(b.MCPAddrs) != n {
+		panic(fmt.Sprintf("bridge has %d MCP listeners, want %d", len(b.MCPAddrs), n))
 	}
-	return out
+	return b.MCPAddrs
 }
 
 // harnessMode is one mode's running processes.
