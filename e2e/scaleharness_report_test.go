@@ -105,6 +105,24 @@ func readHarnessRun(path string) (*harnessRun, error) {
 }
 
 // crdOf is the CRD-path result with r's endpoint mode, nil if the run has none.
+// mergedWith is run's results with next's added, a result of next replacing run's of the same
+// name; the date, machine and size are next's.
+func (run *harnessRun) mergedWith(next *harnessRun) *harnessRun {
+	merged := *next
+	merged.Results = nil
+	replaced := map[string]bool{}
+	for _, r := range next.Results {
+		replaced[r.Name] = true
+	}
+	for _, r := range run.Results {
+		if !replaced[r.Name] {
+			merged.Results = append(merged.Results, r)
+		}
+	}
+	merged.Results = append(merged.Results, next.Results...)
+	return &merged
+}
+
 func (run *harnessRun) crdOf(r *harnessResult) *harnessResult {
 	for _, c := range run.Results {
 		if c.CRD && c.Mode == r.Mode {
