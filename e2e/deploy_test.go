@@ -63,11 +63,16 @@ func TestDeployArtifacts(t *testing.T) {
 		policy *wantPolicy
 	}{
 		{"kubernetes manifest", func(t *testing.T) string { return readFile(t, "deploy/kubernetes/mcp-bridge.yaml") }, true,
-			[]string{"kind: Deployment", "grpc:"}, &wantPolicy{mcpPort: 18848}},
+			[]string{"kind: Deployment", "grpc:", "metricsPort: 15014"}, &wantPolicy{mcpPort: 18848}},
 		{"nacos sidecar example", func(t *testing.T) string { return readFile(t, "deploy/examples/nacos-sidecar.yaml") }, true,
 			[]string{"kind: StatefulSet"}, nil},
 		{"helm chart defaults", func(t *testing.T) string { return renderChart(t) }, true,
-			[]string{"checksum/config:", "address: :18848"}, &wantPolicy{mcpPort: 18848}},
+			[]string{"checksum/config:", "address: :18848", "metricsPort: 15014"}, &wantPolicy{mcpPort: 18848}},
+		// The chart owns mcp.address; the rest of config.mcp (here the pacing's metrics URL) is the
+		// operator's and must reach the configuration.
+		{"helm chart with Istiod's metrics at a fixed URL", func(t *testing.T) string {
+			return renderChart(t, "--set", "config.mcp.pacing.metricsURL=http://istiod.istio-system:15014/metrics", "--set", "config.mcp.address=:1")
+		}, true, []string{"address: :18848", "metricsURL: http://istiod.istio-system:15014/metrics", "mode: digest"}, &wantPolicy{mcpPort: 18848}},
 		{"helm chart with TLS and exposed admin and credentials", func(t *testing.T) string {
 			return renderChart(t, "--set", "tlsSecret=mcp-tls", "--set", "admin.expose=true", "--set", "credentialsSecret=creds", "--set", "replicaCount=3",
 				"--set", "grafana.dashboards.enabled=true")

@@ -41,7 +41,8 @@ configSources:
 {{/* The configuration file: the user's config with the listeners the chart controls. */}}
 {{- define "mcp-bridge.config" -}}
 {{- $cfg := deepCopy .Values.config -}}
-{{- $mcp := dict "address" (printf ":%d" (int .Values.mcpPort)) -}}
+{{- /* mcp.address (and mcp.tls) are the chart's; the rest of config.mcp (pacing, limits) is kept. */ -}}
+{{- $mcp := merge (dict "address" (printf ":%d" (int .Values.mcpPort))) (default (dict) $cfg.mcp) -}}
 {{- if .Values.tlsSecret -}}
 {{- $_ := set $mcp "tls" (dict "certFile" "/etc/mcp-bridge/tls/tls.crt" "keyFile" "/etc/mcp-bridge/tls/tls.key") -}}
 {{- end -}}
