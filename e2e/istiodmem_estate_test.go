@@ -49,4 +49,3 @@ func (e *pacingEstate) toggle(t *testing.T, c *zk.Conn, paths map[[2]int]string,
 	}
 	e.present[k] = !e.present[k]
 }
-
