@@ -85,6 +85,13 @@ type MCP struct {
 	// previous push (its monitoring port's push-context counter), or after its ACK; see mcp.Pacing
 	// and docs/istiod-mcp.md.
 	Pacing mcp.Pacing `yaml:"pacing"`
+	// FillIstiodBuffer (default true) sends a stream recognised as Istiod's config-source client
+	// (node metadata GENERATOR "api", MeshConfig asked first) 100 empty MeshConfig responses
+	// before its first real response. Istiod keeps the first 100 responses of each xds:// source
+	// for its whole life (pkg/adsc's unread XDSUpdates channel); filled with empty ones, it keeps
+	// none of the bridge's large ones. Turn off only if an Istio release drains that channel and
+	// the 100 round trips per connection matter; see docs/scale.md, "Istiod memory under MCP pushes".
+	FillIstiodBuffer *bool `yaml:"fillIstiodBuffer"`
 	// Shards is how many MCP listeners serve the resources (default 1): each a complete MCP
 	// server on its own port, consecutive from Address's port, each serving a stable share of the
 	// services (docs/scale.md#sharding). Istiod lists one xds:// config source per shard, and a
@@ -179,6 +186,10 @@ func (c *Config) applyDefaults() {
 	}
 	c.MCP.Limits = c.MCP.Limits.WithDefaults()
 	c.MCP.Pacing = c.MCP.Pacing.WithDefaults()
+	if c.MCP.FillIstiodBuffer == nil {
+		fill := true
+		c.MCP.FillIstiodBuffer = &fill
+	}
 	if c.MCP.Shards == 0 {
 		c.MCP.Shards = max(len(c.MCP.ShardAddresses), 1)
 	}

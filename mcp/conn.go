@@ -24,6 +24,9 @@ type ClientStatus struct {
 	ConnectedSince time.Time         `json:"connectedSince"`
 	Types          []TypeStatus      `json:"types"`
 	Pacing         PacingStatus      `json:"pacing"`
+	// IstiodFill is set on a stream recognised as Istiod's config-source client while
+	// mcp.fillIstiodBuffer is on: the empty responses sent before the first real one.
+	IstiodFill *FillStatus `json:"istiodFill,omitempty"`
 }
 
 // PacingStatus is how a stream paces newer versions (mcp.pacing).
@@ -114,6 +117,7 @@ type conn struct {
 	nameBytes int
 	ctx       context.Context // the stream's
 	digest    digestState     // under mu
+	fill      fillState       // under mu
 }
 
 // typeState is what one stream knows about one type URL.
@@ -378,5 +382,6 @@ func (c *conn) status() ClientStatus {
 	}
 	sort.SliceStable(cs.Types, func(i, j int) bool { return cs.Types[i].TypeURL < cs.Types[j].TypeURL })
 	cs.Pacing = c.pacingStatus()
+	cs.IstiodFill = c.fillStatus()
 	return cs
 }

@@ -118,15 +118,21 @@ type adsc struct {
 
 	sendMu sync.Mutex // gRPC forbids concurrent Sends on a stream: ACKs and tests' requests share it
 
-	mu    sync.Mutex
-	err   error                                   // why the stream ended
-	last  map[string]*discovery.DiscoveryResponse // by type URL
-	state map[string]map[string]*mcpapi.Resource  // by type URL, then "<ns>/<name>"
+	mu  sync.Mutex
+	err error // why the stream ended
+	// Fillers (empty MeshConfig responses before the first real one, mcp.fillIstiodBuffer) are
+	// ACKed like any response, as Istiod does, but not applied nor handed to next: counted here.
+	fillers     int
+	fillersLate int                                     // fillers received after a real response
+	real        int                                     // real responses received
+	last        map[string]*discovery.DiscoveryResponse // by type URL
+	state       map[string]map[string]*mcpapi.Resource  // by type URL, then "<ns>/<name>"
 }
 
 type adscOptions struct {
 	keepalive time.Duration // client keepalive pings (Istiod: 30 s); 0 = none
 	noAck     bool
+	node      *core.Node // sent on the first request; nil: istiodNode()
 }
 
 func startAdsc(t testing.TB, addr string, typeURLs []string, o adscOptions) *adsc {
@@ -150,7 +156,10 @@ func startAdsc(t testing.TB, addr string, typeURLs []string, o adscOptions) *ads
 	for i, u := range typeURLs {
 		req := &discovery.DiscoveryRequest{TypeUrl: u, ResponseNonce: time.Now().String()}
 		if i == 0 {
-			req.Node = istiodNode()
+			req.Node = o.node
+			if req.Node == nil {
+				req.Node = istiodNode()
+			}
 		}
 		if err := stream.Send(req); err != nil {
 			t.Fatalf("send initial request for %s: %v", u, err)
@@ -181,7 +190,8 @@ func (a *adsc) recv() {
 	defer close(a.done)
 	for {
 		resp, err := a.stream.Recv()
-		if err == nil {
+		filler := err == nil && a.filler(resp)
+		if err == nil && !filler {
 			err = a.apply(resp)
 		}
 		if err != nil {
@@ -190,7 +200,9 @@ func (a *adsc) recv() {
 			a.mu.Unlock()
 			return
 		}
-		a.resps <- resp
+		if !filler {
+			a.resps <- resp
+		}
 		if a.ack {
 			a.sendMu.Lock()
 			err := a.stream.Send(&discovery.DiscoveryRequest{ResponseNonce: resp.GetNonce(), TypeUrl: resp.GetTypeUrl(),
@@ -204,6 +216,28 @@ func (a *adsc) recv() {
 			}
 		}
 	}
+}
+
+// filler reports whether resp is a filler, and counts it and every real response.
+func (a *adsc) filler(resp *discovery.DiscoveryResponse) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if resp.GetTypeUrl() != istio.MeshConfigTypeURL || !strings.HasPrefix(resp.GetNonce(), fillNoncePrefix) {
+		a.real++
+		return false
+	}
+	a.fillers++
+	if a.real > 0 {
+		a.fillersLate++
+	}
+	return true
+}
+
+// fillCounts returns the fillers received, those after a real response, and real responses.
+func (a *adsc) fillCounts() (fillers, late, real int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fillers, a.fillersLate, a.real
 }
 
 func (a *adsc) apply(resp *discovery.DiscoveryResponse) error {

@@ -31,6 +31,10 @@ type metrics struct {
 	digestWait      *prometheus.HistogramVec // outcome
 	copies          prometheus.Counter
 	limitRejections *prometheus.CounterVec // limit
+	// mcp.fillIstiodBuffer
+	istiodFilled     prometheus.Counter
+	istiodFillers    prometheus.Counter
+	istiodFillerAcks prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.Collector) *metrics {
@@ -74,6 +78,12 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.
 			Help: "Responses copied per client because the grpc.Server was built without mcp.ServerOptions()."}),
 		limitRejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mcp_bridge_mcp_limit_rejections_total",
 			Help: "Streams and requests refused because a client went over one of mcp.limits, by limit."}, []string{"limit"}),
+		istiodFilled: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_bridge_mcp_istiod_filled_streams_total",
+			Help: "Streams recognised as Istiod's config-source client and sent empty MeshConfig responses first (mcp.fillIstiodBuffer)."}),
+		istiodFillers: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_bridge_mcp_istiod_fillers_total",
+			Help: "Empty MeshConfig responses sent to Istiod before its first real response, to fill the channel in which it keeps its first 100 responses (mcp.fillIstiodBuffer). Not counted in mcp_bridge_mcp_responses_total."}),
+		istiodFillerAcks: prometheus.NewCounter(prometheus.CounterOpts{Name: "mcp_bridge_mcp_istiod_filler_acks_total",
+			Help: "Istiod's replies to those empty responses, swallowed: no subscription, ACK or pacing event."}),
 	}
 	m.clients = register(reg, log, m.clients)
 	m.responses = register(reg, log, m.responses)
@@ -93,6 +103,9 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, clients prometheus.
 	m.digestWait = register(reg, log, m.digestWait)
 	m.copies = register(reg, log, m.copies)
 	m.limitRejections = register(reg, log, m.limitRejections)
+	m.istiodFilled = register(reg, log, m.istiodFilled)
+	m.istiodFillers = register(reg, log, m.istiodFillers)
+	m.istiodFillerAcks = register(reg, log, m.istiodFillerAcks)
 	register(reg, log, clients)
 	return m
 }

@@ -49,6 +49,10 @@ type Options struct {
 	// Pacing says what a stream waits for before it pushes a newer version (mcp.pacing); the
 	// zero value waits for Istiod's digest signal, falling back to ACKs.
 	Pacing Pacing
+	// DisableIstiodFill turns off mcp.fillIstiodBuffer: by default a stream recognised as
+	// Istiod's config-source client first gets IstiodHeldResponses empty MeshConfig responses,
+	// so Istiod does not keep its first 100 real responses for life (istiodfill.go).
+	DisableIstiodFill bool
 }
 
 // Server is an MCP-over-xDS server. Create it with NewServer; it holds no global state, so
@@ -60,6 +64,7 @@ type Server struct {
 	limits     Limits
 	logs       *logLimiter // rate-limits what clients can make the server log
 	pacer      *pacer
+	fillIstiod bool // send Istiod streams fillers first (mcp.fillIstiodBuffer)
 
 	setMu sync.Mutex           // serialises Set
 	view  atomic.Pointer[view] // nil until the first Set: nothing is answered before it
@@ -87,6 +92,7 @@ func NewServer(opts Options) *Server {
 		ackTimeout: opts.AckTimeout,
 		limits:     opts.Limits.WithDefaults(),
 		pacer:      newPacer(opts.Pacing),
+		fillIstiod: !opts.DisableIstiodFill,
 		empty:      newEmptySnapshot(""),
 		stop:       make(chan struct{}),
 		conns:      map[*conn]struct{}{},

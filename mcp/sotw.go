@@ -103,12 +103,16 @@ func (c *conn) onSotwRequest(req *discovery.DiscoveryRequest) error {
 		c.s.log.Debug("mcp: request without type_url ignored", "client", c.id)
 		return nil
 	}
+	nonce := req.GetResponseNonce()
+	if c.fillerAck(typeURL, nonce) {
+		return nil // Istiod's ACK of a filler: no subscription, no reply to a real response
+	}
+	c.decideFill(typeURL)
 	st, first, err := c.typeFor(typeURL)
 	if err != nil {
 		return err
 	}
 	names := requestedNames(req.GetResourceNames())
-	nonce := req.GetResponseNonce()
 	switch {
 	case first, nonce == "", st.sentNonce == "":
 		// A new subscription, a client re-requesting from scratch, or anything before our first
@@ -163,14 +167,23 @@ func requestedNames(names []string) []string {
 	return slices.Compact(sorted)
 }
 
-// sendSotw sends the first type (in subscription order) that needs a response.
+// sendSotw sends the first type (in subscription order) that needs a response; on an Istiod
+// stream, its fillers before anything else (istiodfill.go).
 func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) (bool, time.Duration, error) {
 	if c.s.view.Load() == nil {
 		return false, 0, nil // nothing before the first Set
 	}
+	c.mu.Lock()
+	if filler := c.nextFiller(); filler != nil {
+		c.mu.Unlock()
+		if err := stream.Send(filler); err != nil {
+			return false, 0, err
+		}
+		c.s.m.istiodFillers.Inc()
+		return true, 0, nil
+	}
 	now := time.Now()
 	var retry time.Duration
-	c.mu.Lock()
 	var st *typeState
 	var snap *snapshot
 	for _, t := range c.order {

@@ -20,6 +20,7 @@ func newServers(base mcp.Options, cfg config.MCP, log *slog.Logger, reg promethe
 	for i := range servers {
 		o := base
 		o.Name, o.Logger, o.Metrics, o.Limits, o.Pacing = "mcp", log.With("component", "mcp"), reg, cfg.Limits, cfg.Pacing
+		o.DisableIstiodFill = cfg.FillIstiodBuffer != nil && !*cfg.FillIstiodBuffer
 		if n > 1 {
 			o.Name = ShardName(i)
 			o.Logger = log.With("component", "mcp", "shard", i)
