@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 
@@ -51,9 +52,13 @@ type Sources struct {
 	HistoryStats func() history.Stats
 	// Token returns the bearer token every page but /healthz and /readyz requires; nil: none.
 	// An error (an unreadable token file) refuses the request: the admin pages fail closed.
-	Token    func() (string, error)
-	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	Token func() (string, error)
+	// Profiling serves Go's runtime profiles under /debug/pprof/ (admin.profiling): off by
+	// default, since a CPU profile or trace costs the process while it runs and a heap profile
+	// shows its internals.
+	Profiling bool
+	Gatherer  prometheus.Gatherer
+	Logger    *slog.Logger
 }
 
 // Handler returns the admin mux.
@@ -132,6 +137,15 @@ func Handler(s Sources) http.Handler {
 	if s.History != nil {
 		mux.HandleFunc("GET /history", historyHandler(s))
 	}
+	if s.Profiling {
+		// Registered by hand on this mux: importing net/http/pprof also registers its handlers on
+		// http.DefaultServeMux, which no listener of ours serves.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	if s.Token == nil {
 		return mux
 	}
@@ -154,6 +168,7 @@ mcp-bridge admin
   /debug/governance    registry governance rules: applied, reported, untranslatable clauses and why (?q=)
   /debug/scopes        Sidecar scopes: each consumer application, what it consumes, its Sidecars
   /debug/config        running configuration (credentials masked), last reload and its error, options awaiting a restart
+  /debug/pprof/        Go runtime profiles (heap, CPU, goroutines), only with admin.profiling: true
 `
 
 func jsonHandler(f func() any) http.HandlerFunc {

@@ -74,3 +74,38 @@ func TestHandler(t *testing.T) {
 		})
 	}
 }
+
+// TestProfiling: the runtime profiles are served only when admin.profiling asks for them, and
+// then behind the token like every other page.
+func TestProfiling(t *testing.T) {
+	tests := []struct {
+		name      string
+		profiling bool
+		token     bool
+		auth      string
+		code      int
+		want      string
+	}{
+		{"off by default", false, false, "", 404, ""},
+		{"on: a heap profile", true, false, "", 200, "heap profile"},
+		{"on, with a token: refused without it", true, true, "", 401, ""},
+		{"on, with a token: served with it", true, true, "Bearer s3cret", 200, "heap profile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Sources{Profiling: tt.profiling, Gatherer: prometheus.NewRegistry()}
+			if tt.token {
+				s.Token = func() (string, error) { return "s3cret", nil }
+			}
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/debug/pprof/heap?debug=1", nil)
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			Handler(s).ServeHTTP(rec, req)
+			if rec.Code != tt.code || !strings.Contains(rec.Body.String(), tt.want) {
+				t.Fatalf("GET /debug/pprof/heap = %d %.200q; want %d containing %q", rec.Code, rec.Body.String(), tt.code, tt.want)
+			}
+		})
+	}
+}

@@ -122,7 +122,11 @@ type Admin struct {
 	// or {env} reference, read on each request (a rotated file is picked up) and never logged.
 	Token registry.Secret `yaml:"token"`
 	// History bounds the resource history (/history): versions kept per resource and bytes for all.
-	History history.Options `yaml:"history"`
+	History history.Options `yaml:"history"` // Profiling serves Go's runtime profiles at /debug/pprof/ (heap, CPU, goroutines: what an
+	// operator needs to explain the bridge's memory or CPU). Off by default: a profile shows the
+	// process's internals and a CPU profile or trace costs it while it runs. Behind Token like
+	// every admin page.
+	Profiling bool `yaml:"profiling"`
 }
 
 // Log configures logging.

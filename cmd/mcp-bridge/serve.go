@@ -110,6 +110,7 @@ func serve(ctx context.Context, cfg *config.Config, configPath string, load func
 			History:      p.History().Find,
 			HistoryStats: p.History().Stats,
 			Token:        adminToken(cfg.Admin.Token),
+			Profiling:    cfg.Admin.Profiling,
 			Gatherer:     p.Gatherer(),
 			Logger:       log.With("component", "admin"),
 		}),
