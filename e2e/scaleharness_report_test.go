@@ -44,6 +44,8 @@ type harnessResult struct {
 	IdleCPUms        map[string]float64 `json:"idleCpuMsPerSecond"`
 	Rates            []harnessRate      `json:"rates"`
 	BridgePeakRSSMiB float64            `json:"bridgePeakRssMiB"`
+	BridgeRSSMiB     float64            `json:"bridgeRssMiB"`  // at the end of the run
+	BridgeHeapMiB    float64            `json:"bridgeHeapMiB"` // Go heap in use at the end of the run
 	IstiodPeakRSSMiB float64            `json:"istiodPeakRssMiB"`
 	IstiodRSSMiB     [][2]float64       `json:"istiodRssMiB"` // [seconds since Istiod start, MiB]
 	CRWrites         int                `json:"crWrites,omitempty"`
@@ -172,6 +174,8 @@ func harnessTable(run *harnessRun) string {
 	}
 	rows = append(rows,
 		row{"bridge peak RSS (MiB)", func(r *harnessResult) float64 { return r.BridgePeakRSSMiB }},
+		row{"bridge RSS at the end (MiB)", func(r *harnessResult) float64 { return r.BridgeRSSMiB }},
+		row{"bridge Go heap in use at the end (MiB)", func(r *harnessResult) float64 { return r.BridgeHeapMiB }},
 		row{"istiod peak RSS (MiB)", func(r *harnessResult) float64 { return r.IstiodPeakRSSMiB }},
 		row{"istiod RSS at the end (MiB)", func(r *harnessResult) float64 {
 			if len(r.IstiodRSSMiB) == 0 {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,6 +33,8 @@ import (
 //	MCP_BRIDGE_HARNESS_RATES=<r,...>    changes per second, one run of changes each (default 1,20)
 //	MCP_BRIDGE_HARNESS_CHANGES=<k>      changes per rate (default 4; 500 documented for the large runs)
 //	MCP_BRIDGE_HARNESS_BOUND=<d>        every change must reach the sidecar's EDS within this (default 5s)
+//	MCP_BRIDGE_HARNESS_PROFILES=<dir>   run the bridge with admin.profiling and save its heap profile
+//	                                    after the changes there, <mode>-heap.pprof
 //	MCP_BRIDGE_HARNESS_OUT=<dir>        write harness-<instances>.json there and re-plot every
 //	                                    harness-*.json of the directory as PNGs (default: a temporary directory, no plots)
 
@@ -38,6 +42,7 @@ type harnessConfig struct {
 	services, per int
 	modes         []string
 	shards        []int
+	profiles      string // directory for the bridge's heap profiles ("" = none)
 	rates         []float64
 	changes       int
 	bound         time.Duration
@@ -96,6 +101,7 @@ func harnessFromEnv(t *testing.T) harnessConfig {
 	c.changes = scaleEnvInt(t, "MCP_BRIDGE_HARNESS_CHANGES", c.changes)
 	c.bound = scaleEnvDuration(t, "MCP_BRIDGE_HARNESS_BOUND", c.bound)
 	c.out = os.Getenv("MCP_BRIDGE_HARNESS_OUT")
+	c.profiles = os.Getenv("MCP_BRIDGE_HARNESS_PROFILES")
 	if c.changes < 1 || c.bound <= 0 {
 		t.Fatalf("MCP_BRIDGE_HARNESS_CHANGES and _BOUND must be positive: %+v", c)
 	}
@@ -172,9 +178,12 @@ func TestScaleHarness(t *testing.T) {
 
 // harnessBridgeConfig is the bridge's configuration: one ZooKeeper registry per group, each
 // under its own chroot and writing its own namespace, no periodic resync during the run.
-func harnessBridgeConfig(est *hEstate, zkAddr, endpointMode string, shards int) string {
+func harnessBridgeConfig(est *hEstate, zkAddr, endpointMode string, shards int, profiling bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "log: {level: warn}\ntranslate:\n  endpointMode: %s\n", endpointMode)
+	if profiling {
+		b.WriteString("admin: {profiling: true}\n")
+	}
 	if shards > 1 {
 		// mcp.shards; StartBridge reads it and gives every shard a free port.
 		fmt.Fprintf(&b, "mcp:\n  shards: %d\n", shards)
@@ -219,7 +228,7 @@ func runHarnessMode(t *testing.T, hc harnessConfig, est *hEstate, admin *zk.Conn
 	}
 
 	start := time.Now()
-	b := servers.StartBridge(t, servers.BridgeOptions{Binary: binary, Config: harnessBridgeConfig(est, zkAddr, endpointMode, shards), ReadyTimeout: syncTimeout})
+	b := servers.StartBridge(t, servers.BridgeOptions{Binary: binary, Config: harnessBridgeConfig(est, zkAddr, endpointMode, shards, hc.profiles != ""), ReadyTimeout: syncTimeout})
 	res.BridgeReadyMs = msOf(time.Since(start))
 	bm := scaleBridgeMetrics(t, b)
 	res.ServiceEntries = metricSum(bm, "mcp_bridge_resources", map[string]string{"kind": "ServiceEntry"})
@@ -285,6 +294,11 @@ func runHarnessMode(t *testing.T, hc harnessConfig, est *hEstate, admin *zk.Conn
 	}
 	res.IstiodRSSMiB = rss.stop()
 	res.BridgePeakRSSMiB = float64(peakRSS(t, b.PID())) / (1 << 20)
+	res.BridgeRSSMiB = float64(procStatusKB(t, b.PID(), "VmRSS:")) / (1 << 10)
+	res.BridgeHeapMiB = metricSum(scaleBridgeMetrics(t, b), "go_memstats_heap_inuse_bytes", nil) / (1 << 20)
+	if hc.profiles != "" {
+		saveBridgeHeapProfile(t, b, filepath.Join(hc.profiles, strings.ReplaceAll(mode, "/", "-")+fmt.Sprintf("-shards%d-heap.pprof", shards)))
+	}
 	res.IstiodPeakRSSMiB = float64(peakRSS(t, cp.Istiod.PID())) / (1 << 20)
 	if m.writer != nil {
 		res.CRWrites, res.CRBytes = m.writer.stats()
@@ -441,21 +455,48 @@ func procCPUs(t *testing.T, procs map[string]int) map[string]time.Duration {
 // peakRSS is a process's peak resident set size (VmHWM) in bytes.
 func peakRSS(t *testing.T, pid int) int64 {
 	t.Helper()
+	return procStatusKB(t, pid, "VmHWM:") << 10
+}
+
+// procStatusKB is the kB figure of one field ("VmRSS:", "VmHWM:") of /proc/<pid>/status.
+func procStatusKB(t *testing.T, pid int, field string) int64 {
+	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		t.Fatalf("reading peak RSS of pid %d: %v", pid, err)
+		t.Fatalf("reading /proc/%d/status: %v", pid, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			if err != nil {
-				t.Fatalf("parsing VmHWM %q of pid %d: %v", rest, pid, err)
+				t.Fatalf("parsing %s %q of pid %d: %v", field, rest, pid, err)
 			}
-			return kb << 10
+			return kb
 		}
 	}
-	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
+}
+
+// saveBridgeHeapProfile writes the bridge's heap profile (admin.profiling) to path.
+func saveBridgeHeapProfile(t *testing.T, b *servers.Bridge, path string) {
+	t.Helper()
+	resp, err := http.Get("http://" + b.AdminAddr + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatalf("bridge heap profile: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("bridge heap profile: status %d, %v", resp.StatusCode, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("measure: bridge heap profile written to %s", path)
 }
 
 // rssSampler records a process's RSS every 500 ms: Istiod's RSS over the run.
