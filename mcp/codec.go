@@ -50,9 +50,12 @@ type passthroughCodec struct{ next encoding.CodecV2 }
 func (c passthroughCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if w, ok := v.(*wireResponse); ok {
 		w.passedThrough = true
-		out := make(mem.BufferSlice, 0, len(w.boxed)+2)
+		// One list per send (gRPC's reader consumes it), of references: the bytes are not copied.
+		out := make(mem.BufferSlice, 0, w.parts+2)
 		out = append(out, mem.SliceBuffer(w.header))
-		out = append(out, w.boxed...)
+		for _, c := range w.body {
+			out = append(out, c...)
+		}
 		return append(out, mem.SliceBuffer(w.trailer)), nil
 	}
 	return c.next.Marshal(v)
@@ -70,7 +73,8 @@ func (c passthroughCodec) Name() string { return protocodec.Name }
 // built without ServerOptions' codec still sends the right bytes, at the cost of a copy.
 type wireResponse struct {
 	header        []byte
-	boxed         []mem.Buffer // the resources, shared
+	body          [][]mem.Buffer // the resources, shared: the snapshot's chunks' parts
+	parts         int            // buffers in body
 	trailer       []byte
 	size          int
 	passedThrough bool
@@ -83,9 +87,9 @@ func newWireResponse(s *snapshot, body []byte, typeURL, nonce string) *wireRespo
 	trailer := make([]byte, 0, 4+len(typeURL)+len(nonce)+4)
 	trailer = protowire.AppendString(protowire.AppendTag(trailer, 4, protowire.BytesType), typeURL)
 	trailer = protowire.AppendString(protowire.AppendTag(trailer, 5, protowire.BytesType), nonce)
-	w := &wireResponse{header: s.header, boxed: s.boxed, trailer: trailer, size: s.size}
+	w := &wireResponse{header: s.header, body: s.body, parts: s.parts, trailer: trailer, size: s.size}
 	if body != nil {
-		w.boxed, w.size = []mem.Buffer{mem.SliceBuffer(body)}, len(body)
+		w.body, w.parts, w.size = [][]mem.Buffer{{mem.SliceBuffer(body)}}, 1, len(body)
 	}
 	w.size += len(w.header) + len(w.trailer)
 	return w
@@ -95,8 +99,10 @@ func newWireResponse(s *snapshot, body []byte, typeURL, nonce string) *wireRespo
 func (w *wireResponse) bytes() []byte {
 	raw := make([]byte, 0, w.size)
 	raw = append(raw, w.header...)
-	for _, b := range w.boxed {
-		raw = append(raw, b.ReadOnlyData()...)
+	for _, c := range w.body {
+		for _, b := range c {
+			raw = append(raw, b.ReadOnlyData()...)
+		}
 	}
 	return append(raw, w.trailer...)
 }

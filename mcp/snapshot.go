@@ -27,27 +27,51 @@ type entry struct {
 	srcVersion string // the caller's Version; "" forces a marshal on every Set
 	version    string // srcVersion, or a digest of the envelope when srcVersion is ""
 	cut        bool   // a chunk ends after this entry (decided by the key alone)
-	// wire is the entry exactly as it appears in DiscoveryResponse.resources (field tag, length,
-	// Any{type_url, value}), so a SotW body is the plain concatenation of its entries' wire.
-	// The Any's value, the envelope, is its tail: wire[envOff:].
-	wire   []byte
+	// parts is the entry exactly as it appears in DiscoveryResponse.resources (field tag, length,
+	// Any{type_url, value}), in up to three pieces so the body is not held twice: the head (tags,
+	// lengths, type URLs and the envelope's metadata, a few hundred bytes), the body's value
+	// itself (the caller's Resource.Body.Value, shared, never copied: for a ServiceEntry it is
+	// translate's encoding) and the body's unknown fields, if it has any; a body of at most
+	// inlineBodyBytes is copied into the head instead. A SotW body is the
+	// plain sequence of its entries' parts. Each is boxed once here so that no send allocates per
+	// piece. The Any's value, the envelope, starts at parts[0][envOff:].
+	parts  []mem.Buffer
 	envOff int
+	size   int // bytes in parts
 }
 
-func (e *entry) envelope() []byte { return e.wire[e.envOff:] }
+// envelope returns the istio.mcp.v1alpha1.Resource bytes in one new slice (Delta sends them as
+// an Any's value, which its proto codec copies anyway).
+func (e *entry) envelope() []byte {
+	env := make([]byte, 0, e.size-e.envOff)
+	env = append(env, e.parts[0].ReadOnlyData()[e.envOff:]...)
+	for _, p := range e.parts[1:] {
+		env = append(env, p.ReadOnlyData()...)
+	}
+	return env
+}
+
+// appendWire appends the entry's DiscoveryResponse.resources bytes to dst.
+func (e *entry) appendWire(dst []byte) []byte {
+	for _, p := range e.parts {
+		dst = append(dst, p.ReadOnlyData()...)
+	}
+	return dst
+}
 
 // chunkEntries is the average number of entries per chunk. A chunk ends after an entry whose
 // key hashes to 0 modulo chunkEntries, so boundaries depend on keys only: a change, insertion or
 // removal rebuilds one chunk (two when a boundary entry goes), and replicas cut alike.
 const chunkEntries = 256
 
-// chunk is a run of consecutive entries with their concatenated wire bytes and a digest of their
-// keys and versions. A snapshot's response body is its chunks' bytes in order; a chunk whose
-// entries did not change is shared with the previous snapshot, so a Set copies and hashes
-// O(changed) bytes, not the whole collection.
+// chunk is a run of consecutive entries with their parts in order (references to the entries'
+// bytes, not a copy) and a digest of their keys and versions. A snapshot's response body is its
+// chunks' parts in order; a chunk whose entries did not change is shared with the previous
+// snapshot, so a Set lists and hashes O(changed) entries, not the whole collection.
 type chunk struct {
 	entries []*entry
-	wire    []byte
+	parts   []mem.Buffer
+	size    int // bytes in parts
 	digest  [sha256.Size]byte
 }
 
@@ -59,10 +83,10 @@ type snapshot struct {
 	created    time.Time // when Set made it: push latency is measured from here
 	entries    []*entry  // sorted by (ns, name)
 	chunks     []*chunk
-	header     []byte       // DiscoveryResponse field 1 (version_info), shared by every response
-	body       [][]byte     // DiscoveryResponse field 2 (resources): the chunks' bytes
-	boxed      []mem.Buffer // body as gRPC buffers, boxed once rather than per send
-	size       int          // bytes in body
+	header     []byte         // DiscoveryResponse field 1 (version_info), shared by every response
+	body       [][]mem.Buffer // DiscoveryResponse field 2 (resources): the chunks' parts
+	parts      int            // buffers in body: a send lists them all (codec.go)
+	size       int            // bytes in body
 	// What changed since the snapshot this one was built from, so a Delta client that has exactly
 	// that base is answered in O(changed).
 	baseVersion string
@@ -107,7 +131,7 @@ func (s *snapshot) changedAfter(seq uint64) time.Time {
 // buildStats says what building a snapshot cost; the server turns it into metrics.
 type buildStats struct {
 	marshalled, marshalledBytes int
-	builtBytes                  int      // response body bytes assembled (new chunks)
+	builtBytes                  int      // response body bytes listed in new chunks (referenced, not copied)
 	skipped                     []string // resources not served, with the reason
 }
 
@@ -198,7 +222,7 @@ func mergeResources(collection string, prev *snapshot, rs []*Resource) (*snapsho
 			continue
 		}
 		st.marshalled++
-		st.marshalledBytes += len(e.wire)
+		st.marshalledBytes += e.size
 		if was != nil && was.version == e.version {
 			e = was // same content under an empty Version: keep the old entry, nothing changed
 		} else {
@@ -234,15 +258,15 @@ func (s *snapshot) finish(prev *snapshot) int {
 			continue
 		}
 		c := newChunk(run)
-		built += len(c.wire)
+		built += c.size
 		s.chunks = append(s.chunks, c)
 	}
 	h := sha256.New()
 	for _, c := range s.chunks {
 		h.Write(c.digest[:])
-		s.body = append(s.body, c.wire)
-		s.boxed = append(s.boxed, mem.SliceBuffer(c.wire))
-		s.size += len(c.wire)
+		s.body = append(s.body, c.parts)
+		s.parts += len(c.parts)
+		s.size += c.size
 	}
 	s.version = hex.EncodeToString(h.Sum(nil)[:8])
 	s.header = protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), s.version)
@@ -252,67 +276,151 @@ func (s *snapshot) finish(prev *snapshot) int {
 func newChunk(run []*entry) *chunk {
 	c := &chunk{entries: slices.Clone(run)} // own array: never pins an old snapshot's entries
 	h := sha256.New()
-	size := 0
+	n := 0
 	for _, e := range run {
 		h.Write([]byte(e.key))
 		h.Write([]byte{0})
 		h.Write([]byte(e.version))
 		h.Write([]byte{0})
-		size += len(e.wire)
+		n += len(e.parts)
+		c.size += e.size
 	}
 	h.Sum(c.digest[:0])
-	c.wire = concatWire(run, size)
+	c.parts = coalesce(run, n)
 	return c
 }
 
-func concatWire(entries []*entry, size int) []byte {
-	if size < 0 {
-		size = 0
-		for _, e := range entries {
-			size += len(e.wire)
+// coalesceBytes is the largest part a chunk copies rather than references: runs of small parts
+// (heads, small bodies) become one buffer, because gRPC's per-buffer cost on a send outweighs
+// copying a few hundred bytes once per chunk build (BenchmarkPhysicalLimit/WorkloadEntry).
+const coalesceBytes = 1024
+
+// coalesce lists run's parts for a chunk: each part over coalesceBytes referenced as it is, the
+// parts between them copied together (into one array for the chunk, sized up front).
+func coalesce(run []*entry, n int) []mem.Buffer {
+	total := 0
+	for _, e := range run {
+		for _, p := range e.parts {
+			if p.Len() <= coalesceBytes {
+				total += p.Len()
+			}
 		}
+	}
+	small := make([]byte, 0, total)
+	out := make([]mem.Buffer, 0, min(n, 2*len(run)+1))
+	start := 0
+	flush := func() {
+		if len(small) > start {
+			out = append(out, mem.SliceBuffer(small[start:len(small):len(small)]))
+			start = len(small)
+		}
+	}
+	for _, e := range run {
+		for _, p := range e.parts {
+			if p.Len() > coalesceBytes {
+				flush()
+				out = append(out, p)
+				continue
+			}
+			small = append(small, p.ReadOnlyData()...)
+		}
+	}
+	flush()
+	return slices.Clip(out)
+}
+
+func concatWire(entries []*entry) []byte {
+	size := 0
+	for _, e := range entries {
+		size += e.size
 	}
 	body := make([]byte, 0, size)
 	for _, e := range entries {
-		body = append(body, e.wire...)
+		body = e.appendWire(body)
 	}
 	return body
 }
 
+// inlineBodyBytes is the largest body copied into its entry rather than shared with the caller.
+const inlineBodyBytes = 256
+
 // marshalEntry wraps r in its istio.mcp.v1alpha1.Resource envelope and encodes it straight into
-// its DiscoveryResponse.resources form.
+// its DiscoveryResponse.resources form, leaving the body's value where the caller holds it.
+//
+// The bytes are those of proto.MarshalOptions{Deterministic: true} of the DiscoveryResponse
+// (TestWireBytesEqualMarshal): Go's protobuf writes known fields in field-number order and
+// unknown fields last, so the envelope is metadata (field 1), then body (field 2) as the Any's
+// type_url (1), value (2, the shared bytes) and unknown fields.
 func marshalEntry(r *Resource) (*entry, error) {
 	key := r.Namespace + "/" + r.Name
-	env := &mcpapi.Resource{
-		Metadata: &mcpapi.Metadata{Name: key, Version: r.Version, Labels: r.Labels, Annotations: r.Annotations},
-		Body:     r.Body,
+	meta := &mcpapi.Resource{Metadata: &mcpapi.Metadata{Name: key, Version: r.Version, Labels: r.Labels, Annotations: r.Annotations}}
+	metaLen := proto.MarshalOptions{Deterministic: true}.Size(meta)
+	typeURL, value, unknown := r.Body.GetTypeUrl(), r.Body.GetValue(), []byte(r.Body.ProtoReflect().GetUnknown())
+	bodyLen := len(unknown)
+	if typeURL != "" {
+		bodyLen += protowire.SizeTag(1) + protowire.SizeBytes(len(typeURL))
 	}
-	envLen := proto.MarshalOptions{Deterministic: true}.Size(env)
+	if len(value) > 0 {
+		bodyLen += protowire.SizeTag(2) + protowire.SizeBytes(len(value))
+	}
+	envLen := metaLen + protowire.SizeTag(2) + protowire.SizeBytes(bodyLen)
 	anyLen := protowire.SizeTag(1) + protowire.SizeBytes(len(istio.MCPResourceTypeURL)) +
 		protowire.SizeTag(2) + protowire.SizeBytes(envLen)
-	wire := make([]byte, 0, protowire.SizeTag(2)+protowire.SizeBytes(anyLen))
-	wire = protowire.AppendTag(wire, 2, protowire.BytesType)
-	wire = protowire.AppendVarint(wire, uint64(anyLen))
-	wire = protowire.AppendTag(wire, 1, protowire.BytesType)
-	wire = protowire.AppendString(wire, istio.MCPResourceTypeURL)
-	wire = protowire.AppendTag(wire, 2, protowire.BytesType)
-	wire = protowire.AppendVarint(wire, uint64(envLen))
-	envOff := len(wire)
-	wire, err := proto.MarshalOptions{Deterministic: true, UseCachedSize: true}.MarshalAppend(wire, env)
+	envHead := metaLen + protowire.SizeTag(2) + protowire.SizeVarint(uint64(bodyLen)) + bodyLen - len(value) - len(unknown)
+	headLen := protowire.SizeTag(2) + protowire.SizeBytes(anyLen) - (envLen - envHead)
+	if len(value)+len(unknown) <= inlineBodyBytes {
+		headLen += len(value) + len(unknown)
+	}
+	head := make([]byte, 0, headLen)
+	head = protowire.AppendTag(head, 2, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(anyLen))
+	head = protowire.AppendTag(head, 1, protowire.BytesType)
+	head = protowire.AppendString(head, istio.MCPResourceTypeURL)
+	head = protowire.AppendTag(head, 2, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(envLen))
+	envOff := len(head)
+	head, err := proto.MarshalOptions{Deterministic: true, UseCachedSize: true}.MarshalAppend(head, meta)
 	if err != nil {
 		return nil, fmt.Errorf("marshalling the MCP envelope: %w", err)
 	}
-	if len(wire)-envOff != envLen {
+	if len(head)-envOff != metaLen {
 		// The caller mutated the resource while we marshalled it; refuse rather than send garbage.
 		return nil, fmt.Errorf("marshalling the MCP envelope: size changed during marshal (resource mutated concurrently?)")
+	}
+	head = protowire.AppendTag(head, 2, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(bodyLen))
+	if typeURL != "" {
+		head = protowire.AppendTag(head, 1, protowire.BytesType)
+		head = protowire.AppendString(head, typeURL)
+	}
+	if len(value) > 0 {
+		head = protowire.AppendTag(head, 2, protowire.BytesType)
+		head = protowire.AppendVarint(head, uint64(len(value)))
+	}
+	if len(value)+len(unknown) <= inlineBodyBytes {
+		// A small body is cheaper copied than referenced (each buffer costs ~60 B here and in
+		// every send, and gRPC copies buffer by buffer).
+		head = append(append(head, value...), unknown...)
+		value, unknown = nil, nil
+	}
+	parts := make([]mem.Buffer, 1, 3)
+	parts[0] = mem.SliceBuffer(head)
+	if len(value) > 0 {
+		parts = append(parts, mem.SliceBuffer(value))
+	}
+	if len(unknown) > 0 {
+		parts = append(parts, mem.SliceBuffer(unknown))
 	}
 	kh := fnv.New64a()
 	kh.Write([]byte(key))
 	e := &entry{src: r, ns: r.Namespace, name: r.Name, key: key, srcVersion: r.Version, version: r.Version,
-		cut: kh.Sum64()%chunkEntries == 0, wire: wire, envOff: envOff}
+		cut: kh.Sum64()%chunkEntries == 0, parts: parts, envOff: envOff, size: len(head) + len(value) + len(unknown)}
 	if e.version == "" {
-		sum := sha256.Sum256(e.envelope())
-		e.version = "sha256:" + hex.EncodeToString(sum[:8])
+		h := sha256.New()
+		h.Write(head[envOff:])
+		h.Write(value)
+		h.Write(unknown)
+		e.version = "sha256:" + hex.EncodeToString(h.Sum(nil)[:8])
 	}
 	return e, nil
 }

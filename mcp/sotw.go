@@ -274,5 +274,5 @@ func filteredBody(snap *snapshot, names []string) ([]byte, int) {
 			picked = append(picked, e)
 		}
 	}
-	return concatWire(picked, -1), len(picked) // never nil: an empty body is not the shared one
+	return concatWire(picked), len(picked) // never nil: an empty body is not the shared one
 }
