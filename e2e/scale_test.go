@@ -858,6 +858,13 @@ func (w *edsWatch) update(f func()) {
 	w.kick = make(chan struct{})
 }
 
+// peek runs f under the lock, once.
+func (w *edsWatch) peek(f func(w *edsWatch)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f(w)
+}
+
 // wait runs cond under the lock after every response until it returns nil, failing the test
 // after timeout with cond's last answer.
 func (w *edsWatch) wait(t *testing.T, what string, timeout time.Duration, cond func(w *edsWatch) error) {

@@ -361,37 +361,54 @@ func (m *harnessMode) runRate(t *testing.T, rate float64, idleMs map[string]floa
 	if m.writer != nil {
 		crd0, crdB0 = m.writer.stats()
 	}
+	seen := []time.Time{}
+	mark := func(w *edsWatch) error {
+		var missing error
+		for n, c := range pending {
+			if !seen[n].IsZero() {
+				continue
+			}
+			s := m.est.services[c.i]
+			latest, ok := time.Time{}, true
+			for p, cl := range s.clusters {
+				addr := fmt.Sprintf("%s:%d", s.insts[c.j].addr, s.ports[p])
+				if !slices.ContainsFunc(w.endpoints[cl], func(e xdsview.Endpoint) bool { return e.Address == addr && e.Weight == c.weight }) {
+					ok = false
+					if missing == nil {
+						missing = fmt.Errorf("cluster %s: %s does not have weight %d yet", cl, addr, c.weight)
+					}
+					break
+				}
+				latest = maxTime(latest, w.changed[cl])
+			}
+			// An update from before the write cannot be the one that brought it (the same
+			// instance changed back and forth within the rate).
+			if ok && !latest.Before(c.written) {
+				seen[n] = latest
+			}
+		}
+		return missing
+	}
 	start := time.Now()
 	for n := range m.hc.changes {
 		time.Sleep(time.Until(start.Add(time.Duration(n) * every)))
+		m.view.peek(func(w *edsWatch) { _ = mark(w) })
 		i := m.est.pick(*m.k)
 		j := *m.k % len(m.est.services[i].insts)
 		written := time.Now()
 		w := m.est.change(t, m.admin, i, j, *m.k)
-		pending = append(pending, change{i: i, j: j, weight: w, written: written})
+		m.view.peek(func(*edsWatch) {
+			pending = append(pending, change{i: i, j: j, weight: w, written: written})
+			seen = append(seen, time.Time{})
+		})
 		*m.k++
 	}
-	var seen []time.Time
-	m.view.wait(t, fmt.Sprintf("%d changes at %v/s", m.hc.changes, rate), max(m.hc.bound*3, 30*time.Second), func(w *edsWatch) error {
-		for _, c := range pending {
-			s := m.est.services[c.i]
-			for p, cl := range s.clusters {
-				addr := fmt.Sprintf("%s:%d", s.insts[c.j].addr, s.ports[p])
-				if !slices.ContainsFunc(w.endpoints[cl], func(e xdsview.Endpoint) bool { return e.Address == addr && e.Weight == c.weight }) {
-					return fmt.Errorf("cluster %s: %s does not have weight %d yet", cl, addr, c.weight)
-				}
-			}
-		}
-		seen = seen[:0]
-		for _, c := range pending {
-			latest := time.Time{}
-			for _, cl := range m.est.services[c.i].clusters {
-				latest = maxTime(latest, w.changed[cl])
-			}
-			seen = append(seen, latest)
-		}
-		return nil
-	})
+	// A change is seen when its cluster first carries its weight: the time of that cluster's
+	// update is taken then, not at the end, because a later change to the same service (the
+	// pick can land on one service twice in a rate at small sizes) moves the cluster's time on.
+	// mark runs between the changes as well as in the final wait, so a change is timed by the
+	// update that brought it, not by a later one.
+	m.view.wait(t, fmt.Sprintf("%d changes at %v/s", m.hc.changes, rate), max(m.hc.bound*3, 30*time.Second), mark)
 	window := time.Since(start)
 	for name, busy := range procCPUs(t, m.procs) {
 		rr.CPUPerChangeMs[name] = ((busy-cpu0[name]).Seconds()*1e3 - idleMs[name]*window.Seconds()) / float64(len(pending))
