@@ -15,6 +15,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/registry/consul"
+	"github.com/mcp-bridge/mcp-bridge/translate"
 )
 
 // startPipeline runs the real bridge pipeline (package pipeline, as `mcp-bridge serve` runs
@@ -25,6 +26,9 @@ func startPipeline(t testing.TB, cfg consul.Config) (*pipeline.Pipeline, *mcpcli
 	cfg = cfg.WithDefaults() // as loading a configuration file does
 	conf := &config.Config{Registries: []config.Registry{{Name: "consul", Type: "consul", Config: &cfg}}}
 	conf.Translate.Registries = conf.TranslateRegistries()
+	// Every registry label, as before lean labels: this test checks the adapter's mapping of the
+	// registry's data; which labels routing keeps is translate's (its own tests).
+	conf.Translate.Labels.Mode = translate.LabelModeAll
 	p, err := pipeline.New(conf, pipeline.Options{})
 	if err != nil {
 		t.Fatal(err)

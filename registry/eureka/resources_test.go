@@ -16,7 +16,10 @@ var eurekaHosts = translate.HostTemplates{Application: `{{.Name}}.eureka`, Dubbo
 // does, and renders every resource with its spec for golden files.
 func resources(t testing.TB, services []*registry.Service) []map[string]any {
 	t.Helper()
-	tr, err := translate.New(translate.Options{Registries: []translate.RegistryOptions{{Name: "eureka", Hosts: eurekaHosts}}})
+	// Every registry label, as before lean labels: this test checks the adapter's mapping of the
+	// registry's data; which labels routing keeps is translate's (its own tests).
+	tr, err := translate.New(translate.Options{Labels: translate.LabelOptions{Mode: translate.LabelModeAll},
+		Registries: []translate.RegistryOptions{{Name: "eureka", Hosts: eurekaHosts}}})
 	if err != nil {
 		t.Fatal(err)
 	}

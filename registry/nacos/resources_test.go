@@ -12,6 +12,7 @@ import (
 	"github.com/mcp-bridge/mcp-bridge/pipeline"
 	"github.com/mcp-bridge/mcp-bridge/registry"
 	"github.com/mcp-bridge/mcp-bridge/registry/nacos"
+	"github.com/mcp-bridge/mcp-bridge/translate"
 
 	"github.com/mcp-bridge/mcp-bridge/e2e/testkit"
 	"github.com/mcp-bridge/mcp-bridge/internal/golden"
@@ -37,6 +38,9 @@ func TestEstateResources(t *testing.T) {
 	}
 	cfg := &config.Config{Registries: []config.Registry{{Name: "nacos", Type: "nacos", Config: &nacos.Config{}}}}
 	cfg.Translate.Registries = cfg.TranslateRegistries()
+	// Every registry label, as before lean labels: this test checks the adapter's mapping of the
+	// registry's data; which labels routing keeps is translate's (its own tests).
+	cfg.Translate.Labels.Mode = translate.LabelModeAll
 	out, err := pipeline.Render(context.Background(), cfg, pipeline.Options{
 		NewAdapter: func(config.Registry, registry.Options) (registry.Adapter, error) { return replay(services), nil },
 	}, 10*time.Second)

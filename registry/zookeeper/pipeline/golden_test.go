@@ -38,7 +38,7 @@ func TestGoldenIstio(t *testing.T) {
 	zkType, _ := registries.Lookup("zookeeper")
 	for _, mode := range []string{translate.EndpointModeWorkloadEntry, translate.EndpointModeInline} {
 		t.Run(mode, func(t *testing.T) {
-			tr, err := translate.New(translate.Options{EndpointMode: mode,
+			tr, err := translate.New(translate.Options{EndpointMode: mode, Labels: translate.LabelOptions{Mode: translate.LabelModeAll}, // every label: the adapter's mapping is what is checked
 				Registries: []translate.RegistryOptions{{Name: "zk", Hosts: zkType.DefaultHosts, Namespace: "zk"}}})
 			if err != nil {
 				t.Fatal(err)
