@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/mcp-bridge/mcp-bridge/e2e/servers"
 	"github.com/mcp-bridge/mcp-bridge/e2e/xdsview"
-	"github.com/mcp-bridge/mcp-bridge/e2e/zktest"
 )
 
 // istiodHeldResponses is how many MCP responses Istiod keeps for its whole life per xds://
@@ -73,27 +70,16 @@ func TestIstiodMemoryPlateau(t *testing.T) {
 		}
 	}
 	z := servers.StartZooKeeper(t)
-	admin := zktest.Session(t, z.Addr())
-	est := &pacingEstate{services: services, perService: perService, present: map[[2]int]bool{}}
-	paths := map[[2]int]string{}
-	var nodes []zktest.Node
-	for s := range est.services {
-		for i := range est.perService {
-			paths[[2]int{s, i}] = est.node(s, i)
-			nodes = append(nodes, zktest.Node{Path: paths[[2]int{s, i}]})
-			est.present[[2]int{s, i}] = true
-		}
-	}
-	zktest.CreateMany(t, admin, nodes)
+	est := newZKPacing(t, z, services, perService)
 	for _, tc := range []istiodMemCase{
 		{name: "unfilled"},
 		{name: "primed", fill: true, flatFromStart: true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { runIstiodMem(t, z, admin, est, paths, tc) })
+		t.Run(tc.name, func(t *testing.T) { runIstiodMem(t, z, est, tc) })
 	}
 }
 
-func runIstiodMem(t *testing.T, z *servers.ZooKeeper, admin *zk.Conn, est *pacingEstate, paths map[[2]int]string, tc istiodMemCase) {
+func runIstiodMem(t *testing.T, z *servers.ZooKeeper, est *zkPacing, tc istiodMemCase) {
 	// Responses (not changes: under pacing several changes make one response) in phase 2.
 	phase2 := scaleEnvInt(t, "MCP_BRIDGE_ISTIODMEM_RESPONSES", 50)
 	interval := scaleEnvDuration(t, "MCP_BRIDGE_ISTIODMEM_INTERVAL", 150*time.Millisecond)
@@ -114,11 +100,10 @@ func runIstiodMem(t *testing.T, z *servers.ZooKeeper, admin *zk.Conn, est *pacin
 	defer cp.Istiod.Stop(5 * time.Second)
 	view := xdsview.Connect(t, cp.Istiod.GRPCAddr, xdsview.Options{})
 	defer view.Close()
-	cluster := func(s int) string { return outboundCluster(est.host(s), zkDubboPort, "") }
 	waitFor := func(what string, svcs ...int) {
 		view.WaitFor(t, what, 2*time.Minute, func(snap *xdsview.Snapshot) error {
 			for _, s := range svcs {
-				if err := endpointsMatch(snap, cluster(s), est.want(s)); err != nil {
+				if err := endpointsMatch(snap, est.cluster(s), est.want(s)); err != nil {
 					return err
 				}
 			}
@@ -157,7 +142,7 @@ func runIstiodMem(t *testing.T, z *servers.ZooKeeper, admin *zk.Conn, est *pacin
 	change := func(n int) {
 		for k := range n {
 			s := k % services
-			est.toggle(t, admin, paths, s)
+			est.change(t, s)
 			time.Sleep(interval)
 		}
 		waitFor("the last change", (n-1)%services)

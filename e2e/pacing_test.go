@@ -273,21 +273,27 @@ func pacingBurst(t *testing.T, r *pacingResult, b *servers.Bridge, cp *servers.C
 	r.burstShareP99 = histQuantile(subtractHist(after, before), "mcp_bridge_change_to_send_seconds", 0.99)
 }
 
-// zkPacing is the ZooKeeper row: S Dubbo 2 interfaces with P providers each; a change registers
-// or deregisters a service's provider 0.
+// zkPacing is the ZooKeeper row (and the Istiod memory test's estate): S Dubbo 2 interfaces with
+// P providers each; a change registers or deregisters a service's provider 0.
 type zkPacing struct {
-	addr    string
-	admin   *zk.Conn
-	present map[[2]int]bool   // (service, instance) registered
-	paths   map[[2]int]string // its node (with the timestamp it was created with)
+	addr                 string
+	admin                *zk.Conn
+	services, perService int
+	present              map[[2]int]bool   // (service, instance) registered
+	paths                map[[2]int]string // its node (with the timestamp it was created with)
 }
 
 func startZKPacing(t *testing.T) pacingRegistry {
-	z := servers.StartZooKeeper(t)
-	e := &zkPacing{addr: z.Addr(), admin: zktest.Session(t, z.Addr()), present: map[[2]int]bool{}, paths: map[[2]int]string{}}
+	return newZKPacing(t, servers.StartZooKeeper(t), pacingServices, pacingPerService)
+}
+
+// newZKPacing registers services x perService providers in z.
+func newZKPacing(t *testing.T, z *servers.ZooKeeper, services, perService int) *zkPacing {
+	e := &zkPacing{addr: z.Addr(), admin: zktest.Session(t, z.Addr()), services: services, perService: perService,
+		present: map[[2]int]bool{}, paths: map[[2]int]string{}}
 	var nodes []zktest.Node
-	for s := range pacingServices {
-		for i := range pacingPerService {
+	for s := range services {
+		for i := range perService {
 			e.paths[[2]int{s, i}] = e.node(s, i)
 			nodes = append(nodes, zktest.Node{Path: e.paths[[2]int{s, i}]})
 			e.present[[2]int{s, i}] = true
@@ -315,7 +321,7 @@ func (e *zkPacing) cluster(s int) string {
 
 func (e *zkPacing) want(s int) []xdsview.Endpoint {
 	eps := []xdsview.Endpoint{}
-	for i := range pacingPerService {
+	for i := range e.perService {
 		if e.present[[2]int{s, i}] {
 			eps = append(eps, xdsview.Endpoint{Address: fmt.Sprintf("%s:%d", e.ip(s, i), zkDubboPort), Weight: zkDefaultWeight})
 		}
